@@ -1,0 +1,28 @@
+"""Named model configurations.  ``build_model(config)`` rebuilds any of them from the JSON
+dictionary stored beside a checkpoint (``config["model"]`` names the configuration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpnn.models.base import PropertyModel
+from mpnn.models.enn_s2s import EnnS2SConfig, enn_s2s
+
+MODELS = {"enn_s2s": (EnnS2SConfig, enn_s2s)}
+
+
+def build_model(config: dict[str, Any]) -> PropertyModel:
+    """A fresh model from ``{"model": name, **hyperparameters}``; unknown keys are an error."""
+    settings = dict(config)
+    name = settings.pop("model", None)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    config_type, build = MODELS[name]
+    try:
+        parsed = config_type(**settings)
+    except TypeError as error:
+        raise ValueError(f"model {name}: {error}") from None
+    return build(parsed)
+
+
+__all__ = ["MODELS", "EnnS2SConfig", "PropertyModel", "build_model", "enn_s2s"]
