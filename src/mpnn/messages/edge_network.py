@@ -154,17 +154,16 @@ class EdgeNetwork(nn.Module):
             ctx.layout = BlockLayout(z1, batch.ptr) if complete else SlotLayout(z1, source, target, num_nodes)
         return ctx
 
-    def _contracted_weight(self) -> Tensor:
-        """((H+1)·d_in, d_out): W2 and b2 rearranged so that m_v = vec(S_v) @ weight."""
+    def _augmented_weight(self) -> Tensor:
+        """(d_in, d_out, H+1): W2 with b2 as its last column, in A's (d_in, d_out) layout."""
         w = torch.cat([self.matrix.weight, self.matrix.bias.unsqueeze(1)], dim=1)
-        w = w.view(self.in_dim, self.out_dim, -1).permute(2, 0, 1)
-        return w.reshape(-1, self.out_dim)
+        return w.view(self.in_dim, self.out_dim, -1)
 
     # -- every step ---------------------------------------------------------------------------
     def forward(self, h: Tensor, ctx: EdgeContext) -> Tensor:
         """h (N, d_in) -> aggregated messages (N, d_out)."""
         if ctx.path == "contracted":
-            m = ctx.layout.messages(h, self._contracted_weight())
+            m = ctx.layout.messages(h, self._augmented_weight())
         else:
             matrices = ctx.matrices
             if matrices is None:

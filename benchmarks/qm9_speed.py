@@ -1,0 +1,109 @@
+"""Throughput of our enn-s2s against PyTorch Geometric's QM9 NNConv example, same molecules.
+
+Both models: d = 64, T = 3 tied steps, edge network 5/6 -> 128 -> 64·64, set2set 3 steps,
+complete graphs, batch 128, Adam, float32.  Each model's time includes its own batching from
+per-molecule records (our collate; PyG's Complete + Distance transforms and Batch.from_data_list).
+Prints molecules/s of training (forward, backward, Adam step) and inference, and the ratios.
+
+    python benchmarks/qm9_speed.py [--molecules 2048] [--seconds 30] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from common import load_qm9, machine, our_batch, rate
+from pyg_reference import PygLoader, PygNNConvNet, to_pyg
+
+from mpnn.data.qm9 import TARGETS
+from mpnn.models import build_model
+
+U0 = TARGETS.index("U0")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--molecules", type=int, default=2048)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seconds", type=float, default=30.0, help="minimum time per measurement")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--bundled", action="store_true", help="use the bundled subset, not ../shared")
+    parser.add_argument("--skip-pyg", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    data, source = load_qm9(full=not args.bundled)
+    pick = np.random.default_rng(0).permutation(len(data))[: args.molecules]
+    data = data.subset(pick)
+    mean, std = data.y[:, U0].mean(), data.y[:, U0].std()
+    chunks = [
+        list(range(i, min(i + args.batch_size, len(data)))) for i in range(0, len(data), args.batch_size)
+    ]
+    print(
+        f"# {source}: {len(data)} molecules, {data.num_atoms / len(data):.1f} atoms/molecule, "
+        f"batch {args.batch_size}, float32\n# {machine()}"
+    )
+
+    ours = build_model({"model": "enn_s2s", "dim": 64, "edge_hidden": [128], "steps": 3, "set2set_steps": 3})
+    ours.set_standardization(mean.view(1).float(), std.view(1).float())
+    our_opt = torch.optim.Adam(ours.parameters(), lr=1e-3)
+
+    def our_train(chunk):
+        batch = our_batch(data, chunk)
+        our_opt.zero_grad()
+        target = (batch.y[:, U0 : U0 + 1] - ours.mean) / ours.std
+        torch.nn.functional.mse_loss(ours.standardized(batch), target).backward()
+        our_opt.step()
+
+    @torch.no_grad()
+    def our_infer(chunk):
+        ours(our_batch(data, chunk))
+
+    results = {"mpnn enn-s2s": (rate(our_train, chunks, args.seconds), rate(our_infer, chunks, args.seconds))}
+
+    if not args.skip_pyg:
+        pyg = PygNNConvNet(data.x.shape[1])
+        pyg_opt = torch.optim.Adam(pyg.parameters(), lr=1e-3)
+        loader = PygLoader([to_pyg(data[i]) for i in range(len(data))])
+
+        def pyg_train(chunk):
+            batch = loader.batch(chunk)
+            pyg_opt.zero_grad()
+            target = ((batch.y[:, U0] - mean) / std).float().view(-1, 1)
+            torch.nn.functional.mse_loss(pyg(batch), target).backward()
+            pyg_opt.step()
+
+        @torch.no_grad()
+        def pyg_infer(chunk):
+            pyg(loader.batch(chunk))
+
+        results["PyG NNConv example"] = (
+            rate(pyg_train, chunks, args.seconds),
+            rate(pyg_infer, chunks, args.seconds),
+        )
+
+    # float32 against float64 on the same weights and molecules (our model)
+    batch = our_batch(data, chunks[0], dtype=torch.float64)
+    with torch.no_grad():
+        p64 = ours.double()(batch)
+        p32 = ours.float()(batch.to(dtype=torch.float32)).double()
+    deviation = float((p32 - p64).abs().max() / p64.std())
+
+    print("\n| model | train mol/s | inference mol/s |\n|---|---:|---:|")
+    for name, (train, infer) in results.items():
+        print(f"| {name} | {train:.1f} | {infer:.1f} |")
+    if "PyG NNConv example" in results:
+        (ot, oi), (pt, pi) = results["mpnn enn-s2s"], results["PyG NNConv example"]
+        print(f"| **ratio mpnn / PyG** | **{ot / pt:.1f}x** | **{oi / pi:.1f}x** |")
+    print(
+        f"\nfloat32 vs float64 (our model, {len(chunks[0])} molecules): "
+        f"max |difference| = {deviation:.1e} x std of the predictions"
+    )
+
+
+if __name__ == "__main__":
+    main()
