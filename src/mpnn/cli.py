@@ -1,0 +1,355 @@
+"""The ``mpnn`` command: ``train``, ``evaluate`` and ``predict``.
+
+Every :class:`~mpnn.errors.MpnnError`, unreadable file and bad argument ends the command with
+one line ``mpnn: error: <message>`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+
+from mpnn.errors import DataError, MpnnError
+
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+DEFAULT_TIME_BUDGET = 180.0
+
+
+class UsageError(MpnnError):
+    """A bad command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are :class:`UsageError` (one line, exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+TRAIN_EPILOG = """\
+With no options, `mpnn train` trains one enn-s2s model on all 13 QM9 targets jointly on the
+bundled subset (4,000 molecules: 3,200 train, 400 valid, 400 test) for 180 s, then prints
+the test errors (about 3-4 minutes on 2 CPU cores). Running it again with the same --out
+resumes the run from last.pt (options given again must match, except the training length and
+--patience).
+
+examples:
+  mpnn train                                  # the demo
+  mpnn train --target U0 --epochs 50          # one model
+  mpnn train --target U0,gap --time-budget 600   # one model per target, 600 s each
+  mpnn train --target all --joint --data qm9_dsgdb9nsd.xyz.tar.xz --epochs 300
+"""
+
+
+def _add_data_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help=f"QM9 release archive (.tar.xz, .tar.bz2, ...) or folder of its xyz files {what}",
+    )
+    parser.add_argument(
+        "--uncharacterized",
+        metavar="PATH",
+        help="QM9 uncharacterized.txt (molecules to drop); default: found beside --data",
+    )
+    parser.add_argument(
+        "--atomref",
+        metavar="PATH",
+        help="QM9 atomref.txt; default: found beside --data, else the bundled copy",
+    )
+    parser.add_argument("--workers", type=_positive_int, metavar="N", help="processes for featurisation")
+
+
+def _train_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train enn-s2s on QM9 and report test errors",
+        description="Train enn-s2s (Gilmer et al. 2017) on QM9 targets and report test MAE.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_data_options(p, "(default: the bundled 4,000-molecule subset)")
+    p.add_argument(
+        "--target",
+        metavar="NAMES",
+        help="'U0', 'U0,gap' or 'all' (one model per target unless --joint); default: all 13 targets jointly",
+    )
+    p.add_argument("--joint", action="store_true", default=None, help="one model for all the targets")
+    p.add_argument("--subset", type=_positive_int, metavar="N", help="use N random molecules")
+    p.add_argument(
+        "--valid",
+        type=_count,
+        metavar="N",
+        help="validation molecules (default: 10%% bundled; 10,000, at most 10%%, with --data)",
+    )
+    p.add_argument("--test", type=_count, metavar="N", help="test molecules (default as --valid)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs per model")
+    length.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        metavar="S",
+        help=f"seconds of training per model (default: {DEFAULT_TIME_BUDGET:g})",
+    )
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="default: 32")
+    p.add_argument("--lr", type=_positive_float, help="initial learning rate (default: 1e-3)")
+    p.add_argument(
+        "--decay-start",
+        type=float,
+        metavar="F",
+        help="fraction of training after which the learning rate decays linearly (default: 0.5)",
+    )
+    p.add_argument("--decay-factor", type=float, metavar="F", help="final lr = lr * F (default: 0.05)")
+    p.add_argument("--clip", type=float, metavar="G", help="gradient-norm clip, 0: none (default: 4.0)")
+    p.add_argument(
+        "--patience",
+        type=_count,
+        metavar="N",
+        help="stop after N epochs without a better validation error, 0: never (default: 30)",
+    )
+    p.add_argument("--seed", type=int, help="seed of weights, subset, split and order (default: 0)")
+    p.add_argument("--dim", type=_positive_int, metavar="D", help="node state width (default: 64)")
+    p.add_argument("--steps", type=_positive_int, metavar="T", help="message passing steps (default: 3)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<date-time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    p.set_defaults(func=cmd_train)
+
+
+def _evaluate_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="test errors of a trained run",
+        description="Print MAE and MAE / chemical accuracy of a trained run on one split.",
+    )
+    p.add_argument("checkpoint_dir", metavar="CHECKPOINT_DIR", help="a `mpnn train` output folder")
+    _add_data_options(p, "(default: the data the run was trained on)")
+    p.add_argument("--split", choices=("test", "valid", "train"), default="test")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _predict_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="predict targets for xyz files",
+        description="Predict the run's targets for QM9-format xyz files (bonds from their "
+        "SMILES) or plain xyz files (bonds from the geometry; multi-frame files allowed).",
+    )
+    p.add_argument("checkpoint_dir", metavar="CHECKPOINT_DIR", help="a `mpnn train` output folder")
+    p.add_argument("inputs", nargs="+", metavar="FILES_OR_FOLDERS", help="xyz files or folders")
+    p.add_argument("--out", default="predictions.csv", metavar="CSV", help="default: %(default)s")
+    p.set_defaults(func=cmd_predict)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mpnn`` argument parser."""
+    parser = _Parser(prog="mpnn", description="Neural message passing for quantum chemistry (QM9).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    _predict_parser(sub)
+    return parser
+
+
+# -- train ----------------------------------------------------------------------------------------
+def _resolve(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by dotted :class:`RunSpec` name."""
+    from mpnn.train.run import parse_targets
+
+    given: dict[str, Any] = {}
+    if args.target is not None:
+        given["targets"] = parse_targets(args.target)
+        given["joint"] = bool(args.joint)
+    elif args.joint:
+        given["joint"] = True
+    for key in ("data", "uncharacterized", "atomref"):
+        if getattr(args, key) is not None:
+            given[f"data.{'source' if key == 'data' else key}"] = _resolve(getattr(args, key))
+    for key in ("subset", "valid", "test"):
+        if getattr(args, key) is not None:
+            given[f"data.{key}"] = getattr(args, key)
+    for key in ("dim", "steps"):
+        if getattr(args, key) is not None:
+            given[f"model.{key}"] = getattr(args, key)
+    if args.epochs is not None:
+        given.update({"training.epochs": args.epochs, "training.time_budget": None})
+    if args.time_budget is not None:
+        given.update({"training.time_budget": args.time_budget, "training.epochs": None})
+    for key in ("batch_size", "lr", "decay_start", "decay_factor", "clip", "seed"):
+        if getattr(args, key) is not None:
+            given[f"training.{key}"] = getattr(args, key)
+    if args.patience is not None:
+        given["training.patience"] = args.patience or None
+    return given
+
+
+def _train_spec(args: argparse.Namespace, out: Path) -> tuple[Any, bool]:
+    """The run to do and whether it resumes one in ``out``."""
+    from mpnn.data.qm9 import TARGETS
+    from mpnn.train.run import RunSpec, apply_overrides, resume_spec
+
+    given = train_overrides(args)
+    try:
+        spec = resume_spec(out, given)
+        if spec is not None:
+            return spec, True
+        base = RunSpec(list(TARGETS), joint=True).to_json()
+        return RunSpec.from_json(apply_overrides(base, given)), False
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``mpnn train``: train (or resume), then print the test table."""
+    from mpnn.train.metrics import format_table
+    from mpnn.train.run import train_run
+
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    spec, resumed = _train_spec(args, out)
+    echo = (lambda _: None) if args.quiet else print
+    length = f"{spec.training.epochs} epochs" if spec.training.epochs else f"{spec.training.time_budget:g} s"
+    jointly = " jointly" if spec.joint and len(spec.targets) > 1 else ""
+    what = f"{', '.join(spec.targets)}{jointly}; {length} per model"
+    print(f"{'resuming' if resumed else 'new'} run in {out}: {what}")
+    errors = train_run(spec, out, workers=args.workers, show_progress=not args.quiet, echo=echo)
+    print(format_table(errors, title=f"test set ({out}):"), end="")
+    return 0
+
+
+# -- evaluate and predict -------------------------------------------------------------------------
+def run_dirs(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The model folders of a ``mpnn train`` output and their ``config.json``."""
+    from mpnn.train.checkpoint import CONFIG, is_run_dir, load_json
+    from mpnn.train.run import RUN, read_spec
+
+    folder = Path(folder)
+    if (folder / RUN).is_file():
+        spec = read_spec(folder / RUN)
+        dirs = [folder / sub if sub else folder for sub, _ in spec.groups()]
+    elif is_run_dir(folder):
+        dirs = [folder]
+    elif folder.is_dir():
+        raise UsageError(f"{folder}: not a `mpnn train` output (no run.json or config.json)")
+    else:
+        raise UsageError(f"{folder}: no such folder")
+    runs = []
+    for d in dirs:
+        if not (d / "best.pt").is_file():
+            raise UsageError(f"{d}: no best.pt yet (train it first)")
+        config = load_json(d / CONFIG)
+        if not isinstance(config, dict) or not {"targets", "data", "model"} <= set(config):
+            raise DataError(f"{d / CONFIG}: not a model configuration of `mpnn train`")
+        runs.append((d, config))
+    return runs
+
+
+def _data_for(args: argparse.Namespace, config: dict[str, Any]) -> Any:
+    from mpnn.train.data import DataSpec
+
+    stored = {k: v for k, v in config["data"].items() if k != "num_molecules"}
+    if args.data is None:
+        return DataSpec(**stored)
+    return DataSpec(args.data, args.uncharacterized, args.atomref, stored.get("subset"))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``mpnn evaluate``: the error table of a run on one split."""
+    from mpnn.train.checkpoint import load_model
+    from mpnn.train.data import load_molecules, load_split
+    from mpnn.train.metrics import format_table
+    from mpnn.train.run import evaluate_model
+
+    errors, cache, count = [], {}, 0
+    for run_dir, config in run_dirs(args.checkpoint_dir):
+        data = _data_for(args, config).resolved()
+        key = repr(data)
+        if key not in cache:
+            cache[key] = load_molecules(data, workers=args.workers)
+        dataset = cache[key]
+        indices = load_split(run_dir / "split.pt", len(dataset))[args.split]
+        model, _ = load_model(run_dir)
+        errors += evaluate_model(model, config["targets"], dataset, indices, None)
+        count = len(indices)
+    title = f"{args.split} set ({count} molecules, {args.checkpoint_dir}):"
+    print(format_table(errors, title=title), end="")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``mpnn predict``: a CSV of predicted targets for xyz files."""
+    from mpnn.train.checkpoint import load_model, write_text
+    from mpnn.train.predict import (
+        predict_table,
+        predictions_csv,
+        read_structures,
+        to_molecule,
+        xyz_files,
+    )
+
+    models = [(load_model(d)[0], c["targets"]) for d, c in run_dirs(args.checkpoint_dir)]
+    structures = [s for f in xyz_files(args.inputs) for s in read_structures(f)]
+    molecules = [to_molecule(s) for s in structures]
+    targets, values = predict_table(models, molecules)
+    write_text(predictions_csv([s.name for s in structures], targets, values), args.out)
+    print(f"wrote {len(structures)} predictions of {', '.join(targets)} to {args.out}")
+    return 0
+
+
+# -- entry point ----------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mpnn``; returns the exit status (0, 2 on errors, 130 when interrupted)."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (MpnnError, OSError) as error:
+        message = " ".join(str(error).split("\n"))
+        print(f"mpnn: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("mpnn: interrupted (train resumes from last.pt when run again)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Which molecules a run uses: the data source, the optional subset and the train/valid/test split.
+
+A :class:`DataSpec` is stored in ``config.json``; the split itself is stored in ``split.pt``
+as indices into the data set, so evaluation and resumption use exactly the same molecules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mpnn.errors import DataError
+from mpnn.train.checkpoint import load_tensors
+
+#: Gilmer et al.: 10,000 validation and 10,000 test molecules, here at most 10% of the set each.
+PAPER_HOLDOUT, MAX_HOLDOUT_FRACTION = 10_000, 0.1
+
+_UNCHARACTERIZED = ("uncharacterized.txt", "qm9_uncharacterized.txt")
+_ATOMREF = ("atomref.txt", "qm9_atomref.txt")
+
+
+@dataclass
+class DataSpec:
+    """The molecules of a run.
+
+    Attributes:
+        source: a QM9 release archive or folder of xyz files; None for the bundled subset.
+        uncharacterized: QM9's ``uncharacterized.txt`` (molecules to drop), or None.
+        atomref: QM9's ``atomref.txt`` (free-atom energies), or None for the bundled copy.
+        subset: draw this many molecules (seeded) before splitting; None keeps all.
+        valid, test: sizes of the validation and test splits; None for the default
+            (10% each for the bundled subset; 10,000 each, at most 10%, otherwise).
+    """
+
+    source: str | None = None
+    uncharacterized: str | None = None
+    atomref: str | None = None
+    subset: int | None = None
+    valid: int | None = None
+    test: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def resolved(self) -> DataSpec:
+        """Absolute paths, and the side files found beside ``source`` when not given."""
+        if self.source is None:
+            return self
+        source = Path(self.source).expanduser()
+        if not source.exists():
+            raise DataError(f"{source}: no such file or folder")
+        uncharacterized = self.uncharacterized or _beside(source, _UNCHARACTERIZED)
+        atomref = self.atomref or _beside(source, _ATOMREF)
+        for path in (uncharacterized, atomref):
+            if path is not None and not Path(path).is_file():
+                raise DataError(f"{path}: no such file")
+        return DataSpec(
+            str(source.resolve()),
+            None if uncharacterized is None else str(Path(uncharacterized).resolve()),
+            None if atomref is None else str(Path(atomref).resolve()),
+            self.subset,
+            self.valid,
+            self.test,
+        )
+
+
+def _beside(source: Path, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` inside ``source`` (a folder) or in its parent folder."""
+    folders = ([source] if source.is_dir() else []) + [source.parent]
+    for folder in folders:
+        for name in names:
+            if (folder / name).is_file():
+                return str(folder / name)
+    return None
+
+
+def load_molecules(spec: DataSpec, *, workers: int | None = None, progress: bool = True) -> Any:
+    """The :class:`~mpnn.data.dataset.MoleculeSet` of ``spec`` (featurised once, then cached)."""
+    from mpnn.data.dataset import build_qm9
+    from mpnn.data.qm9 import bundled_atomref_path, bundled_release_path
+
+    if spec.source is None:
+        release, atomref, uncharacterized = bundled_release_path(), bundled_atomref_path(), None
+    else:
+        release, uncharacterized = Path(spec.source), spec.uncharacterized
+        atomref = spec.atomref or bundled_atomref_path()
+    return build_qm9(
+        release,
+        uncharacterized_path=uncharacterized,
+        atomref_path=atomref,
+        workers=workers,
+        progress=progress,
+    )
+
+
+def holdout_sizes(spec: DataSpec, num: int) -> tuple[int, int]:
+    """(n_valid, n_test) for a data set of ``num`` molecules (after the subset)."""
+    cap = round(MAX_HOLDOUT_FRACTION * num)
+    default = cap if spec.source is None else min(PAPER_HOLDOUT, cap)
+    sizes = tuple(default if n is None else n for n in (spec.valid, spec.test))
+    if sizes[0] + sizes[1] >= num:
+        raise DataError(f"valid {sizes[0]} + test {sizes[1]} molecules leave none of {num} for training")
+    return sizes  # type: ignore[return-value]
+
+
+def make_split(spec: DataSpec, num: int, seed: int) -> dict[str, np.ndarray]:
+    """Indices into a data set of ``num`` molecules: ``{"train", "valid", "test"}`` (sorted int64).
+
+    With ``spec.subset`` a seeded draw of that many molecules comes first; the split is
+    :func:`mpnn.data.qm9.split_indices` of the drawn molecules.
+    """
+    from mpnn.data.qm9 import split_indices
+
+    pool = np.arange(num)
+    if spec.subset is not None:
+        if not 0 < spec.subset <= num:
+            raise DataError(f"--subset {spec.subset}: the data set has {num} molecules")
+        pool = np.sort(np.random.default_rng([seed, 1]).choice(num, spec.subset, replace=False))
+    n_valid, n_test = holdout_sizes(spec, len(pool))
+    parts = split_indices(len(pool), n_valid, n_test, seed)
+    return {name: pool[p] for name, p in zip(("train", "valid", "test"), parts, strict=True)}
+
+
+def split_to_tensors(split: dict[str, np.ndarray], num: int) -> dict[str, Any]:
+    """What ``split.pt`` stores: the index tensors and the size of the data set."""
+    return {
+        **{k: torch.as_tensor(v, dtype=torch.int64) for k, v in split.items()},
+        "num_molecules": num,
+    }
+
+
+def load_split(path: str | Path, num: int) -> dict[str, np.ndarray]:
+    """The split of ``split.pt``, checked against a data set of ``num`` molecules."""
+    saved = load_tensors(path)
+    if saved.get("num_molecules") != num:
+        raise DataError(
+            f"{path}: the split was drawn from {saved.get('num_molecules')} molecules, "
+            f"this data set has {num} (different data? give the run's --data)"
+        )
+    return {k: saved[k].numpy() for k in ("train", "valid", "test")}

@@ -1,0 +1,121 @@
+"""Errors in target units, error ratios (MAE / chemical accuracy), and their table and CSV files.
+
+The error ratio is Gilmer et al.'s yardstick: a ratio below 1 is chemical accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
+from mpnn.train.checkpoint import write_text
+
+
+def target_columns(names: Sequence[str]) -> list[int]:
+    """Columns of the QM9 targets ``names`` in :data:`mpnn.data.qm9.TARGETS` order."""
+    return [TARGETS.index(name) for name in names]
+
+
+@dataclass(frozen=True)
+class TargetError:
+    """The error of one target on one split.
+
+    Attributes:
+        target: name (``"U0"``).
+        unit: unit of ``mae`` and ``chemical_accuracy`` (``"eV"``).
+        mae: mean absolute error, target units.
+        chemical_accuracy: the target's chemical accuracy, target units.
+    """
+
+    target: str
+    unit: str
+    mae: float
+    chemical_accuracy: float
+
+    @property
+    def ratio(self) -> float:
+        """MAE / chemical accuracy."""
+        return self.mae / self.chemical_accuracy
+
+
+def target_errors(names: Sequence[str], predicted: np.ndarray, true: np.ndarray) -> list[TargetError]:
+    """Per-target errors of ``predicted`` vs ``true``, both (M, K = len(names)), target units."""
+    predicted, true = np.asarray(predicted, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if predicted.shape != true.shape or predicted.shape[1:] != (len(names),):
+        raise ValueError(f"target_errors: shapes {predicted.shape} and {true.shape} for {len(names)} targets")
+    mae = np.abs(predicted - true).mean(axis=0)
+    columns = target_columns(names)
+    return [
+        TargetError(name, UNITS[c], float(m), CHEMICAL_ACCURACY[c])
+        for name, c, m in zip(names, columns, mae, strict=True)
+    ]
+
+
+def mean_ratio(errors: Sequence[TargetError]) -> float:
+    """Mean error ratio over targets (Gilmer et al.'s "average" row)."""
+    return float(np.mean([e.ratio for e in errors]))
+
+
+def format_table(errors: Sequence[TargetError], title: str | None = None) -> str:
+    """An aligned text table: target, unit, MAE, chem. acc., ratio; then the mean ratio."""
+    header = ("target", "unit", "MAE", "chem. acc.", "ratio")
+    rows = [(e.target, e.unit, f"{e.mae:.4g}", f"{e.chemical_accuracy:g}", f"{e.ratio:.2f}") for e in errors]
+    rows.append(("mean", "", "", "", f"{mean_ratio(errors):.2f}"))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    left = (True, True, False, False, False)
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if lj else c.rjust(w) for c, w, lj in zip(cells, widths, left, strict=True)
+        )
+
+    rule = "-" * len(line(header))
+    body = [line(header), rule, *map(line, rows[:-1]), rule, line(rows[-1])]
+    return "\n".join(([title] if title else []) + body).rstrip() + "\n"
+
+
+def errors_csv(errors: Sequence[TargetError]) -> str:
+    """CSV text with columns target, unit, mae, chemical_accuracy, ratio; a final ``mean`` row."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["target", "unit", "mae", "chemical_accuracy", "ratio"])
+    for e in errors:
+        writer.writerow([e.target, e.unit, repr(e.mae), repr(e.chemical_accuracy), repr(e.ratio)])
+    writer.writerow(["mean", "", "", "", repr(mean_ratio(errors))])
+    return out.getvalue()
+
+
+def write_errors_csv(errors: Sequence[TargetError], path: str | Path) -> None:
+    """Write :func:`errors_csv` atomically to ``path``."""
+    write_text(errors_csv(errors), path)
+
+
+def read_errors_csv(path: str | Path) -> list[TargetError]:
+    """The per-target rows of a file written by :func:`write_errors_csv`."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["target"] != "mean"]
+    return [TargetError(r["target"], r["unit"], float(r["mae"]), float(r["chemical_accuracy"])) for r in rows]
+
+
+def history_csv(history: Sequence[dict[str, float]], names: Sequence[str]) -> str:
+    """``metrics.csv``: epoch, elapsed_s, lr, train_loss, valid_mae_<target>..., valid_ratio."""
+    columns = [
+        "epoch",
+        "elapsed_s",
+        "lr",
+        "train_loss",
+        *[f"valid_mae_{n}" for n in names],
+        "valid_ratio",
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in history:
+        writer.writerow([row[c] if c == "epoch" else f"{row[c]:.6g}" for c in columns])
+    return out.getvalue()

@@ -1,0 +1,132 @@
+"""Predictions of trained models for structures in xyz files (``mpnn predict``).
+
+A file whose comment line starts with ``gdb`` is read as a QM9 record and its bonds come from
+its B3LYP SMILES; any other file is plain XYZ (one or more frames) and its bonds are perceived
+from the geometry. Each structure is featurised as in training
+(:func:`mpnn.data.featurize.featurize_molecule`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mpnn.batch import Molecule
+from mpnn.data.qm9 import ATOMIC_NUMBERS, TARGETS, UNITS, parse_xyz
+from mpnn.data.xyz import parse_xyz_frames
+from mpnn.errors import DataError
+from mpnn.models import PropertyModel
+from mpnn.train.loader import BatchLoader
+from mpnn.train.loop import predict
+from mpnn.train.metrics import target_columns
+
+
+@dataclass
+class Structure:
+    """One structure read from a file.
+
+    Attributes:
+        name: file stem, with ``#k`` (1-based frame) for multi-frame files.
+        symbols: n element symbols.
+        positions: (n, 3) float64 Angstrom.
+        smiles: SMILES giving the bonds (QM9 files), or None to perceive them from geometry.
+        source: file name; line: 1-based line of the structure's first line.
+    """
+
+    name: str
+    symbols: list[str]
+    positions: np.ndarray
+    smiles: str | None
+    source: str
+    line: int
+
+
+def xyz_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The files named, and the ``*.xyz`` files of the folders named (sorted)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.xyz") if p.is_file())
+            if not found:
+                raise DataError(f"{path}: no *.xyz files in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return files
+
+
+def read_structures(path: Path) -> list[Structure]:
+    """The structures of one file (QM9 format or plain XYZ)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read: {error}") from None
+    lines = text.splitlines()
+    if len(lines) > 1 and lines[1].split()[:1] == ["gdb"]:
+        record = parse_xyz(text, str(path))
+        return [Structure(path.stem, list(record.symbols), record.positions,
+                          record.smiles_b3lyp, str(path), 1)]  # fmt: skip
+    frames = parse_xyz_frames(text, str(path))
+    names = [path.stem] if len(frames) == 1 else [f"{path.stem}#{k + 1}" for k in range(len(frames))]
+    return [
+        Structure(name, list(f.symbols), f.positions, None, str(path), f.line)
+        for name, f in zip(names, frames, strict=True)
+    ]
+
+
+def to_molecule(structure: Structure) -> Molecule:
+    """Featurise a structure as in training; errors name its file and line."""
+    from mpnn.data.featurize import featurize_molecule
+
+    s = structure
+    try:
+        features = featurize_molecule(s.symbols, s.positions, s.smiles)
+    except DataError as error:
+        message = str(error)
+        if not message.startswith(s.source):
+            message = f"{s.source}:{s.line}: {message}"
+        raise DataError(message) from None
+    return Molecule(
+        z=torch.tensor([ATOMIC_NUMBERS[e] for e in s.symbols], dtype=torch.int64),
+        pos=torch.as_tensor(np.asarray(s.positions, dtype=np.float64)),
+        x=torch.as_tensor(features.x),
+        bonds=torch.as_tensor(features.bonds, dtype=torch.int64).reshape(-1, 2),
+        bond_type=torch.as_tensor(features.bond_type, dtype=torch.int64),
+        name=s.name,
+    )
+
+
+def predict_table(
+    models: Sequence[tuple[PropertyModel, Sequence[str]]], molecules: Sequence[Molecule]
+) -> tuple[list[str], np.ndarray]:
+    """Predictions of every model for every molecule.
+
+    Returns the target names in :data:`TARGETS` order and an (M, K) float64 array of values
+    in target units.
+    """
+    columns: dict[str, np.ndarray] = {}
+    for model, names in models:
+        loader = BatchLoader(molecules, np.arange(len(molecules)), None, 64, model.graph)
+        values = predict(model, loader)
+        columns.update({name: values[:, k] for k, name in enumerate(names)})
+    order = [t for t in TARGETS if t in columns]
+    return order, np.stack([columns[t] for t in order], axis=1)
+
+
+def predictions_csv(names: Sequence[str], targets: Sequence[str], values: np.ndarray) -> str:
+    """CSV text: ``name`` then one ``target [unit]`` column per target."""
+    units = [UNITS[c] for c in target_columns(targets)]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["name", *[f"{t} [{u}]" for t, u in zip(targets, units, strict=True)]])
+    for name, row in zip(names, values, strict=True):
+        writer.writerow([name, *[f"{v:.8g}" for v in row]])
+    return out.getvalue()

@@ -1,0 +1,300 @@
+"""A training run: targets, data, model and settings; one model per target or one joint model.
+
+Layout of an output directory ``out``:
+
+* ``out/run.json``: the :class:`RunSpec` (what ``mpnn train`` was asked to do);
+* one model (``joint`` or a single target): ``out`` is itself a run directory
+  (``config.json``, ``split.pt``, ``best.pt``, ``last.pt``, ``metrics.csv``,
+  ``test_metrics.csv``, ``learning_curve.png``, ``parity.png``, see :mod:`.checkpoint`);
+* one model per target: a run directory ``out/<target>`` for each, and the combined
+  ``out/test_metrics.csv``.
+
+Running :func:`train_run` again on the same ``out`` resumes it (:func:`resume_spec`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import mpnn
+from mpnn.data.qm9 import TARGETS, UNITS
+from mpnn.errors import DataError
+from mpnn.models import PropertyModel, build_model
+from mpnn.train import plots
+from mpnn.train.checkpoint import (
+    BEST,
+    CONFIG,
+    SPLIT,
+    load_json,
+    load_tensors,
+    save_json,
+    save_tensors,
+)
+from mpnn.train.data import DataSpec, load_molecules, load_split, make_split, split_to_tensors
+from mpnn.train.loader import BatchLoader, target_values
+from mpnn.train.loop import TrainSettings, fit, fit_standardization, predict
+from mpnn.train.metrics import TargetError, target_columns, target_errors, write_errors_csv
+
+RUN = "run.json"
+TEST_METRICS = "test_metrics.csv"
+#: Settings that may change when a run is resumed; any other difference is an error.
+MUTABLE = ("training.epochs", "training.time_budget", "training.patience")
+
+
+@dataclass
+class RunSpec:
+    """What to train.
+
+    Attributes:
+        targets: QM9 target names, in :data:`~mpnn.data.qm9.TARGETS` order.
+        joint: one model for all targets; else one model per target.
+        data: the molecules and their split sizes.
+        model: ``{"model": name, **hyperparameters}`` without ``num_targets``/``node_features``.
+        training: the optimisation settings (the seed also draws the subset and the split).
+    """
+
+    targets: list[str]
+    joint: bool = False
+    data: DataSpec = field(default_factory=DataSpec)
+    model: dict[str, Any] = field(default_factory=lambda: {"model": "enn_s2s"})
+    training: TrainSettings = field(default_factory=lambda: TrainSettings(time_budget=180.0))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "targets": list(self.targets),
+            "joint": self.joint,
+            "data": self.data.to_json(),
+            "model": dict(self.model),
+            "training": self.training.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        return cls(
+            list(data["targets"]),
+            bool(data["joint"]),
+            DataSpec(**data["data"]),
+            dict(data["model"]),
+            TrainSettings(**data["training"]),
+        )
+
+    def groups(self) -> list[tuple[str | None, list[str]]]:
+        """(subfolder or None, target names) of each model to train."""
+        if self.joint or len(self.targets) == 1:
+            return [(None, list(self.targets))]
+        return [(name, [name]) for name in self.targets]
+
+
+def read_spec(path: str | Path) -> RunSpec:
+    """The :class:`RunSpec` stored in ``path`` (a ``run.json``)."""
+    try:
+        return RunSpec.from_json(load_json(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DataError(f"{path}: not a run description ({error})") from None
+
+
+def parse_targets(text: str) -> list[str]:
+    """``"U0"``, ``"U0,gap"`` or ``"all"`` -> names in :data:`TARGETS` order."""
+    if text.strip().lower() == "all":
+        return list(TARGETS)
+    lower = {t.lower(): t for t in TARGETS}
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n.lower() not in lower]
+    if unknown or not names:
+        raise DataError(
+            f"unknown target {', '.join(unknown) or repr(text)}; choose from {', '.join(TARGETS)} or all"
+        )
+    chosen = {lower[n.lower()] for n in names}
+    return [t for t in TARGETS if t in chosen]
+
+
+def apply_overrides(
+    base: dict[str, Any], overrides: dict[str, Any], *, frozen: str | None = None
+) -> dict[str, Any]:
+    """``base`` (a :meth:`RunSpec.to_json`) with ``overrides`` by dotted name set.
+
+    With ``frozen`` (the file ``base`` came from), changing a setting outside :data:`MUTABLE`
+    is a :class:`DataError` naming that file.
+    """
+    merged = copy.deepcopy(base)
+    for name, value in overrides.items():
+        *sections, key = name.split(".")
+        target = merged
+        for section in sections:
+            target = target.setdefault(section, {})
+        old = target.get(key)
+        if frozen is not None and old != value and name not in MUTABLE:
+            raise DataError(
+                f"{frozen}: this folder holds a run with {name} = {old!r}, not {value!r}; "
+                "resume it without that option, or choose another --out"
+            )
+        target[key] = value
+    return merged
+
+
+def resume_spec(out: str | Path, overrides: dict[str, Any]) -> RunSpec | None:
+    """The stored spec of ``out`` with ``overrides`` applied, or None if ``out`` holds no run.
+
+    ``overrides`` are the settings given explicitly, by dotted name (``{"training.epochs": 8,
+    "targets": ["U0"]}``); only the :data:`MUTABLE` ones may differ from the stored run.
+    """
+    path = Path(out) / RUN
+    if not path.is_file():
+        return None
+    merged = apply_overrides(load_json(path), overrides, frozen=str(path))
+    try:
+        return RunSpec.from_json(merged)
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a run description ({error})") from None
+
+
+def train_run(
+    spec: RunSpec,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    show_progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[TargetError]:
+    """Train (or resume) every model of ``spec`` in ``out``; returns the test errors per target."""
+    out = Path(out)
+    data = spec.data.resolved()
+    dataset = load_molecules(data, workers=workers, progress=show_progress)
+    split = make_split(data, len(dataset), spec.training.seed)
+    echo(
+        f"data: {len(dataset)} molecules; train {len(split['train'])}, "
+        f"valid {len(split['valid'])}, "
+        f"test {len(split['test'])}"
+    )
+    for _, names in spec.groups():
+        build(spec, names, dataset)  # a bad model setting fails before anything is written
+    save_json({**spec.to_json(), "data": data.to_json()}, out / RUN)
+    errors: list[TargetError] = []
+    for sub, names in spec.groups():
+        run_dir = out / sub if sub else out
+        echo(
+            f"training {'+'.join(names) if len(names) < 4 else f'{len(names)} targets jointly'} -> {run_dir}"
+        )
+        errors += train_model(
+            spec,
+            data,
+            names,
+            dataset,
+            split,
+            run_dir,
+            show_progress=show_progress,
+            echo=echo,
+        )
+    if len(spec.groups()) > 1:
+        write_errors_csv(errors, out / TEST_METRICS)
+    return errors
+
+
+def build(spec: RunSpec, names: Sequence[str], dataset: Any) -> PropertyModel:
+    """A fresh model of ``spec`` for targets ``names`` and the data set's node features."""
+    sizes = {"num_targets": len(names), "node_features": int(dataset[0].x.shape[1])}
+    try:
+        return build_model({**spec.model, **sizes})
+    except ValueError as error:
+        raise DataError(f"model settings: {error}") from None
+
+
+def train_model(
+    spec: RunSpec,
+    data: DataSpec,
+    names: Sequence[str],
+    dataset: Any,
+    split: dict[str, np.ndarray],
+    run_dir: Path,
+    *,
+    show_progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[TargetError]:
+    """Train one model of targets ``names`` in ``run_dir``, then evaluate ``best.pt`` on test."""
+    settings, columns = spec.training, target_columns(names)
+    if (run_dir / SPLIT).is_file():
+        split = load_split(run_dir / SPLIT, len(dataset))
+    else:
+        save_tensors(split_to_tensors(split, len(dataset)), run_dir / SPLIT)
+    torch.manual_seed(settings.seed)
+    model = build(spec, names, dataset)
+    mean, std = fit_standardization(model, target_values(dataset, split["train"], columns))
+    save_json(_config(model.config, names, spec, data, mean, std, split, len(dataset)), run_dir / CONFIG)
+
+    def loader(part: str, shuffle: bool = False) -> BatchLoader:
+        size = settings.batch_size if shuffle else max(settings.batch_size, 64)
+        return BatchLoader(dataset, split[part], columns, size, model.graph, shuffle, settings.seed)
+
+    result = fit(
+        model,
+        loader("train", shuffle=True),
+        loader("valid"),
+        names,
+        settings,
+        run_dir,
+        show_progress=show_progress,
+    )
+    echo(
+        f"stopped ({result.stop_reason}) after {len(result.history)} epochs, "
+        f"{result.history[-1]['elapsed_s']:.0f} s; best epoch {result.best_epoch} "
+        f"(valid MAE/chem. acc. {result.best_ratio:.3f})"
+    )
+    model.load_state_dict(load_tensors(run_dir / BEST))
+    return evaluate_model(model, names, dataset, split["test"], run_dir, history=result.history)
+
+
+def evaluate_model(
+    model: Any,
+    names: Sequence[str],
+    dataset: Any,
+    indices: np.ndarray,
+    run_dir: Path | None,
+    *,
+    history: Sequence[dict[str, float]] | None = None,
+    batch_size: int = 64,
+) -> list[TargetError]:
+    """Errors of ``model`` on ``dataset[indices]``; with ``run_dir`` also test files and plots."""
+    columns = target_columns(names)
+    loader = BatchLoader(dataset, indices, columns, batch_size, model.graph)
+    predicted, true = predict(model, loader), target_values(dataset, indices, columns)
+    errors = target_errors(names, predicted, true)
+    if run_dir is not None:
+        write_errors_csv(errors, run_dir / TEST_METRICS)
+        plots.parity(names, [UNITS[c] for c in columns], predicted, true, run_dir / "parity.png")
+        if history:
+            plots.learning_curve(history, run_dir / "learning_curve.png")
+    return errors
+
+
+def _config(
+    model_config: dict[str, Any],
+    names: Sequence[str],
+    spec: RunSpec,
+    data: DataSpec,
+    mean: np.ndarray,
+    std: np.ndarray,
+    split: dict[str, np.ndarray],
+    num: int,
+) -> dict[str, Any]:
+    """The ``config.json`` of one model."""
+    return {
+        "mpnn_version": mpnn.__version__,
+        "model": model_config,
+        "targets": list(names),
+        "units": [UNITS[c] for c in target_columns(names)],
+        "training": spec.training.to_json(),
+        "standardization": {"mean": mean.tolist(), "std": std.tolist()},
+        "split": {
+            "seed": spec.training.seed,
+            "file": SPLIT,
+            **{k: int(len(v)) for k, v in split.items()},
+        },
+        "data": {**data.to_json(), "num_molecules": num},
+    }
