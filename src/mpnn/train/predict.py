@@ -35,14 +35,14 @@ class Structure:
         name: file stem, with ``#k`` (1-based frame) for multi-frame files.
         symbols: n element symbols.
         positions: (n, 3) float64 Angstrom.
-        smiles: SMILES giving the bonds (QM9 files), or None to perceive them from geometry.
+        smiles: SMILES candidates giving the bonds (QM9 files), or None to perceive them from geometry.
         source: file name; line: 1-based line of the structure's first line.
     """
 
     name: str
     symbols: list[str]
     positions: np.ndarray
-    smiles: str | None
+    smiles: tuple[str, ...] | None
     source: str
     line: int
 
@@ -72,8 +72,8 @@ def read_structures(path: Path) -> list[Structure]:
     lines = text.splitlines()
     if len(lines) > 1 and lines[1].split()[:1] == ["gdb"]:
         record = parse_xyz(text, str(path))
-        return [Structure(path.stem, list(record.symbols), record.positions,
-                          record.smiles_b3lyp, str(path), 1)]  # fmt: skip
+        smiles = (record.smiles_b3lyp, record.smiles_gdb)  # as the data set: geometry's first
+        return [Structure(path.stem, list(record.symbols), record.positions, smiles, str(path), 1)]
     frames = parse_xyz_frames(text, str(path))
     names = [path.stem] if len(frames) == 1 else [f"{path.stem}#{k + 1}" for k in range(len(frames))]
     return [
