@@ -140,8 +140,10 @@ def summarise(rows: list[dict], wall: float) -> dict:
         "molecules": len(rows),
         "featurised": len(rows) - sum(len(v) for v in fails.values()),
         "failures": groups(fails),
-        "sources": [{"bond_source": s, "template": t, "count": c} for (s, t), c in
-                    sorted(sources.items(), key=lambda kv: -kv[1])],  # fmt: skip
+        "sources": [
+            {"bond_source": s, "template": t, "count": c}
+            for (s, t), c in sorted(sources.items(), key=lambda kv: -kv[1])
+        ],  # fmt: skip
         "b3lyp_only": {
             "sources": dict(Counter(r["b3lyp"] for r in rows if "b3lyp" in r)),
             "failures": groups(b3lyp_fails),
@@ -159,8 +161,9 @@ def summarise(rows: list[dict], wall: float) -> dict:
             "same_features": sum(not r["x_columns"] for r in graph_ok),
             "bonds": n_bonds,
             "bonds_same_type": sum(c for (a, b), c in confusion.items() if a == b),
-            "bond_confusion": [{"smiles": a, "geometry": b, "count": c}
-                               for (a, b), c in sorted(confusion.items())],  # fmt: skip
+            "bond_confusion": [
+                {"smiles": a, "geometry": b, "count": c} for (a, b), c in sorted(confusion.items())
+            ],  # fmt: skip
             "feature_columns_differing": dict(columns.most_common()),
         },
     }
@@ -173,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="only the first N files")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
-    parser.add_argument("--smiles-only", action="store_true",
-                        help="SMILES path only (as a data-set build), for its wall time")
+    parser.add_argument(
+        "--smiles-only", action="store_true", help="SMILES path only (as a data-set build), for its wall time"
+    )
     args = parser.parse_args(argv)
 
     skip = qm9.read_uncharacterized(args.uncharacterized)

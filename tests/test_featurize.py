@@ -192,7 +192,7 @@ def test_output_shapes_and_dtypes(index):
     assert [tuple(b) for b in f.bonds.tolist()] == sorted(tuple(b) for b in f.bonds.tolist())
     assert set(f.bond_type.tolist()) <= {SINGLE, DOUBLE, TRIPLE, AROMATIC}
     assert np.all(f.x[:, :5].sum(axis=1) == 1)
-    assert np.all(f.x[:, COL["sp"]:COL["sp3"] + 1].sum(axis=1) <= 1)
+    assert np.all(f.x[:, COL["sp"] : COL["sp3"] + 1].sum(axis=1) <= 1)
 
 
 def test_methane():
@@ -203,7 +203,7 @@ def test_methane():
     assert c[COL["sp3"]] == 1 and c[COL["num_hs"]] == 4 and c[COL["aromatic"]] == 0
     for h in f.x[1:]:
         assert h[COL["H"]] == 1 and h[COL["atomic_number"]] == 1 and h[COL["num_hs"]] == 0
-        assert h[COL["sp"]:COL["sp3"] + 1].sum() == 0
+        assert h[COL["sp"] : COL["sp3"] + 1].sum() == 0
     assert f.x[:, COL["donor"]].sum() == 0 and f.x[:, COL["acceptor"]].sum() == 0
     assert bond_types(f) == {(0, k): SINGLE for k in range(1, 5)}
 

@@ -184,9 +184,7 @@ def _parse_template(smi: str) -> tuple[Chem.Mol, str | None]:
     return mol, problem
 
 
-def _match_template(
-    mol: Chem.Mol, symbols: list[str], pairs: np.ndarray, ratio: np.ndarray
-) -> np.ndarray:
+def _match_template(mol: Chem.Mol, symbols: list[str], pairs: np.ndarray, ratio: np.ndarray) -> np.ndarray:
     """(n,) atom of the H-explicit template ``mol`` that is each input atom; ``pairs`` (P, 2):
     all atom pairs sorted by ``ratio`` (P,) = d / (r_i + r_j)."""
     n = mol.GetNumAtoms()
