@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 
 import torch
+from common import Contender
 from torch import nn
 from torch_geometric.data import Batch as PygBatch
 from torch_geometric.data import Data
@@ -20,6 +21,7 @@ from torch_geometric.transforms import Distance
 from torch_geometric.utils import remove_self_loops
 
 from mpnn.batch import Molecule
+from mpnn.data.dataset import MoleculeSet
 
 
 class PygNNConvNet(nn.Module):
@@ -80,3 +82,24 @@ class PygLoader:
 
     def batch(self, indices) -> PygBatch:
         return PygBatch.from_data_list([self.distance(self.complete(self.data[i])) for i in indices])
+
+
+class PygContender(Contender):
+    """PyG's example network, trained on (U0 - mean) / std as the example does."""
+
+    name = "PyG NNConv example"
+
+    def __init__(self, data: MoleculeSet, target: int, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__(PygNNConvNet(data.x.shape[1]))
+        self.loader = PygLoader([to_pyg(data[i]) for i in range(len(data))])
+        self.target, self.mean, self.std = target, float(mean), float(std)
+
+    def batch(self, indices) -> PygBatch:
+        return self.loader.batch(indices)
+
+    def loss(self, batch) -> torch.Tensor:
+        target = ((batch.y[:, self.target] - self.mean) / self.std).float().view(-1, 1)
+        return torch.nn.functional.mse_loss(self.model(batch), target)
+
+    def predict(self, batch) -> torch.Tensor:
+        return self.model(batch) * self.std + self.mean

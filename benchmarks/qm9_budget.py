@@ -18,11 +18,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from common import load_qm9, machine, our_batch
-from pyg_reference import PygLoader, PygNNConvNet, to_pyg
+from common import Contender, OurEnnS2S, load_qm9, machine
+from pyg_reference import PygContender
 
 from mpnn.data.qm9 import TARGETS, split_indices
-from mpnn.models import build_model
 
 U0 = TARGETS.index("U0")
 CHEMICAL_ACCURACY_EV = 0.043
@@ -50,11 +49,6 @@ def train_for(
             steps, seen = steps + 1, seen + batch_size
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each model")
@@ -77,59 +71,24 @@ def main() -> None:
         f"budget {args.minutes:g} min per model, batch {args.batch_size}, float32\n# {machine()}"
     )
 
-    ours = build_model({"model": "enn_s2s", "dim": 64, "edge_hidden": [128], "steps": 3, "set2set_steps": 3})
-    ours.set_standardization(mean.view(1).float(), std.view(1).float())
-    our_opt = torch.optim.Adam(ours.parameters(), lr=1e-3)
+    contenders = [OurEnnS2S(data, U0, mean, std), PygContender(data, U0, mean, std)]
 
-    def our_step(idx, lr):
-        set_lr(our_opt, lr)
-        batch = our_batch(data, idx)
-        our_opt.zero_grad()
-        target = (batch.y[:, U0 : U0 + 1] - ours.mean) / ours.std
-        loss = torch.nn.functional.mse_loss(ours.standardized(batch), target)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ours.parameters(), 4.0)
-        our_opt.step()
-
-    pyg = PygNNConvNet(data.x.shape[1])
-    pyg_opt = torch.optim.Adam(pyg.parameters(), lr=1e-3)
-    loader = PygLoader([to_pyg(data[i]) for i in range(len(data))])
-
-    def pyg_step(idx, lr):
-        set_lr(pyg_opt, lr)
-        batch = loader.batch(idx)
-        pyg_opt.zero_grad()
-        target = ((batch.y[:, U0] - mean) / std).float().view(-1, 1)
-        loss = torch.nn.functional.mse_loss(pyg(batch), target)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(pyg.parameters(), 4.0)
-        pyg_opt.step()
-
-    @torch.no_grad()
-    def test_mae(predict: Callable[[np.ndarray], torch.Tensor]) -> float:
-        errors = [
-            (predict(test_idx[i : i + 256]).double().view(-1) - y[test_idx[i : i + 256]]).abs()
-            for i in range(0, len(test_idx), 256)
-        ]
+    def test_mae(contender: Contender) -> float:
+        chunks = [test_idx[i : i + 256] for i in range(0, len(test_idx), 256)]
+        errors = [(contender.infer(idx) - y[idx]).abs() for idx in chunks]
         return float(torch.cat(errors).mean())
 
     rows = []
-    for name, step, model, predict in [
-        ("mpnn enn-s2s", our_step, ours, lambda idx: ours(our_batch(data, idx))),
-        (
-            "PyG NNConv example",
-            pyg_step,
-            pyg,
-            lambda idx: pyg(loader.batch(idx)) * std.float() + mean.float(),
-        ),
-    ]:
-        model.train()
+    for contender in contenders:
+        contender.model.train()
+        step = lambda idx, lr, c=contender: c.train_step(idx, lr, clip=4.0)  # noqa: E731
         steps, seen = train_for(budget, step, train_idx, args.batch_size, 1e-3, args.seed)
-        model.eval()
-        mae = test_mae(predict)
-        rows.append((name, steps, seen / len(train_idx), mae))
+        contender.model.eval()
+        mae = test_mae(contender)
+        rows.append((contender.name, steps, seen / len(train_idx), mae))
         print(
-            f"# {name}: {steps} steps, {seen / len(train_idx):.2f} epochs, test MAE {mae:.4f} eV", flush=True
+            f"# {contender.name}: {steps} steps, {seen / len(train_idx):.2f} epochs, test MAE {mae:.4f} eV",
+            flush=True,
         )
 
     print("\n| model | steps | epochs | U0 test MAE (eV) | error ratio |\n|---|---:|---:|---:|---:|")

@@ -14,11 +14,10 @@ import argparse
 
 import numpy as np
 import torch
-from common import load_qm9, machine, our_batch, rate
-from pyg_reference import PygLoader, PygNNConvNet, to_pyg
+from common import OurEnnS2S, load_qm9, machine, our_batch, rate
+from pyg_reference import PygContender
 
 from mpnn.data.qm9 import TARGETS
-from mpnn.models import build_model
 
 U0 = TARGETS.index("U0")
 
@@ -48,45 +47,16 @@ def main() -> None:
         f"batch {args.batch_size}, float32\n# {machine()}"
     )
 
-    ours = build_model({"model": "enn_s2s", "dim": 64, "edge_hidden": [128], "steps": 3, "set2set_steps": 3})
-    ours.set_standardization(mean.view(1).float(), std.view(1).float())
-    our_opt = torch.optim.Adam(ours.parameters(), lr=1e-3)
-
-    def our_train(chunk):
-        batch = our_batch(data, chunk)
-        our_opt.zero_grad()
-        target = (batch.y[:, U0 : U0 + 1] - ours.mean) / ours.std
-        torch.nn.functional.mse_loss(ours.standardized(batch), target).backward()
-        our_opt.step()
-
-    @torch.no_grad()
-    def our_infer(chunk):
-        ours(our_batch(data, chunk))
-
-    results = {"mpnn enn-s2s": (rate(our_train, chunks, args.seconds), rate(our_infer, chunks, args.seconds))}
-
+    contenders = [OurEnnS2S(data, U0, mean, std)]
     if not args.skip_pyg:
-        pyg = PygNNConvNet(data.x.shape[1])
-        pyg_opt = torch.optim.Adam(pyg.parameters(), lr=1e-3)
-        loader = PygLoader([to_pyg(data[i]) for i in range(len(data))])
-
-        def pyg_train(chunk):
-            batch = loader.batch(chunk)
-            pyg_opt.zero_grad()
-            target = ((batch.y[:, U0] - mean) / std).float().view(-1, 1)
-            torch.nn.functional.mse_loss(pyg(batch), target).backward()
-            pyg_opt.step()
-
-        @torch.no_grad()
-        def pyg_infer(chunk):
-            pyg(loader.batch(chunk))
-
-        results["PyG NNConv example"] = (
-            rate(pyg_train, chunks, args.seconds),
-            rate(pyg_infer, chunks, args.seconds),
-        )
+        contenders.append(PygContender(data, U0, mean, std))
+    results = {
+        c.name: (rate(c.train_step, chunks, args.seconds), rate(c.infer, chunks, args.seconds))
+        for c in contenders
+    }
 
     # float32 against float64 on the same weights and molecules (our model)
+    ours = contenders[0].model
     batch = our_batch(data, chunks[0], dtype=torch.float64)
     with torch.no_grad():
         p64 = ours.double()(batch)
