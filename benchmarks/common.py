@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 from mpnn.batch import collate
-from mpnn.data.dataset import MoleculeSet, build_qm9
+from mpnn.data.dataset import MoleculeSet
 from mpnn.data.qm9 import bundled_release_path
+from mpnn.data.qm9_build import build_qm9
 from mpnn.models import build_model
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from mpnn.batch import collate
-from mpnn.data import dataset, qm9
-from mpnn.data.dataset import MoleculeSet, build_qm9
+from mpnn.data import qm9, qm9_build
+from mpnn.data.dataset import MoleculeSet
+from mpnn.data.qm9_build import build_qm9
 from mpnn.errors import DataError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -133,7 +134,7 @@ def test_load_refuses_other_files(tmp_path: Path) -> None:
 @pytest.fixture
 def fake_featurize(monkeypatch: pytest.MonkeyPatch):
     """Build with tests/fixtures/fake_featurize.py (refuses fluorine) instead of RDKit."""
-    monkeypatch.setattr(dataset, "FEATURIZE_MODULE", "fixtures.fake_featurize")
+    monkeypatch.setattr(qm9_build, "FEATURIZE_MODULE", "fixtures.fake_featurize")
     module = importlib.import_module("fixtures.fake_featurize")
     module.CALLS[0] = 0
     return module

@@ -63,3 +63,19 @@ def test_unknown_model_settings_are_rejected() -> None:
         build_model({"model": "nope"})
     with pytest.raises(ValueError, match="enn_s2s"):
         build_model({"model": "enn_s2s", "width": 3})
+
+
+def test_model_accepts_a_batch_of_another_float_dtype() -> None:
+    """collate gives float64 positions; a float32 model casts them, and gradients still flow."""
+    from model_contract import molecules
+
+    from mpnn.batch import collate
+
+    model = build_model(CONFIGS["enn_s2s"])
+    batch = collate(molecules())
+    batch.pos.requires_grad_(True)
+    out = model(batch)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, model(batch.to(dtype=torch.float32)))
+    out.sum().backward()
+    assert batch.pos.grad is not None and batch.pos.grad.abs().sum() > 0

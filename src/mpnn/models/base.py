@@ -34,7 +34,13 @@ class PropertyModel(nn.Module):
         self.std.copy_(torch.where(std > 0, std, torch.ones_like(std)))
 
     def standardized(self, batch: Batch) -> Tensor:
-        """(B, K) predictions of the standardised targets (what the loss sees)."""
+        """(B, K) predictions of the standardised targets (what the loss sees).
+
+        Floating tensors of the batch are cast to the model's dtype (differentiably, so
+        gradients with respect to ``batch.pos`` still reach the caller's tensor).
+        """
+        if batch.pos.dtype != self.mean.dtype:
+            batch = batch.to(dtype=self.mean.dtype)
         return self.net(batch)
 
     def forward(self, batch: Batch) -> Tensor:

@@ -80,8 +80,8 @@ def _beside(source: Path, names: tuple[str, ...]) -> str | None:
 
 def load_molecules(spec: DataSpec, *, workers: int | None = None, progress: bool = True) -> Any:
     """The :class:`~mpnn.data.dataset.MoleculeSet` of ``spec`` (featurised once, then cached)."""
-    from mpnn.data.dataset import build_qm9
     from mpnn.data.qm9 import bundled_atomref_path, bundled_release_path
+    from mpnn.data.qm9_build import build_qm9
 
     if spec.source is None:
         release, atomref, uncharacterized = bundled_release_path(), bundled_atomref_path(), None
