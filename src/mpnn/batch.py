@@ -120,18 +120,21 @@ def complete_graph_edges(molecules: Sequence[Molecule], offsets: Tensor) -> tupl
 
     Returns ``edge_index`` (2, E) sorted by target then source, and ``edge_type`` (E,).
     """
-    index_parts, type_parts = [], []
-    for mol, start in zip(molecules, offsets.tolist(), strict=True):
-        n = mol.num_atoms
-        pairs = pair_template(n)
-        types = torch.full((n, n), BOND_NONE, dtype=torch.long)
-        if mol.bonds.numel():
-            i, j = mol.bonds[:, 0], mol.bonds[:, 1]
-            types[i, j] = mol.bond_type
-            types[j, i] = mol.bond_type
-        index_parts.append(pairs + start)
-        type_parts.append(types[pairs[1], pairs[0]])
-    return torch.cat(index_parts, dim=1), torch.cat(type_parts)
+    starts = offsets.tolist()
+    edge_index = torch.cat(
+        [pair_template(m.num_atoms) + s for m, s in zip(molecules, starts, strict=True)], 1
+    )
+    edge_type = torch.full((edge_index.shape[1],), BOND_NONE, dtype=torch.long)
+    bonds = torch.cat([m.bonds + s for m, s in zip(molecules, starts, strict=True)])
+    if bonds.numel():
+        # edges are sorted by key = target * N + source, so each bond (both directions) is found
+        # by a binary search
+        n = int(offsets[-1]) + molecules[-1].num_atoms
+        keys = edge_index[1] * n + edge_index[0]
+        bond_keys = torch.cat([bonds[:, 0] * n + bonds[:, 1], bonds[:, 1] * n + bonds[:, 0]])
+        types = torch.cat([m.bond_type for m in molecules])
+        edge_type[torch.searchsorted(keys, bond_keys)] = torch.cat([types, types])
+    return edge_index, edge_type
 
 
 def bond_graph_edges(molecules: Sequence[Molecule], offsets: Tensor) -> tuple[Tensor, Tensor]:
