@@ -71,5 +71,5 @@ class MPNN(nn.Module):
 
 
 def _reset(module: nn.Module) -> None:
-    if hasattr(module, "reset_parameters") and module is not None:
+    if hasattr(module, "reset_parameters"):
         module.reset_parameters()
