@@ -14,3 +14,28 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data (real QM9 and n2p2 data) is not present beside the repository")
     return SHARED_DATA.resolve()
+
+
+@pytest.fixture(scope="session")
+def n2p2_examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``n2p2_examples/`` unpacked from ../shared/data (GPL-3.0: used in place, never bundled)."""
+    archive = SHARED_DATA / "n2p2_examples.tar.xz"
+    if not archive.is_file():
+        pytest.skip("../shared/data/n2p2_examples.tar.xz (n2p2's example potentials) is not present")
+    import tarfile
+
+    target = tmp_path_factory.mktemp("n2p2")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target / "n2p2_examples"
+
+
+@pytest.fixture(scope="session")
+def n2p2_reference() -> dict:
+    """n2p2's own energies and forces for its nnp-predict examples."""
+    path = SHARED_DATA / "n2p2_reference_predictions.json"
+    if not path.is_file():
+        pytest.skip("../shared/data/n2p2_reference_predictions.json is not present")
+    import json
+
+    return json.loads(path.read_text())

@@ -21,6 +21,10 @@ key             shape       dtype   meaning
 ``y``           (B, K)      float   targets, or ``None``
 ``cell``        (B, 3, 3)   float   periodic cell rows, Angstrom, or ``None``
 ``pbc``         (B, 3)      bool    periodic directions, or ``None``
+``shift``       (E, 3)      float   cell shifts S (integers) of each edge's source
+                                    image: ``r_vw = pos[w] - pos[v] + S @ cell``;
+                                    ``None`` when no edge crosses a cell boundary
+``forces``      (N, 3)      float   reference forces, eV/Angstrom, or ``None``
 ==============  ==========  ======  ===========================================
 
 Edge *features* that depend on positions (distances) are not stored: models
@@ -51,8 +55,11 @@ class Molecule:
         x: (n, F) float32 node features, or an (n, 0) tensor.
         bonds: (nb, 2) int64 atom pairs ``i < j`` of the chemical bonds.
         bond_type: (nb,) int64 index into :data:`BOND_TYPES` (never "none").
-        y: (K,) float64 targets, or ``None``.
+        y: (K,) float64 targets, or ``None`` (for potentials: the energy in eV, shape (1,)).
         name: an identifier (e.g. ``"dsgdb9nsd_000001"``).
+        cell: (3, 3) float64 cell rows in Angstrom, or ``None`` for a molecule.
+        pbc: (3,) bool periodic directions, or ``None`` (no periodicity).
+        forces: (n, 3) float64 reference forces in eV/Angstrom, or ``None``.
     """
 
     z: Tensor
@@ -62,6 +69,9 @@ class Molecule:
     bond_type: Tensor
     y: Tensor | None = None
     name: str = ""
+    cell: Tensor | None = None
+    pbc: Tensor | None = None
+    forces: Tensor | None = None
 
     @property
     def num_atoms(self) -> int:
@@ -82,6 +92,8 @@ class Batch:
     y: Tensor | None = None
     cell: Tensor | None = None
     pbc: Tensor | None = None
+    shift: Tensor | None = None
+    forces: Tensor | None = None
 
     @property
     def num_graphs(self) -> int:

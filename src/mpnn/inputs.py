@@ -38,9 +38,17 @@ class LinearNodeInput(nn.Module):
 
 
 def edge_vectors(batch: Batch) -> Tensor:
-    """(E, 3) vector from the target atom v to the source atom w, Angstrom."""
+    """(E, 3) vector from the target atom v to the source atom w (its periodic image), Angstrom.
+
+    ``pos[w] - pos[v] + S @ cell`` with the edge's cell shift S; differentiable with respect
+    to ``pos`` and ``cell`` (forces and stress).
+    """
     source, target = batch.edge_index
-    return batch.pos[source] - batch.pos[target]
+    vectors = batch.pos[source] - batch.pos[target]
+    if batch.shift is not None and batch.cell is not None:
+        cell = batch.cell[batch.batch[target]]  # (E, 3, 3)
+        vectors = vectors + torch.bmm(batch.shift.to(cell.dtype).unsqueeze(1), cell).squeeze(1)
+    return vectors
 
 
 class BondDistanceEdges(nn.Module):
@@ -61,3 +69,36 @@ class BondDistanceEdges(nn.Module):
         if not self.distance:
             return onehot
         return torch.cat([onehot, edge_vectors(batch).norm(dim=-1, keepdim=True)], dim=-1)
+
+
+class SpeciesInput(nn.Module):
+    """h^0_v = one-hot of the element of atom v among ``elements`` (atomic numbers) -> (N, S)."""
+
+    def __init__(self, elements: list[int]) -> None:
+        super().__init__()
+        lookup = torch.full((119,), -1, dtype=torch.long)
+        lookup[torch.tensor(elements)] = torch.arange(len(elements))
+        self.register_buffer("species_of", lookup, persistent=False)
+        self.num_species = len(elements)
+
+    def forward(self, batch: Batch) -> Tensor:
+        species = self.species_of[batch.z]
+        if bool((species < 0).any()):
+            raise ValueError(f"SpeciesInput: atomic numbers {sorted(set(batch.z[species < 0].tolist()))} "
+                             "are not among the model's elements")
+        return nn.functional.one_hot(species, self.num_species).to(batch.pos.dtype)
+
+
+class EdgeVectors(nn.Module):
+    """e_vw = (r_w - r_v) / unit: edge vectors (E, 3) in the model's length unit.
+
+    ``unit`` is the model's length unit in Angstrom (e.g. 0.529177 for Bohr).
+    """
+
+    def __init__(self, unit: float = 1.0) -> None:
+        super().__init__()
+        self.unit = float(unit)
+
+    def forward(self, batch: Batch) -> Tensor:
+        vectors = edge_vectors(batch)
+        return vectors if self.unit == 1.0 else vectors / self.unit

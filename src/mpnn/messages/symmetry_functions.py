@@ -1,0 +1,186 @@
+r"""The Behler-Parrinello message: atom-centred symmetry functions, element-resolved as in n2p2.
+
+For T = 1 the message of Gilmer's scheme, :math:`m_i = \sum_j M(h_i, h_j, e_{ij})`, becomes the
+vector of symmetry functions of atom i: radial functions sum a term over neighbours j, angular
+ones over pairs j < k (:mod:`mpnn.symmetry.gaussian`).  Each function belongs to a centre
+element; radial functions select the element of j, angular ones the elements of (j, k), and
+the weighted types take every neighbour with weight Z_j (Z_j Z_k).
+
+The functions of one centre element, one type, one neighbour selection and one cutoff
+function form a *group* whose terms are computed by one module for all its functions at once.
+``G`` is (N, W) with W the largest number of functions of any element; atom i of element s
+uses the first W_s columns, in n2p2's sorted order, then the scaling of its element:
+:math:`G' = S_{min} + f (G - G_{ref})` (n2p2's ``scale``, ``center``, ``sigma`` modes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mpnn.batch import Batch
+from mpnn.errors import DataError
+from mpnn.symmetry.cutoffs import CutoffFunction
+from mpnn.symmetry.families import FAMILIES
+from mpnn.symmetry.triplets import TripletSum, pair_blocks
+
+
+class _Group(nn.Module):
+    def __init__(self, element: int, neighbors: tuple[int, ...] | None, columns: list[int], angular: bool,
+                 terms: nn.Module) -> None:
+        super().__init__()
+        self.element, self.neighbors, self.angular, self.terms = element, neighbors, angular, terms
+        self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
+
+
+class SymmetryFunctions(nn.Module):
+    """Symmetry functions of every atom, scaled: the message of an HDNNP.
+
+    Args:
+        elements: atomic numbers of the potential's elements, in species order.
+        specs: per element (same order), its symmetry functions in network-input order; each has
+            n2p2's fields (``type``, ``neighbors`` as element symbols or atomic numbers,
+            ``eta``, ``rs``, ``rc``, ``lambda_``, ``zeta``, ...), lengths in Angstrom.
+        cutoff_type, cutoff_alpha: n2p2's cutoff function for all functions.
+
+    ``prepare(batch, vectors, steps)`` computes the scaled (N, W) matrix from the edge vectors
+    (E, 3) (r_j - r_i, Angstrom); ``forward(h, G)`` returns it.  Buffers ``scale_factor``,
+    ``scale_ref`` (S, W) and ``scale_min`` (S, 1) hold the scaling.
+    """
+
+    def __init__(self, elements: Sequence[int], specs: Sequence[Sequence[Any]], cutoff_type: int,
+                 cutoff_alpha: float = 0.0) -> None:
+        super().__init__()
+        if len(specs) != len(elements):
+            raise ValueError("SymmetryFunctions: one list of specs per element is needed")
+        self.elements = [int(z) for z in elements]
+        self.sizes = [len(s) for s in specs]
+        self.width = max(self.sizes, default=0)
+        self.cutoff_fn = CutoffFunction(cutoff_type, cutoff_alpha)
+        lookup = torch.full((119,), -1, dtype=torch.long)
+        lookup[torch.tensor(self.elements)] = torch.arange(len(self.elements))
+        self.register_buffer("species_of", lookup, persistent=False)
+        self.groups = nn.ModuleList(self._build_groups(specs))
+        self.cutoff = max((g.terms.cutoff for g in self.groups), default=0.0)
+        shape = (len(self.elements), self.width)
+        self.register_buffer("scale_factor", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("scale_ref", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("scale_min", torch.zeros((len(self.elements), 1), dtype=torch.float64))
+
+    def _species_index(self, element: Any) -> int:
+        z = element if isinstance(element, int) else _atomic_number(element)
+        return self.elements.index(z)
+
+    def _build_groups(self, specs: Sequence[Sequence[Any]]) -> list[_Group]:
+        grouped: dict[tuple, list[tuple[int, Any]]] = {}
+        for s, element_specs in enumerate(specs):
+            for column, spec in enumerate(element_specs):
+                if spec.type not in FAMILIES:
+                    raise DataError(f"symmetry function type {spec.type}: unsupported")
+                family = FAMILIES[spec.type]
+                neighbors = None if family.weighted else tuple(self._species_index(e) for e in spec.neighbors)
+                if neighbors is not None and len(neighbors) == 2:
+                    neighbors = tuple(sorted(neighbors))
+                grouped.setdefault((s, spec.type, neighbors), []).append((column, spec))
+        groups = []
+        for (s, type_, neighbors), members in grouped.items():
+            family = FAMILIES[type_]
+            terms = family.build([spec for _, spec in members], self.cutoff_fn)
+            groups.append(_Group(s, neighbors, [c for c, _ in members], family.angular, terms))
+        return groups
+
+    def set_scaling(self, mode: str, statistics: Sequence[Tensor], smin: float = 0.0, smax: float = 1.0) -> None:
+        """n2p2's scaling from per-element (W_s, 4) statistics (min, max, mean, sigma).
+
+        ``mode``: ``none``, ``scale``, ``center``, ``scale_center`` or ``sigma``.
+        """
+        for s, stats in enumerate(statistics):
+            stats = torch.as_tensor(stats, dtype=torch.float64)
+            n = self.sizes[s]
+            gmin, gmax, mean, sigma = stats[:n].unbind(1)
+            one = torch.ones_like(gmin)
+            factor, ref, low = {
+                "none": (one, torch.zeros_like(gmin), 0.0),
+                "scale": ((smax - smin) / (gmax - gmin), gmin, smin),
+                "center": (one, mean, 0.0),
+                "scale_center": ((smax - smin) / (gmax - gmin), mean, smin),
+                "sigma": ((smax - smin) / sigma, mean, smin),
+            }[mode]
+            self.scale_factor[s, :n] = factor
+            self.scale_ref[s, :n] = ref
+            self.scale_min[s] = low
+
+    def species(self, batch: Batch) -> Tensor:
+        """(N,) species index of each atom; an element the potential lacks is a DataError."""
+        species = self.species_of[batch.z]
+        if bool((species < 0).any()):
+            missing = sorted({int(z) for z in batch.z[species < 0]})
+            raise DataError(f"element(s) with Z = {missing} are not covered by the potential "
+                            f"(it has Z = {self.elements})")
+        return species
+
+    def raw(self, batch: Batch, vectors: Tensor) -> Tensor:
+        """(N, W) unscaled symmetry functions from edge vectors (E, 3)."""
+        species = self.species(batch)
+        n = batch.num_atoms
+        source, centre = batch.edge_index
+        distance = vectors.norm(dim=1)
+        with torch.no_grad():
+            r = distance.detach()
+            neighbor_species = species[source]
+            centre_species = species[centre]
+        weights = batch.z[source].to(vectors.dtype)
+        out = vectors.new_zeros((n, self.width))
+        for group in self.groups:
+            near = (centre_species == group.element) & (r < group.terms.cutoff)
+            if group.angular:
+                values = self._angular(group, vectors, near, neighbor_species, centre, r, weights, n)
+            else:
+                if group.neighbors is not None:
+                    near &= neighbor_species == group.neighbors[0]
+                edges = near.nonzero().squeeze(1)
+                terms = group.terms(distance[edges], weights[edges])
+                values = vectors.new_zeros((n, terms.shape[1])).index_add(0, centre[edges], terms)
+            out = out.index_add(1, group.columns, values)
+        return out
+
+    def _angular(self, group: _Group, vectors: Tensor, near: Tensor, neighbor_species: Tensor, centre: Tensor,
+                 r: Tensor, weights: Tensor, n: int) -> Tensor:
+        with torch.no_grad():
+            if group.neighbors is None:
+                a, b = pair_blocks(centre, near.nonzero().squeeze(1), None, n)
+            else:
+                e1, e2 = group.neighbors
+                first = (near & (neighbor_species == e1)).nonzero().squeeze(1)
+                if e1 == e2:
+                    a, b = pair_blocks(centre, first, None, n)
+                else:
+                    second = (near & (neighbor_species == e2)).nonzero().squeeze(1)
+                    a, b = pair_blocks(centre, first, second, n)
+            if getattr(group.terms, "narrow", False) and a.numel():
+                keep = (vectors[b].detach() - vectors[a].detach()).norm(dim=1) < group.terms.cutoff
+                a, b = a[keep], b[keep]
+        width = int(group.columns.shape[0])
+        return TripletSum.apply(vectors, a, b, centre, weights, group.terms, n, width)
+
+    def prepare(self, batch: Batch, vectors: Tensor, steps: int = 1) -> Tensor:
+        """(N, W) scaled symmetry functions (the message, computed once)."""
+        species = self.species(batch)
+        raw = self.raw(batch, vectors)
+        factor = self.scale_factor.to(raw.dtype)[species]
+        ref = self.scale_ref.to(raw.dtype)[species]
+        return self.scale_min.to(raw.dtype)[species] + factor * (raw - ref)
+
+    def forward(self, h: Tensor, context: Tensor) -> Tensor:
+        return context
+
+
+def _atomic_number(symbol: str) -> int:
+    from ase.data import atomic_numbers
+
+    if symbol not in atomic_numbers:
+        raise DataError(f"unknown element symbol {symbol!r}")
+    return atomic_numbers[symbol]

@@ -1,0 +1,120 @@
+"""HDNNP: a Behler-Parrinello high-dimensional neural network potential as an MPNN with T = 1.
+
+message = the atom's symmetry functions over its neighbours (:mod:`mpnn.messages.symmetry_functions`),
+update = the network of its element giving its energy (:mod:`mpnn.updates.element_mlp`),
+readout = the sum over atoms.  The same configuration loads n2p2 potentials
+(:mod:`mpnn.potentials.n2p2`) and is trained by ``mpnn train-potential``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mpnn.batch import Batch
+from mpnn.engine import MPNN
+from mpnn.inputs import EdgeVectors, SpeciesInput
+from mpnn.messages.symmetry_functions import SymmetryFunctions, _atomic_number
+from mpnn.readouts.sum import SumReadout
+from mpnn.scatter import segment_sum
+from mpnn.updates.element_mlp import ElementNetwork, ElementUpdate
+
+SPEC_DEFAULTS = {"eta": 0.0, "rs": 0.0, "lambda_": 0.0, "zeta": 0.0, "rl": 0.0, "angle_left": 0.0,
+                 "angle_right": 0.0, "subtype": "", "cutoff_type": 0, "cutoff_alpha": 0.0, "line": 0}
+
+
+@dataclass
+class HDNNPConfig:
+    """An HDNNP.  Symmetry-function lengths are in ``length_unit`` Angstrom (1 Bohr = 0.529177...).
+
+    Attributes:
+        elements: element symbols, in species order (n2p2's order for imported potentials).
+        symmetry_functions: per element, its functions in network-input order, as dicts of
+            n2p2's fields (``type``, ``neighbors``, ``rc``, ``eta``, ``rs``, ``lambda_``, ``zeta``, ...).
+        cutoff_type, cutoff_alpha: n2p2's cutoff function.
+        nodes, activations: per element, hidden layer sizes and n2p2 activation letters
+            (hidden layers + output).
+        normalize_nodes: n2p2's ``normalize_nodes``.
+        scaling, scale_min, scale_max: n2p2's symmetry-function scaling mode and range.
+        length_unit, energy_unit: Angstrom and eV per unit of the network's inputs and outputs.
+    """
+
+    elements: list[str]
+    symmetry_functions: list[list[dict[str, Any]]]
+    cutoff_type: int = 1
+    cutoff_alpha: float = 0.0
+    nodes: list[list[int]] = field(default_factory=list)
+    activations: list[str] = field(default_factory=list)
+    normalize_nodes: bool = False
+    scaling: str = "scale_center"
+    scale_min: float = 0.0
+    scale_max: float = 1.0
+    length_unit: float = 1.0
+    energy_unit: float = 1.0
+
+
+class PotentialModel(nn.Module):
+    """A potential energy model: ``forward(batch) -> (B,)`` energies in eV.
+
+    Wraps an :class:`MPNN` whose node states after the update are atomic energies (N, 1), in
+    eV.  Attributes: ``config`` (JSON-serialisable, for :func:`mpnn.models.build_model`),
+    ``cutoff`` (Angstrom; the neighbour-list radius the model needs), ``elements``.
+    """
+
+    def __init__(self, net: MPNN, config: dict[str, Any], cutoff: float, elements: list[int]) -> None:
+        super().__init__()
+        self.net, self.config, self.cutoff, self.elements = net, config, float(cutoff), list(elements)
+        self.graph = "radius"
+
+    @property
+    def symmetry_functions(self) -> SymmetryFunctions:
+        return self.net.messages[0]
+
+    @property
+    def update(self) -> ElementUpdate:
+        return self.net.updates[0]
+
+    def atomic_energies(self, batch: Batch) -> Tensor:
+        """(N,) energy of each atom, eV."""
+        if batch.pos.dtype != self.update.offsets.dtype:
+            batch = batch.to(dtype=self.update.offsets.dtype)
+        return self.net.node_states(batch).squeeze(1)
+
+    def forward(self, batch: Batch) -> Tensor:
+        return segment_sum(self.atomic_energies(batch), batch.batch, batch.num_graphs)
+
+
+def spec_namespace(spec: dict[str, Any]) -> SimpleNamespace:
+    """A symmetry-function spec dict -> attribute access with n2p2's defaults."""
+    return SimpleNamespace(**{**SPEC_DEFAULTS, **spec})
+
+
+def hdnnp(config: HDNNPConfig) -> PotentialModel:
+    """Build an HDNNP from its configuration (networks initialised as torch does)."""
+    c = config
+    if not (len(c.symmetry_functions) == len(c.nodes) == len(c.activations) == len(c.elements)):
+        raise ValueError("hdnnp: elements, symmetry_functions, nodes and activations need one entry per element")
+    numbers = [_atomic_number(e) for e in c.elements]
+    specs = [[spec_namespace(s) for s in element_specs] for element_specs in c.symmetry_functions]
+    message = SymmetryFunctions(numbers, specs, c.cutoff_type, c.cutoff_alpha)
+    networks = [
+        ElementNetwork(len(s), nodes, act, c.normalize_nodes)
+        for s, nodes, act in zip(specs, c.nodes, c.activations, strict=True)
+    ]
+    update = ElementUpdate(networks, [len(s) for s in specs])
+    update.energy_scale.fill_(c.energy_unit)
+    net = MPNN(SpeciesInput(numbers), EdgeVectors(c.length_unit), message, update, SumReadout(), steps=1)
+    net.double()
+    model = PotentialModel(net, {"model": "hdnnp", **asdict(c)}, message.cutoff * c.length_unit, numbers)
+    return model
+
+
+def set_energy_terms(model: PotentialModel, scale: float, offsets: list[float]) -> None:
+    """Atomic energy = scale * NN + offsets[species] (eV)."""
+    with torch.no_grad():
+        model.update.energy_scale.fill_(scale)
+        model.update.offsets.copy_(torch.tensor(offsets, dtype=torch.float64))
