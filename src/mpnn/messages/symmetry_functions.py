@@ -23,14 +23,22 @@ from torch import Tensor, nn
 
 from mpnn.batch import Batch
 from mpnn.errors import DataError
+from mpnn.symmetry import compiled
 from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.families import FAMILIES
-from mpnn.symmetry.triplets import TripletSum, pair_blocks
+from mpnn.symmetry.gaussian import GaussianAngular
+from mpnn.symmetry.triplets import TripletSum, pair_blocks, triplet_vector_grad
 
 
 class _Group(nn.Module):
-    def __init__(self, element: int, neighbors: tuple[int, ...] | None, columns: list[int], angular: bool,
-                 terms: nn.Module) -> None:
+    def __init__(
+        self,
+        element: int,
+        neighbors: tuple[int, ...] | None,
+        columns: list[int],
+        angular: bool,
+        terms: nn.Module,
+    ) -> None:
         super().__init__()
         self.element, self.neighbors, self.angular, self.terms = element, neighbors, angular, terms
         self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
@@ -47,12 +55,18 @@ class SymmetryFunctions(nn.Module):
         cutoff_type, cutoff_alpha: n2p2's cutoff function for all functions.
 
     ``prepare(batch, vectors, steps)`` computes the scaled (N, W) matrix from the edge vectors
-    (E, 3) (r_j - r_i, Angstrom); ``forward(h, G)`` returns it.  Buffers ``scale_factor``,
-    ``scale_ref`` (S, W) and ``scale_min`` (S, 1) hold the scaling.
+    (E, 3) (r_j - r_i, in the unit of the specs); ``forward(h, G)`` returns it.  Buffers
+    ``scale_factor``, ``scale_ref`` (S, W) and ``scale_min`` (S, 1) hold the scaling,
+    ``statistics`` (S, W, 4) the (min, max, mean, sigma) it was made from.
     """
 
-    def __init__(self, elements: Sequence[int], specs: Sequence[Sequence[Any]], cutoff_type: int,
-                 cutoff_alpha: float = 0.0) -> None:
+    def __init__(
+        self,
+        elements: Sequence[int],
+        specs: Sequence[Sequence[Any]],
+        cutoff_type: int,
+        cutoff_alpha: float = 0.0,
+    ) -> None:
         super().__init__()
         if len(specs) != len(elements):
             raise ValueError("SymmetryFunctions: one list of specs per element is needed")
@@ -65,10 +79,14 @@ class SymmetryFunctions(nn.Module):
         self.register_buffer("species_of", lookup, persistent=False)
         self.groups = nn.ModuleList(self._build_groups(specs))
         self.cutoff = max((g.terms.cutoff for g in self.groups), default=0.0)
+        #: use the compiled CPU kernels for the Gaussian angular families when numba is present
+        self.compiled = True
         shape = (len(self.elements), self.width)
         self.register_buffer("scale_factor", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("scale_ref", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("scale_min", torch.zeros((len(self.elements), 1), dtype=torch.float64))
+        #: the statistics the scaling came from: (S, W, 4) min, max, mean, sigma
+        self.register_buffer("statistics", torch.zeros((*shape, 4), dtype=torch.float64))
 
     def _species_index(self, element: Any) -> int:
         z = element if isinstance(element, int) else _atomic_number(element)
@@ -92,7 +110,9 @@ class SymmetryFunctions(nn.Module):
             groups.append(_Group(s, neighbors, [c for c, _ in members], family.angular, terms))
         return groups
 
-    def set_scaling(self, mode: str, statistics: Sequence[Tensor], smin: float = 0.0, smax: float = 1.0) -> None:
+    def set_scaling(
+        self, mode: str, statistics: Sequence[Tensor], smin: float = 0.0, smax: float = 1.0
+    ) -> None:
         """n2p2's scaling from per-element (W_s, 4) statistics (min, max, mean, sigma).
 
         ``mode``: ``none``, ``scale``, ``center``, ``scale_center`` or ``sigma``.
@@ -109,6 +129,7 @@ class SymmetryFunctions(nn.Module):
                 "scale_center": ((smax - smin) / (gmax - gmin), mean, smin),
                 "sigma": ((smax - smin) / sigma, mean, smin),
             }[mode]
+            self.statistics[s, :n] = stats[:n]
             self.scale_factor[s, :n] = factor
             self.scale_ref[s, :n] = ref
             self.scale_min[s] = low
@@ -118,8 +139,9 @@ class SymmetryFunctions(nn.Module):
         species = self.species_of[batch.z]
         if bool((species < 0).any()):
             missing = sorted({int(z) for z in batch.z[species < 0]})
-            raise DataError(f"element(s) with Z = {missing} are not covered by the potential "
-                            f"(it has Z = {self.elements})")
+            raise DataError(
+                f"element(s) with Z = {missing} are not covered by the potential (it has Z = {self.elements})"
+            )
         return species
 
     def raw(self, batch: Batch, vectors: Tensor) -> Tensor:
@@ -134,7 +156,16 @@ class SymmetryFunctions(nn.Module):
             centre_species = species[centre]
         weights = batch.z[source].to(vectors.dtype)
         out = vectors.new_zeros((n, self.width))
+        arrays = None
         for group in self.groups:
+            if group.angular and self._use_compiled(group, vectors):
+                if arrays is None:
+                    arrays = compiled.edge_arrays(centre, species, neighbor_species, weights)
+                values = self._compiled_angular(
+                    group, vectors, arrays, neighbor_species, centre, r, weights, n
+                )
+                out = out.index_add(1, group.columns, values)
+                continue
             near = (centre_species == group.element) & (r < group.terms.cutoff)
             if group.angular:
                 values = self._angular(group, vectors, near, neighbor_species, centre, r, weights, n)
@@ -147,8 +178,55 @@ class SymmetryFunctions(nn.Module):
             out = out.index_add(1, group.columns, values)
         return out
 
-    def _angular(self, group: _Group, vectors: Tensor, near: Tensor, neighbor_species: Tensor, centre: Tensor,
-                 r: Tensor, weights: Tensor, n: int) -> Tensor:
+    def _use_compiled(self, group: _Group, vectors: Tensor) -> bool:
+        return (
+            self.compiled
+            and compiled.available()
+            and vectors.device.type == "cpu"
+            and isinstance(group.terms, GaussianAngular)
+        )
+
+    def _compiled_angular(
+        self,
+        group: _Group,
+        vectors: Tensor,
+        edges: compiled.EdgeArrays,
+        neighbor_species: Tensor,
+        centre: Tensor,
+        r: Tensor,
+        weights: Tensor,
+        n: int,
+    ) -> Tensor:
+        e1, e2 = group.neighbors if group.neighbors is not None else (-1, -1)
+
+        def fallback(grad: Tensor) -> Tensor:
+            near = (edges_species_of_centre(centre, edges) == group.element) & (r < group.terms.cutoff)
+            a, b = self._pairs(group, vectors, near, neighbor_species, centre, n)
+            return triplet_vector_grad(vectors.detach(), a, b, centre, weights, group.terms, grad)
+
+        return compiled.CompiledAngularSum.apply(
+            vectors, edges, group.element, e1, e2, group.terms.kernel_parameters(), fallback
+        )
+
+    def _angular(
+        self,
+        group: _Group,
+        vectors: Tensor,
+        near: Tensor,
+        neighbor_species: Tensor,
+        centre: Tensor,
+        r: Tensor,
+        weights: Tensor,
+        n: int,
+    ) -> Tensor:
+        a, b = self._pairs(group, vectors, near, neighbor_species, centre, n)
+        width = int(group.columns.shape[0])
+        return TripletSum.apply(vectors, a, b, centre, weights, group.terms, n, width)
+
+    def _pairs(
+        self, group: _Group, vectors: Tensor, near: Tensor, neighbor_species: Tensor, centre: Tensor, n: int
+    ) -> tuple[Tensor, Tensor]:
+        """Edge pairs (a, b) of the group's triplets (narrow families: r_jk < rc too)."""
         with torch.no_grad():
             if group.neighbors is None:
                 a, b = pair_blocks(centre, near.nonzero().squeeze(1), None, n)
@@ -163,8 +241,7 @@ class SymmetryFunctions(nn.Module):
             if getattr(group.terms, "narrow", False) and a.numel():
                 keep = (vectors[b].detach() - vectors[a].detach()).norm(dim=1) < group.terms.cutoff
                 a, b = a[keep], b[keep]
-        width = int(group.columns.shape[0])
-        return TripletSum.apply(vectors, a, b, centre, weights, group.terms, n, width)
+        return a, b
 
     def prepare(self, batch: Batch, vectors: Tensor, steps: int = 1) -> Tensor:
         """(N, W) scaled symmetry functions (the message, computed once)."""
@@ -176,6 +253,11 @@ class SymmetryFunctions(nn.Module):
 
     def forward(self, h: Tensor, context: Tensor) -> Tensor:
         return context
+
+
+def edges_species_of_centre(centre: Tensor, edges: compiled.EdgeArrays) -> Tensor:
+    """(E,) species of each edge's centre atom."""
+    return torch.from_numpy(edges.species).to(centre.device)[centre]
 
 
 def _atomic_number(symbol: str) -> int:

@@ -7,11 +7,12 @@ from typing import Any
 
 from mpnn.models.base import PropertyModel
 from mpnn.models.enn_s2s import EnnS2SConfig, enn_s2s
+from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp
 
-MODELS = {"enn_s2s": (EnnS2SConfig, enn_s2s)}
+MODELS = {"enn_s2s": (EnnS2SConfig, enn_s2s), "hdnnp": (HDNNPConfig, hdnnp)}
 
 
-def build_model(config: dict[str, Any]) -> PropertyModel:
+def build_model(config: dict[str, Any]) -> PropertyModel | PotentialModel:
     """A fresh model from ``{"model": name, **hyperparameters}``; unknown keys are an error."""
     settings = dict(config)
     name = settings.pop("model", None)
@@ -25,4 +26,13 @@ def build_model(config: dict[str, Any]) -> PropertyModel:
     return build(parsed)
 
 
-__all__ = ["MODELS", "EnnS2SConfig", "PropertyModel", "build_model", "enn_s2s"]
+__all__ = [
+    "MODELS",
+    "EnnS2SConfig",
+    "HDNNPConfig",
+    "PotentialModel",
+    "PropertyModel",
+    "build_model",
+    "enn_s2s",
+    "hdnnp",
+]

@@ -23,8 +23,19 @@ from mpnn.readouts.sum import SumReadout
 from mpnn.scatter import segment_sum
 from mpnn.updates.element_mlp import ElementNetwork, ElementUpdate
 
-SPEC_DEFAULTS = {"eta": 0.0, "rs": 0.0, "lambda_": 0.0, "zeta": 0.0, "rl": 0.0, "angle_left": 0.0,
-                 "angle_right": 0.0, "subtype": "", "cutoff_type": 0, "cutoff_alpha": 0.0, "line": 0}
+SPEC_DEFAULTS = {
+    "eta": 0.0,
+    "rs": 0.0,
+    "lambda_": 0.0,
+    "zeta": 0.0,
+    "rl": 0.0,
+    "angle_left": 0.0,
+    "angle_right": 0.0,
+    "subtype": "",
+    "cutoff_type": 0,
+    "cutoff_alpha": 0.0,
+    "line": 0,
+}
 
 
 @dataclass
@@ -97,7 +108,9 @@ def hdnnp(config: HDNNPConfig) -> PotentialModel:
     """Build an HDNNP from its configuration (networks initialised as torch does)."""
     c = config
     if not (len(c.symmetry_functions) == len(c.nodes) == len(c.activations) == len(c.elements)):
-        raise ValueError("hdnnp: elements, symmetry_functions, nodes and activations need one entry per element")
+        raise ValueError(
+            "hdnnp: elements, symmetry_functions, nodes and activations need one entry per element"
+        )
     numbers = [_atomic_number(e) for e in c.elements]
     specs = [[spec_namespace(s) for s in element_specs] for element_specs in c.symmetry_functions]
     message = SymmetryFunctions(numbers, specs, c.cutoff_type, c.cutoff_alpha)

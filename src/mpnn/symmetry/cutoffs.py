@@ -24,8 +24,17 @@ import math
 import torch
 from torch import Tensor, nn
 
-CUTOFF_TYPES = {0: "hard", 1: "cos", 2: "tanhu", 3: "tanh", 4: "exp", 5: "poly1", 6: "poly2", 7: "poly3",
-                8: "poly4"}
+CUTOFF_TYPES = {
+    0: "hard",
+    1: "cos",
+    2: "tanhu",
+    3: "tanh",
+    4: "exp",
+    5: "poly1",
+    6: "poly2",
+    7: "poly3",
+    8: "poly4",
+}
 _TANH_NORM = 1.0 / math.tanh(1.0) ** 3
 
 

@@ -41,8 +41,14 @@ class GaussianRadial(nn.Module):
     ``forward(r (P,), zj (P,)) -> (P, F)``.
     """
 
-    def __init__(self, eta: Sequence[float], rs: Sequence[float], rc: Sequence[float],
-                 cutoff: CutoffFunction, weighted: bool = False) -> None:
+    def __init__(
+        self,
+        eta: Sequence[float],
+        rs: Sequence[float],
+        rc: Sequence[float],
+        cutoff: CutoffFunction,
+        weighted: bool = False,
+    ) -> None:
         super().__init__()
         self.register_buffer("eta", torch.tensor(eta, dtype=torch.float64))
         self.register_buffer("rs", torch.tensor(rs, dtype=torch.float64))
@@ -70,9 +76,17 @@ class GaussianAngular(nn.Module):
     (lambda, zeta), the cutoff functions of one rc) are computed once.
     """
 
-    def __init__(self, eta: Sequence[float], rs: Sequence[float], lambda_: Sequence[float],
-                 zeta: Sequence[float], rc: Sequence[float], cutoff: CutoffFunction, narrow: bool,
-                 weighted: bool = False) -> None:
+    def __init__(
+        self,
+        eta: Sequence[float],
+        rs: Sequence[float],
+        lambda_: Sequence[float],
+        zeta: Sequence[float],
+        rc: Sequence[float],
+        cutoff: CutoffFunction,
+        narrow: bool,
+        weighted: bool = False,
+    ) -> None:
         super().__init__()
         f64 = torch.float64
         radial, radial_index = _unique_columns(torch.tensor([eta, rs], dtype=f64).T)
@@ -88,6 +102,33 @@ class GaussianAngular(nn.Module):
         self.cutoff_fn, self.narrow, self.weighted = cutoff, narrow, weighted
         self.cutoff = float(max(rc))
 
+    def kernel_parameters(self) -> tuple:
+        """Arguments of :mod:`mpnn.symmetry.angular_kernels` after the per-batch ones."""
+        if getattr(self, "_kernel_parameters", None) is None:
+            numpy = [
+                t.detach().cpu().numpy().copy()
+                for t in (
+                    self.radial[:, 0],
+                    self.radial[:, 1],
+                    self.angular[:, 0],
+                    self.angular[:, 1],
+                    self.rc,
+                    self.radial_index,
+                    self.angular_index,
+                    self.rc_index,
+                    self.norm,
+                )
+            ]
+            self._kernel_parameters = (
+                self.narrow,
+                self.weighted,
+                *numpy,
+                self.cutoff_fn.cutoff_type,
+                float(self.cutoff_fn.alpha),
+                self.cutoff,
+            )
+        return self._kernel_parameters
+
     def forward(self, rij: Tensor, rik: Tensor, rjk: Tensor, cos: Tensor, zj: Tensor, zk: Tensor) -> Tensor:
         eta, rs = self.radial[:, 0], self.radial[:, 1]
         square = (rij.unsqueeze(1) - rs) ** 2 + (rik.unsqueeze(1) - rs) ** 2
@@ -98,5 +139,7 @@ class GaussianAngular(nn.Module):
         gauss = torch.exp(-eta * square)  # (T, R)
         lam, zeta = self.angular[:, 0], self.angular[:, 1]
         angle = (1.0 + lam * cos.unsqueeze(1)).clamp(min=0.0) ** zeta  # (T, A)
-        terms = (angle[:, self.angular_index] * gauss[:, self.radial_index] * fc[:, self.rc_index]) * self.norm
+        terms = (
+            angle[:, self.angular_index] * gauss[:, self.radial_index] * fc[:, self.rc_index]
+        ) * self.norm
         return terms * (zj * zk).unsqueeze(1) if self.weighted else terms

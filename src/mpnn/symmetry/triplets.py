@@ -26,7 +26,9 @@ def _block_starts(counts: Tensor) -> Tensor:
     return torch.cumsum(counts, 0) - counts
 
 
-def pair_blocks(centre: Tensor, first: Tensor, second: Tensor | None, num_atoms: int) -> tuple[Tensor, Tensor]:
+def pair_blocks(
+    centre: Tensor, first: Tensor, second: Tensor | None, num_atoms: int
+) -> tuple[Tensor, Tensor]:
     """Pairs of edges (a, b) around the same centre atom.
 
     Args:
@@ -88,13 +90,22 @@ class TripletSum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, vectors: Tensor, a: Tensor, b: Tensor, centre: Tensor, weights: Tensor,  # noqa: D102
-                terms: Terms, num_atoms: int, width: int) -> Tensor:
+    def forward(
+        ctx,
+        vectors: Tensor,
+        a: Tensor,
+        b: Tensor,
+        centre: Tensor,
+        weights: Tensor,  # noqa: D102
+        terms: Terms,
+        num_atoms: int,
+        width: int,
+    ) -> Tensor:
         ctx.save_for_backward(vectors, a, b, centre, weights)
         ctx.terms = terms
         out = vectors.new_zeros((num_atoms, width))
         for start in range(0, a.shape[0], CHUNK):
-            ca, cb = a[start:start + CHUNK], b[start:start + CHUNK]
+            ca, cb = a[start : start + CHUNK], b[start : start + CHUNK]
             values = terms(*triplet_geometry(vectors, ca, cb), weights[ca], weights[cb])
             out.index_add_(0, centre[ca], values)
         return out
@@ -102,24 +113,37 @@ class TripletSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
         vectors, a, b, centre, weights = ctx.saved_tensors
-        keep_graph = torch.is_grad_enabled()
-        grad_vectors = torch.zeros_like(vectors)
-        parts = []
-        for start in range(0, a.shape[0], CHUNK):
-            ca, cb = a[start:start + CHUNK], b[start:start + CHUNK]
-            with torch.enable_grad():
-                u = vectors[ca].detach().requires_grad_()
-                v = vectors[cb].detach().requires_grad_()
-                rij, rik = u.norm(dim=1), v.norm(dim=1)
-                rjk = (v - u).norm(dim=1)
-                cos = (u * v).sum(1) / (rij * rik)
-                values = ctx.terms(rij, rik, rjk, cos, weights[ca], weights[cb])
-                du, dv = torch.autograd.grad(values, (u, v), grad[centre[ca]], create_graph=keep_graph)
-            if keep_graph:
-                parts.append((ca, du, cb, dv))
-            else:
-                grad_vectors.index_add_(0, ca, du).index_add_(0, cb, dv)
-        if keep_graph:  # out of place, so that the result stays differentiable
-            grad_vectors = grad_vectors.index_add(0, torch.cat([p[0] for p in parts] + [p[2] for p in parts]),
-                                                  torch.cat([p[1] for p in parts] + [p[3] for p in parts]))
+        grad_vectors = triplet_vector_grad(vectors, a, b, centre, weights, ctx.terms, grad)
         return grad_vectors, None, None, None, None, None, None, None
+
+
+def triplet_vector_grad(
+    vectors: Tensor, a: Tensor, b: Tensor, centre: Tensor, weights: Tensor, terms: Terms, grad: Tensor
+) -> Tensor:
+    """dL/d(vectors) (E, 3) of the triplet sum, from dL/dG (N, F), recomputing chunk by chunk.
+
+    Differentiable with respect to ``grad`` when grad mode is on (double backward).
+    """
+    keep_graph = torch.is_grad_enabled()
+    grad_vectors = torch.zeros_like(vectors)
+    parts = []
+    for start in range(0, a.shape[0], CHUNK):
+        ca, cb = a[start : start + CHUNK], b[start : start + CHUNK]
+        with torch.enable_grad():
+            u = vectors[ca].detach().requires_grad_()
+            v = vectors[cb].detach().requires_grad_()
+            rij, rik = u.norm(dim=1), v.norm(dim=1)
+            rjk = (v - u).norm(dim=1)
+            cos = (u * v).sum(1) / (rij * rik)
+            values = terms(rij, rik, rjk, cos, weights[ca], weights[cb])
+            du, dv = torch.autograd.grad(values, (u, v), grad[centre[ca]], create_graph=keep_graph)
+        if keep_graph:
+            parts.append((ca, du, cb, dv))
+        else:
+            grad_vectors.index_add_(0, ca, du).index_add_(0, cb, dv)
+    if keep_graph and parts:  # out of place, so that the result stays differentiable
+        index = torch.cat([p[0] for p in parts] + [p[2] for p in parts])
+        grad_vectors = grad_vectors.index_add(
+            0, index, torch.cat([p[1] for p in parts] + [p[3] for p in parts])
+        )
+    return grad_vectors

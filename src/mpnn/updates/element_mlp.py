@@ -44,13 +44,15 @@ class ElementNetwork(nn.Module):
         normalize: n2p2's ``normalize_nodes``.
     """
 
-    def __init__(self, n_inputs: int, nodes: Sequence[int], activations: str | Sequence[str],
-                 normalize: bool = False) -> None:
+    def __init__(
+        self, n_inputs: int, nodes: Sequence[int], activations: str | Sequence[str], normalize: bool = False
+    ) -> None:
         super().__init__()
         sizes = [n_inputs, *nodes, 1]
         if len(activations) != len(sizes) - 1:
-            raise ValueError(f"{len(sizes) - 1} activations needed (hidden layers + output), "
-                             f"got {len(activations)}")
+            raise ValueError(
+                f"{len(sizes) - 1} activations needed (hidden layers + output), got {len(activations)}"
+            )
         unknown = [a for a in activations if a not in ACTIVATIONS]
         if unknown:
             raise ValueError(f"unknown activation(s) {unknown}; known: {sorted(ACTIVATIONS)}")

@@ -1,0 +1,1 @@
+"""Interatomic potentials: n2p2 / RuNNer file formats (import and export) and what builds on them."""

@@ -1,0 +1,28 @@
+"""One entry point for potentials: an n2p2 folder or a training run of ours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mpnn.errors import DataError
+from mpnn.models.hdnnp import PotentialModel
+from mpnn.potentials.n2p2 import read_n2p2
+
+
+def load_potential(path: str | Path, units: tuple[float, float] = (1.0, 1.0)) -> PotentialModel:
+    """A :class:`PotentialModel` (float64, eval mode) from ``path``.
+
+    ``path``: an n2p2 potential folder (``input.nn`` ...; ``units`` = Angstrom and eV per unit of its
+    files) or a run folder written by ``mpnn train-potential`` (``config.json`` + ``best.pt``).
+    """
+    from mpnn.train.checkpoint import is_run_dir, load_model
+
+    folder = Path(path)
+    if (folder / "input.nn").is_file():
+        return read_n2p2(folder, units).eval()
+    if is_run_dir(folder):
+        model, _ = load_model(folder)
+        if not isinstance(model, PotentialModel):
+            raise DataError(f"{folder}: a property model, not a potential (no energies and forces)")
+        return model.double().eval()
+    raise DataError(f"{folder}: neither an n2p2 potential folder (input.nn) nor a training run (config.json)")
