@@ -96,7 +96,9 @@ class PotentialModel(nn.Module):
         return self.net.node_states(batch).squeeze(1)
 
     def forward(self, batch: Batch) -> Tensor:
-        return segment_sum(self.atomic_energies(batch), batch.batch, batch.num_graphs)
+        """(B,) energies, eV; summed in float64 whatever the model's dtype (atomic energies carry
+        offsets of hundreds of eV, too large to sum thousands of them in float32)."""
+        return segment_sum(self.atomic_energies(batch).double(), batch.batch, batch.num_graphs)
 
 
 def spec_namespace(spec: dict[str, Any]) -> SimpleNamespace:
