@@ -27,16 +27,26 @@ class Family:
 
 def _radial(weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Module]:
     def build(specs: Sequence[Any], cutoff: CutoffFunction) -> nn.Module:
-        return GaussianRadial([s.eta for s in specs], [s.rs for s in specs], [s.rc for s in specs], cutoff,
-                              weighted=weighted)
+        return GaussianRadial(
+            [s.eta for s in specs], [s.rs for s in specs], [s.rc for s in specs], cutoff, weighted=weighted
+        )
+
     return build
 
 
 def _angular(narrow: bool, weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Module]:
     def build(specs: Sequence[Any], cutoff: CutoffFunction) -> nn.Module:
-        return GaussianAngular([s.eta for s in specs], [s.rs for s in specs], [s.lambda_ for s in specs],
-                               [s.zeta for s in specs], [s.rc for s in specs], cutoff, narrow=narrow,
-                               weighted=weighted)
+        return GaussianAngular(
+            [s.eta for s in specs],
+            [s.rs for s in specs],
+            [s.lambda_ for s in specs],
+            [s.zeta for s in specs],
+            [s.rc for s in specs],
+            cutoff,
+            narrow=narrow,
+            weighted=weighted,
+        )
+
     return build
 
 
@@ -52,3 +62,6 @@ FAMILIES: dict[int, Family] = {
 def register(type_: int, family: Family) -> None:
     """Add a family (e.g. the compact polynomial types 20-25)."""
     FAMILIES[type_] = family
+
+
+import mpnn.symmetry.compact  # noqa: E402, F401  (registers the compact types 20-25)

@@ -82,7 +82,9 @@ class TripletSum(torch.autograd.Function):
     ``TripletSum.apply(vectors, a, b, centre, weights, terms, num_atoms, width)`` with vectors
     (E, 3) edge vectors (differentiable), a, b (T,) edge pairs, centre (E,) centre atom per
     edge, weights (E,) atomic number of each edge's neighbour, terms the family module
-    ``terms(rij, rik, rjk, cos, zj, zk) -> (T, F)``.  Returns (N, F).
+    ``terms(rij, rik, rjk, cos, zj, zk) -> (T, F)``; a family with a method
+    ``triplet_sums(vectors, a, b, centre, weights, num_atoms) -> (N, F)`` sums per centre itself
+    (no (T, F) tensor).  Returns (N, F).
 
     The backward pass is itself differentiable with respect to the incoming gradient (so a
     loss on forces trains the networks behind G); the symmetry-function parameters are
@@ -104,8 +106,12 @@ class TripletSum(torch.autograd.Function):
         ctx.save_for_backward(vectors, a, b, centre, weights)
         ctx.terms = terms
         out = vectors.new_zeros((num_atoms, width))
+        summed = getattr(terms, "triplet_sums", None)
         for start in range(0, a.shape[0], CHUNK):
             ca, cb = a[start : start + CHUNK], b[start : start + CHUNK]
+            if summed is not None:  # the family sums per centre itself, without (T, F) terms
+                out += summed(vectors, ca, cb, centre, weights, num_atoms)
+                continue
             values = terms(*triplet_geometry(vectors, ca, cb), weights[ca], weights[cb])
             out.index_add_(0, centre[ca], values)
         return out
@@ -125,6 +131,17 @@ def triplet_vector_grad(
     Differentiable with respect to ``grad`` when grad mode is on (double backward).
     """
     keep_graph = torch.is_grad_enabled()
+    summed = getattr(terms, "triplet_sums", None)
+    if summed is not None:
+        total = torch.zeros_like(vectors)
+        for start in range(0, a.shape[0], CHUNK):
+            ca, cb = a[start : start + CHUNK], b[start : start + CHUNK]
+            with torch.enable_grad():
+                vec = vectors.detach().requires_grad_()
+                sums = summed(vec, ca, cb, centre, weights, grad.shape[0])
+                (dv,) = torch.autograd.grad(sums, vec, grad, create_graph=keep_graph)
+            total = total + dv
+        return total
     grad_vectors = torch.zeros_like(vectors)
     parts = []
     for start in range(0, a.shape[0], CHUNK):
