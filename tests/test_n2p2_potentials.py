@@ -7,6 +7,8 @@ the files' units, float64.  Both the compiled angular kernels and the PyTorch pa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -85,3 +87,31 @@ def test_units_convert_to_ev_and_angstrom(n2p2_examples, n2p2_reference):
 def test_parse_units_rejects_unknown():
     with pytest.raises(DataError, match="--units"):
         parse_units("furlong,ev")
+
+
+def test_cli_export_round_trip(tmp_path):
+    """``mpnn export`` of a potential reloads to the same energies and forces (no shared data needed)."""
+    from ase.build import molecule
+
+    from mpnn.cli import main
+
+    fixture = Path(__file__).parent / "fixtures" / "n2p2" / "tiny"
+    assert main(["export", str(fixture), str(tmp_path / "out")]) == 0
+    water = molecule("H2O")
+    water.positions *= 1.3
+    results = []
+    for folder in (fixture, tmp_path / "out"):
+        model = load_potential(folder)
+        results.append(evaluate(model, collate_structures([water, water.copy()], model.cutoff)))
+    assert torch.allclose(results[0]["energy"], results[1]["energy"], rtol=1e-13, atol=0)
+    assert torch.allclose(results[0]["forces"], results[1]["forces"], rtol=0, atol=1e-13)
+    assert results[0]["forces"].abs().max() > 1e-6  # the structure is not at a stationary point
+
+
+def test_cli_export_errors_are_one_line(tmp_path, capsys):
+    from mpnn.cli import main
+
+    assert main(["export", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mpnn: error:") and "\n" not in err
+    assert not (tmp_path / "out").exists()

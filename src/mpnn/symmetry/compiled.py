@@ -65,7 +65,8 @@ class CompiledAngularSum(torch.autograd.Function):
         fallback: Callable[[Tensor], Tensor],
     ) -> Tensor:
         _threads()
-        vec = np.ascontiguousarray(vectors.detach().cpu().numpy())
+        # the kernels compute in float64 whatever the model's dtype (one compiled version)
+        vec = np.ascontiguousarray(vectors.detach().cpu().double().numpy())
         dist = np.sqrt((vec * vec).sum(1))
         args = (
             vec,
@@ -80,7 +81,8 @@ class CompiledAngularSum(torch.autograd.Function):
             *params,
         )
         ctx.args, ctx.fallback = args, fallback
-        return torch.from_numpy(angular_kernels.angular_forward(*args)).to(vectors.device)
+        out = angular_kernels.angular_forward(*args)
+        return torch.from_numpy(out).to(device=vectors.device, dtype=vectors.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
@@ -88,8 +90,9 @@ class CompiledAngularSum(torch.autograd.Function):
             grad_vectors = ctx.fallback(grad)
         else:
             _threads()
-            g = np.ascontiguousarray(grad.detach().cpu().numpy())
-            grad_vectors = torch.from_numpy(angular_kernels.angular_backward(*ctx.args, g)).to(grad.device)
+            g = np.ascontiguousarray(grad.detach().cpu().double().numpy())
+            out = angular_kernels.angular_backward(*ctx.args, g)
+            grad_vectors = torch.from_numpy(out).to(device=grad.device, dtype=grad.dtype)
         return grad_vectors, None, None, None, None, None, None
 
 

@@ -1,0 +1,291 @@
+"""``mpnn predict`` for potentials and ``mpnn md``: energies, forces and dynamics from the command line.
+
+A MODEL is an n2p2 potential folder (``input.nn``, ``scaling.data``, ``weights.ZZZ.data``) or a
+potential training-run folder of ours, read by :func:`mpnn.potentials.load.load_potential`.
+``--units LENGTH,ENERGY`` names the units of the n2p2 files (potential and ``input.data``
+structures): lengths ``angstrom`` (1), ``bohr`` (0.529177 A), ``nm`` (10 A); energies ``ev`` (1),
+``hartree`` (27.2114 eV), ``kcal/mol`` (0.0433641 eV), ``kj/mol`` (0.0103643 eV)
+(:func:`mpnn.potentials.n2p2.parse_units`, CODATA 2018). Every output is in eV and Angstrom:
+energy and ``energies`` per atom (eV), forces (eV/Angstrom), stress (eV/Angstrom^3, Voigt xx yy
+zz yz xz xy) for periodic structures with a 3-D cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from mpnn.errors import DataError
+
+#: Structures are evaluated in batches of about this many atoms.
+BATCH_ATOMS = 2000
+
+
+def parse_units(text: str) -> tuple[float, float]:
+    """``"bohr,hartree"`` -> (Angstrom per length unit, eV per energy unit); an argparse type."""
+    from mpnn.potentials.n2p2 import parse_units as parse
+
+    try:
+        return parse(text)
+    except DataError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--units: ")) from None
+
+
+def is_property_run(path: str | Path) -> bool:
+    """Whether ``path`` is a ``mpnn train`` (QM9 property) output rather than a potential."""
+    from mpnn.train.checkpoint import CONFIG, load_json
+
+    path = Path(path)
+    if (path / "run.json").is_file():
+        return True
+    if (path / "input.nn").is_file() or not (path / CONFIG).is_file():
+        return False
+    config = load_json(path / CONFIG)
+    return isinstance(config, dict) and "targets" in config
+
+
+def load_potential_model(path: str | Path, unit: tuple[float, float]) -> torch.nn.Module:
+    """The potential of an n2p2 folder or potential run folder, float64, eval mode."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder")
+    from mpnn.potentials.load import load_potential
+
+    try:
+        model = load_potential(path, units=unit)
+    except DataError:
+        raise
+    except (ValueError, KeyError) as error:  # a configuration the model builder refuses
+        raise DataError(f"{path}: cannot build the potential: {' '.join(str(error).split())}") from None
+    return model.double().eval()
+
+
+def read_all(paths: Sequence[str], unit: tuple[float, float], elements: Sequence[int]) -> list[Atoms]:
+    """Every structure of the files, checked against the model's elements."""
+    from mpnn.data.atoms import check_elements, read_structures
+
+    structures: list[Atoms] = []
+    for path in paths:
+        read = read_structures(path, units=unit)
+        check_elements(read, elements, str(path))
+        structures += read
+    return structures
+
+
+def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> list[Atoms]:
+    """Copies of ``structures`` with the model's results in a ``SinglePointCalculator``.
+
+    A file's own energy and forces are kept as ``info["ref_energy"]`` and ``arrays["ref_forces"]``.
+    """
+    from mpnn.data.atoms import atoms_to_molecule, collate_structures
+    from mpnn.potentials.forces import evaluate
+
+    out: list[Atoms] = []
+    chunk: list[Atoms] = []
+
+    def flush() -> None:
+        batch = collate_structures([atoms_to_molecule(a, targets=False) for a in chunk], model.cutoff)
+        stress = batch.cell is not None
+        result = evaluate(model, batch.to(dtype=torch.float64), stress=stress, atomic=True)
+        ptr = batch.ptr.tolist()
+        for b, atoms in enumerate(chunk):
+            lo, hi = ptr[b], ptr[b + 1]
+            copy = atoms.copy()
+            results: dict[str, Any] = {
+                "energy": float(result["energy"][b]),
+                "forces": result["forces"][lo:hi].numpy(),
+            }
+            results["free_energy"] = results["energy"]
+            if "energies" in result:
+                results["energies"] = result["energies"][lo:hi].numpy()
+            if stress and atoms.pbc.any() and atoms.cell.rank == 3:
+                results["stress"] = result["stress"][b].numpy()
+            reference = getattr(atoms.calc, "results", None) or {}
+            if reference.get("energy") is not None:
+                copy.info["ref_energy"] = float(reference["energy"])
+            if reference.get("forces") is not None:
+                copy.arrays["ref_forces"] = np.asarray(reference["forces"], dtype=np.float64)
+            copy.calc = SinglePointCalculator(copy, **results)
+            out.append(copy)
+        chunk.clear()
+
+    count = 0
+    for atoms in structures:
+        if chunk and count + len(atoms) > BATCH_ATOMS:
+            flush()
+            count = 0
+        chunk.append(atoms)
+        count += len(atoms)
+    if chunk:
+        flush()
+    return out
+
+
+def write_extxyz(structures: Sequence[Atoms], path: str | Path) -> None:
+    """All structures into one extended-XYZ file, written atomically."""
+    from ase.io import write
+
+    from mpnn.train.checkpoint import write_text
+
+    buffer = io.StringIO()
+    write(buffer, list(structures), format="extxyz")
+    write_text(buffer.getvalue(), path)
+
+
+def reference_errors(predicted: Sequence[Atoms]) -> str:
+    """``energy MAE ... meV/atom, force RMSE ... meV/A`` against the files' values, or ``""``."""
+    if not predicted or not all("ref_energy" in a.info for a in predicted):
+        return ""
+    per_atom = [abs(a.get_potential_energy() - a.info["ref_energy"]) / len(a) for a in predicted]
+    text = f"energy MAE {1000 * np.mean(per_atom):.4g} meV/atom"
+    if all("ref_forces" in a.arrays for a in predicted):
+        diff = np.concatenate([(a.get_forces() - a.arrays["ref_forces"]).ravel() for a in predicted])
+        text += f", force RMSE {1000 * np.sqrt(np.mean(diff**2)):.4g} meV/A"
+    return text + " (against the values in the structure files)"
+
+
+def cmd_predict_potential(args: argparse.Namespace) -> int:
+    """``mpnn predict POTENTIAL STRUCTURES... -o OUT.extxyz``."""
+    unit = args.units or (1.0, 1.0)
+    model = load_potential_model(args.model, unit)
+    structures = read_all(args.inputs, unit, model.elements)
+    predicted = predict_structures(model, structures)
+    out = args.out or "predictions.extxyz"
+    write_extxyz(predicted, out)
+    atoms = sum(len(a) for a in predicted)
+    print(f"wrote energies and forces of {len(predicted)} structures ({atoms} atoms) to {out}")
+    errors = reference_errors(predicted)
+    if errors:
+        print(errors)
+    return 0
+
+
+def add_md_parser(sub: Any, positive_int: Any, count: Any, positive_float: Any) -> None:
+    """The ``mpnn md`` subcommand."""
+    p = sub.add_parser(
+        "md",
+        help="molecular dynamics with a potential",
+        description="NVE (velocity Verlet) or NVT (Langevin) dynamics of one structure with a potential; "
+        "writes an extended-XYZ trajectory (positions, momenta, energy, forces) frame by frame.",
+    )
+    p.add_argument("model", metavar="MODEL", help="n2p2 potential folder or potential run folder")
+    p.add_argument("structure", metavar="STRUCTURE", help="structure file (extxyz, n2p2 input.data, ...)")
+    p.add_argument(
+        "--index",
+        type=int,
+        default=0,
+        metavar="I",
+        help="which structure of the file (default: 0, the first; -1: the last)",
+    )
+    p.add_argument("--steps", type=count, required=True, metavar="N", help="number of time steps")
+    p.add_argument("--timestep", type=positive_float, required=True, metavar="FS", help="time step, fs")
+    ensemble = p.add_mutually_exclusive_group(required=True)
+    ensemble.add_argument(
+        "--temperature",
+        type=positive_float,
+        metavar="K",
+        help="Langevin NVT at K kelvin (initial velocities drawn at K)",
+    )
+    ensemble.add_argument("--nve", action="store_true", help="NVE (velocity Verlet)")
+    p.add_argument(
+        "--init-temperature",
+        type=positive_float,
+        metavar="K",
+        help="with --nve: initial Maxwell-Boltzmann velocities at K (default: the file's)",
+    )
+    p.add_argument(
+        "--friction",
+        type=positive_float,
+        default=0.01,
+        metavar="G",
+        help="Langevin friction, 1/fs (default: %(default)s)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        default="trajectory.extxyz",
+        metavar="TRAJ",
+        help="extended-XYZ trajectory (default: %(default)s)",
+    )
+    p.add_argument(
+        "--units",
+        type=parse_units,
+        metavar="LENGTH,ENERGY",
+        help="units of the n2p2 files, e.g. bohr,hartree (default: angstrom,ev)",
+    )
+    p.add_argument("--interval", type=positive_int, default=1, metavar="K", help="write every K steps")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of velocities and noise")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_md)
+
+
+def cmd_md(args: argparse.Namespace) -> int:
+    """``mpnn md``: run the dynamics and print the energy balance."""
+    from mpnn.data.atoms import check_elements, read_structures
+    from mpnn.potentials.md import run_md
+
+    if args.init_temperature is not None and not args.nve:
+        raise DataError("--init-temperature goes with --nve (--temperature sets the initial velocities)")
+    unit = args.units or (1.0, 1.0)
+    model = load_potential_model(args.model, unit)
+    atoms = read_structures(args.structure, index=args.index, units=unit)[0]
+    check_elements([atoms], model.elements, f"{args.structure}")
+    atoms.calc = None
+    log = run_md(
+        model,
+        atoms,
+        args.steps,
+        args.timestep,
+        temperature_K=args.temperature,
+        friction_per_fs=args.friction,
+        trajectory_path=args.out,
+        interval=args.interval,
+        seed=args.seed,
+        progress=not args.quiet,
+        initial_temperature_K=args.init_temperature,
+    )
+    total = log.total
+    n = len(atoms)
+    what = "NVE" if args.nve else f"NVT {args.temperature:g} K"
+    print(
+        f"{what}: {args.steps} steps of {args.timestep:g} fs, {n} atoms; {len(log.step)} frames in {args.out}"
+    )
+    print(
+        f"final temperature {log.temperature[-1]:.1f} K; total energy {total[-1]:.6f} eV, "
+        f"change {(total[-1] - total[0]) / n:+.3e} eV/atom, max |change| "
+        f"{np.abs(total - total[0]).max() / n:.3e} eV/atom"
+    )
+    return 0
+
+
+def add_export_parser(sub: Any) -> None:
+    """The ``mpnn export`` subcommand."""
+    p = sub.add_parser(
+        "export",
+        help="write a potential as n2p2 files (input.nn, scaling.data, weights.ZZZ.data)",
+        description="Write a potential (a train-potential run, or an n2p2 folder) as an n2p2 potential "
+        "folder that n2p2 and LAMMPS (via n2p2's pair style) can run. Units of the written files: "
+        "those of the potential's symmetry functions (Angstrom and eV for potentials trained here).",
+    )
+    p.add_argument("model", metavar="MODEL", help="potential run folder or n2p2 potential folder")
+    p.add_argument("out", metavar="OUT_DIR", help="folder to write (created; its n2p2 files are replaced)")
+    p.add_argument("--units", type=parse_units, metavar="L,E", help="units of an n2p2 MODEL's files")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``mpnn export MODEL OUT_DIR``."""
+    from mpnn.potentials.n2p2 import export_n2p2
+
+    model = load_potential_model(args.model, args.units or (1.0, 1.0))
+    export_n2p2(model, args.out)
+    print(f"wrote the n2p2 potential of {args.model} to {args.out}")
+    return 0

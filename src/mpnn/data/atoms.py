@@ -1,0 +1,242 @@
+"""Structures from files (ASE formats, n2p2 ``input.data``) and into radius-graph batches.
+
+Read -> validate -> convert -> collate::
+
+    read_structures(path) -> list[ase.Atoms]             positions, cell in Angstrom, energy in eV
+    atoms_to_molecule(atoms) -> Molecule                  z (n,), pos (n, 3) float64, y (1,) eV
+    collate_structures(molecules, cutoff) -> Batch        edges j -> i with |r_ij| < cutoff
+
+Units: every ASE-readable format is taken in ASE's units (Angstrom, eV, eV/Angstrom). An n2p2
+``input.data`` file (named ``input.data*``, or whose first word is ``begin``) is in the units of
+its potential; ``units = (Angstrom per length unit, eV per energy unit)`` converts it (``(Bohr,
+Hartree)`` for a file in atomic units).
+
+Validation (one-line :class:`~mpnn.errors.DataError` naming the file, the structure (0-based
+index in the file) and the atom): no atoms, a non-finite position or cell, an atomic number outside
+1..118, two atoms (or an atom and a periodic image of an atom) closer than 1e-8 Angstrom, a singular
+cell in a periodic direction.
+
+In a batch, the edge j -> i (``edge_index = [j, i]``) carries the integer cell shift S of the image
+of j, so ``r_ij = pos[j] - pos[i] + S @ cell[batch[i]]`` (:func:`mpnn.inputs.edge_vectors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from mpnn.batch import BOND_NONE, Batch, Molecule
+from mpnn.errors import DataError
+
+#: Radius (Angstrom) of the neighbour search that finds atoms at the same position.
+_CLOSE = 0.1
+
+__all__ = [
+    "atoms_to_molecule",
+    "check_elements",
+    "collate_structures",
+    "is_input_data",
+    "read_structures",
+    "validate_atoms",
+]
+
+
+def is_input_data(path: str | Path) -> bool:
+    """Whether ``path`` is an n2p2 ``input.data`` file: by its name, or its first word ``begin``."""
+    path = Path(path)
+    if path.name.startswith("input.data"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    words = head.split(None, 1)
+    return bool(words) and words[0] == b"begin"
+
+
+def read_structures(
+    path: str | Path, index: str | int | slice = ":", units: tuple[float, float] = (1.0, 1.0)
+) -> list[Atoms]:
+    """Validated structures of a file (any format ASE reads, or n2p2 ``input.data``).
+
+    Args:
+        path: the file.
+        index: which structures, in ASE's syntax (``":"`` all, ``-1`` the last, ``"2:8:2"``).
+        units: (Angstrom, eV) per length and energy unit of an n2p2 ``input.data`` file; ignored for
+            ASE's formats, which are in Angstrom and eV.
+
+    Returns:
+        ``ase.Atoms`` objects; energy and forces (eV, eV/Angstrom), when the file has them, are in
+        ``atoms.calc`` (a ``SinglePointCalculator``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    selection = _index(index, path)
+    if is_input_data(path):
+        from mpnn.data.n2p2_data import read_input_data
+
+        everything = read_input_data(path, length=units[0], energy=units[1])
+        numbered = list(enumerate(everything))
+        picked = numbered[selection] if isinstance(selection, slice) else [_pick(numbered, selection, path)]
+    else:
+        picked = _read_ase(path, index, selection)
+    if not picked:
+        raise DataError(f"{path}: no structure selected by index {index!r}")
+    for k, atoms in picked:
+        validate_atoms(atoms, f"{path}: structure {k}")
+    return [atoms for _, atoms in picked]
+
+
+def _index(index: str | int | slice, path: Path) -> int | slice:
+    if isinstance(index, (int, slice)):
+        return index
+    from ase.io.formats import string2index
+
+    try:
+        return string2index(str(index))
+    except ValueError:
+        raise DataError(f"{path}: bad structure index {index!r} (ASE syntax: ':', '-1', '2:8')") from None
+
+
+def _pick(numbered: list[tuple[int, Atoms]], k: int, path: Path) -> tuple[int, Atoms]:
+    try:
+        return numbered[k]
+    except IndexError:
+        raise DataError(f"{path}: no structure {k} (the file holds {len(numbered)})") from None
+
+
+def _read_ase(path: Path, index: str | int | slice, selection: int | slice) -> list[tuple[int, Atoms]]:
+    import ase.io
+
+    try:
+        read = ase.io.read(path, index=index)
+    except Exception as error:  # ASE raises many kinds (ValueError, KeyError, StopIteration, ...)
+        text = " ".join(str(error).split()) or type(error).__name__
+        raise DataError(f"{path}: cannot read with ASE: {text}") from None
+    if isinstance(read, Atoms):
+        return [(selection if isinstance(selection, int) else 0, read)]
+    if isinstance(selection, slice):
+        first = selection.start or 0
+        step = selection.step or 1
+        if first >= 0 and step > 0:  # positions in the file, for error messages
+            return [(first + step * k, atoms) for k, atoms in enumerate(read)]
+    return list(enumerate(read))
+
+
+def validate_atoms(atoms: Atoms, where: str = "structure") -> None:
+    """Raise a one-line :class:`DataError` starting with ``where`` if ``atoms`` is unusable."""
+    n = len(atoms)
+    if n == 0:
+        raise DataError(f"{where}: no atoms")
+    numbers = atoms.get_atomic_numbers()
+    bad = np.flatnonzero((numbers < 1) | (numbers > 118))
+    if bad.size:
+        raise DataError(f"{where}, atom {bad[0]}: unknown element (atomic number {numbers[bad[0]]})")
+    pos = np.asarray(atoms.positions, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+    if bad.size:
+        raise DataError(f"{where}, atom {bad[0]}: non-finite position {pos[bad[0]].tolist()}")
+    cell = np.asarray(atoms.cell.array, dtype=np.float64)
+    if not np.isfinite(cell).all():
+        raise DataError(f"{where}: non-finite cell")
+    from mpnn.neighbors import neighbor_list
+
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    try:
+        neighbor_list(pos, _CLOSE, cell if pbc.any() else None, pbc)
+    except DataError as error:
+        raise DataError(f"{where}: {error}") from None
+
+
+def check_elements(structures: Sequence[Atoms], elements: Sequence[int], where: str = "") -> None:
+    """Raise a :class:`DataError` naming the first atom whose element is not in ``elements``."""
+    from ase.data import chemical_symbols
+
+    known = np.asarray(sorted(elements))
+    for k, atoms in enumerate(structures):
+        numbers = atoms.get_atomic_numbers()
+        bad = np.flatnonzero(~np.isin(numbers, known))
+        if bad.size:
+            names = ", ".join(chemical_symbols[z] for z in known)
+            prefix = f"{where}: " if where else ""
+            raise DataError(
+                f"{prefix}structure {k}, atom {bad[0]}: element {chemical_symbols[numbers[bad[0]]]} "
+                f"is not one of the model's elements ({names})"
+            )
+
+
+def atoms_to_molecule(atoms: Atoms, targets: bool = True, name: str = "") -> Molecule:
+    """An ``ase.Atoms`` as a :class:`Molecule` (no node features, no bonds).
+
+    ``cell`` and ``pbc`` are set when any direction is periodic. With ``targets``, a
+    ``SinglePointCalculator``'s (or ``info["energy"]``'s) energy becomes ``y`` (1,) in eV and its
+    forces ``forces`` (n, 3) in eV/Angstrom; no calculation is ever triggered.
+    """
+    n = len(atoms)
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    periodic = bool(pbc.any())
+    energy = forces = None
+    if targets:
+        results = getattr(atoms.calc, "results", None) or {}
+        energy = results.get("energy", atoms.info.get("energy"))
+        forces = results.get("forces")
+    return Molecule(
+        z=torch.as_tensor(atoms.get_atomic_numbers(), dtype=torch.int64),
+        pos=torch.tensor(np.asarray(atoms.positions), dtype=torch.float64),
+        x=torch.zeros(n, 0, dtype=torch.float64),
+        bonds=torch.zeros(0, 2, dtype=torch.int64),
+        bond_type=torch.zeros(0, dtype=torch.int64),
+        y=None if energy is None else torch.tensor([float(energy)], dtype=torch.float64),
+        name=name,
+        cell=torch.tensor(np.asarray(atoms.cell.array), dtype=torch.float64) if periodic else None,
+        pbc=torch.as_tensor(pbc) if periodic else None,
+        forces=None if forces is None else torch.tensor(np.asarray(forces), dtype=torch.float64),
+    )
+
+
+def collate_structures(structures: Sequence[Molecule | Atoms], cutoff: float) -> Batch:
+    """A :class:`Batch` of structures with the radius graph of ``cutoff`` (Angstrom).
+
+    Edges are all pairs (with periodic images) closer than ``cutoff``, from
+    :func:`mpnn.neighbors.batch_neighbor_list`, typed "none"; ``shift`` (E, 3) holds their cell
+    shifts. ``cell`` (B, 3, 3) and ``pbc`` (B, 3) are set when any structure is periodic (zero cell,
+    no periodicity for the molecules among them). ``y`` (B, K) and ``forces`` (N, 3) are set when
+    every structure has them. Node features ``x`` are concatenated (they must have one width).
+    """
+    from mpnn.neighbors import batch_neighbor_list
+
+    if not structures:
+        raise DataError("collate_structures: no structures")
+    mols = [atoms_to_molecule(s) if isinstance(s, Atoms) else s for s in structures]
+    counts = torch.tensor([m.num_atoms for m in mols])
+    ptr = torch.zeros(len(mols) + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(counts, 0)
+    pos = torch.cat([m.pos for m in mols])
+    cell = pbc = None
+    if any(m.pbc is not None and bool(m.pbc.any()) for m in mols):
+        zeros = torch.zeros(3, 3, dtype=pos.dtype)
+        cell = torch.stack([zeros if m.cell is None else m.cell.to(pos.dtype) for m in mols])
+        pbc = torch.stack([torch.zeros(3, dtype=torch.bool) if m.pbc is None else m.pbc.bool() for m in mols])
+    edge_index, shift = batch_neighbor_list(pos, ptr, cutoff, cell, pbc)
+    ys = [m.y for m in mols]
+    forces = [m.forces for m in mols]
+    return Batch(
+        z=torch.cat([m.z for m in mols]),
+        pos=pos,
+        x=torch.cat([m.x for m in mols]),
+        edge_index=edge_index,
+        edge_type=torch.full((edge_index.shape[1],), BOND_NONE, dtype=torch.long),
+        batch=torch.repeat_interleave(torch.arange(len(mols)), counts),
+        ptr=ptr,
+        y=torch.stack(ys) if all(y is not None for y in ys) else None,
+        cell=cell,
+        pbc=pbc,
+        shift=shift if cell is not None else None,
+        forces=torch.cat(forces) if all(f is not None for f in forces) else None,
+    )

@@ -1,0 +1,178 @@
+"""Molecular dynamics with an `mpnn` potential through ASE: NVE (velocity Verlet) or NVT (Langevin).
+
+Equations of motion (m_i masses in amu, F_i = -dE/dr_i from :class:`MpnnCalculator`):
+
+* NVE, velocity Verlet with time step dt: p += F dt/2; r += p dt/m; F = F(r); p += F dt/2.
+  The total energy E_pot + E_kin is conserved up to O(dt^2) fluctuations and, for a smooth
+  potential, no systematic drift.
+* NVT, Langevin: dp = F dt - gamma p dt + sqrt(2 gamma m k_B T) dW, with the friction gamma in
+  1/fs (ASE's ``Langevin`` integrator, ``fixcm=False``: the centre of mass is thermalised too,
+  which samples the canonical distribution exactly).
+
+With a temperature, initial momenta are drawn from the Maxwell-Boltzmann distribution at T
+(``numpy.random.default_rng(seed)``), then the centre-of-mass momentum is removed.
+
+The trajectory is extended XYZ: every ``interval`` steps (step 0 included) one frame with positions
+(Angstrom), momenta (amu Angstrom/ASE time unit; ``atoms.get_velocities()`` after reading),
+``energy`` (eV), ``forces`` (eV/Angstrom), ``stress`` when the cell is 3-D, and ``step``,
+``time_fs``, ``kinetic_energy``, ``temperature_K`` in the frame's info. Each frame is formatted
+first and then appended and flushed in one write, so a crash leaves the frames written so far
+readable; the file is created only after the first energy and forces are computed.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError
+from ase.calculators.singlepoint import SinglePointCalculator
+from torch import nn
+
+from mpnn.errors import DataError
+
+__all__ = ["MDLog", "run_md"]
+
+
+@dataclass
+class MDLog:
+    """Energies of the recorded frames (every ``interval`` steps, step 0 first), eV and K."""
+
+    step: list[int] = field(default_factory=list)
+    time_fs: list[float] = field(default_factory=list)
+    potential: list[float] = field(default_factory=list)
+    kinetic: list[float] = field(default_factory=list)
+    temperature: list[float] = field(default_factory=list)
+
+    @property
+    def total(self) -> np.ndarray:
+        """(frames,) E_pot + E_kin, eV."""
+        return np.asarray(self.potential) + np.asarray(self.kinetic)
+
+
+def _frame(atoms: Atoms, step: int, time_fs: float) -> str:
+    """One extended-XYZ frame of ``atoms`` with its calculator's results."""
+    from ase.io import write
+
+    frame = atoms.copy()
+    results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+    if atoms.cell.rank == 3:
+        try:
+            results["stress"] = atoms.get_stress()
+        except (PropertyNotImplementedError, NotImplementedError):  # a calculator without stress
+            pass
+    frame.calc = SinglePointCalculator(frame, **results)
+    frame.info.update(
+        step=step,
+        time_fs=time_fs,
+        kinetic_energy=atoms.get_kinetic_energy(),
+        temperature_K=atoms.get_temperature(),
+    )
+    buffer = io.StringIO()
+    write(buffer, frame, format="extxyz")
+    return buffer.getvalue()
+
+
+def run_md(
+    model_or_calc: nn.Module | Calculator,
+    atoms: Atoms,
+    steps: int,
+    timestep_fs: float,
+    temperature_K: float | None = None,
+    friction_per_fs: float = 0.01,
+    trajectory_path: str | Path | None = None,
+    interval: int = 1,
+    seed: int | None = 0,
+    progress: bool = False,
+    initial_temperature_K: float | None = None,
+) -> MDLog:
+    """Run ``steps`` steps of MD on ``atoms`` (changed in place) and return the energies recorded.
+
+    Args:
+        model_or_calc: a model (wrapped in :class:`MpnnCalculator`, float64) or an ASE calculator.
+        atoms: the structure; its momenta are used as they are unless a temperature is given.
+        steps: number of time steps (>= 0). timestep_fs: dt in femtoseconds.
+        temperature_K: ``None`` for NVE (velocity Verlet); else Langevin NVT at this temperature,
+            which also sets the initial momenta. friction_per_fs: the Langevin friction gamma.
+        trajectory_path: extended-XYZ file to (over)write, or ``None``.
+        interval: record (and write) a frame every ``interval`` steps.
+        seed: seed of the initial momenta and of the Langevin noise.
+        progress: show a tqdm progress bar.
+        initial_temperature_K: for NVE, draw the initial momenta at this temperature.
+    """
+    from ase.md import velocitydistribution
+    from ase.md.langevin import Langevin
+    from ase.md.verlet import VelocityVerlet
+    from tqdm import tqdm
+
+    if steps < 0 or interval < 1 or not timestep_fs > 0:
+        raise DataError(
+            f"run_md: need steps >= 0, interval >= 1, timestep > 0 (got {steps}, {interval}, {timestep_fs})"
+        )
+    for name, value in (("temperature", temperature_K), ("initial temperature", initial_temperature_K)):
+        if value is not None and not value >= 0:
+            raise DataError(f"run_md: {name} must be >= 0 K, got {value}")
+    if isinstance(model_or_calc, Calculator):
+        atoms.calc = model_or_calc
+    else:
+        from mpnn.potentials.calculator import MpnnCalculator
+
+        atoms.calc = MpnnCalculator(model_or_calc)
+    rng = np.random.default_rng(seed)
+    start = temperature_K if temperature_K is not None else initial_temperature_K
+    if start is not None:
+        thermalize = getattr(velocitydistribution, "thermalize_momenta", None)  # ASE >= 3.29
+        if thermalize is not None:
+            thermalize(atoms, start, rng=rng)
+        else:
+            velocitydistribution.MaxwellBoltzmannDistribution(atoms, temperature_K=start, rng=rng)
+        velocitydistribution.Stationary(atoms)
+    dt = timestep_fs * units.fs
+    if temperature_K is None:
+        dyn = VelocityVerlet(atoms, timestep=dt)
+    else:
+        dyn = Langevin(
+            atoms,
+            timestep=dt,
+            temperature_K=temperature_K,
+            friction=friction_per_fs / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
+    atoms.get_forces()  # the first evaluation: errors surface before any file is written
+    log = MDLog()
+    out = None
+    if trajectory_path is not None:
+        path = Path(trajectory_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
+    bar = tqdm(total=steps, disable=not progress, unit="step", desc="md")
+
+    def record() -> None:
+        step = dyn.nsteps
+        log.step.append(step)
+        log.time_fs.append(step * timestep_fs)
+        log.potential.append(float(atoms.get_potential_energy()))
+        log.kinetic.append(float(atoms.get_kinetic_energy()))
+        log.temperature.append(float(atoms.get_temperature()))
+        if out is not None:
+            out.write(_frame(atoms, step, step * timestep_fs))
+            out.flush()
+        bar.set_postfix(T=f"{log.temperature[-1]:.0f} K", E=f"{log.total[-1]:.4f} eV", refresh=False)
+
+    def tick() -> None:
+        if dyn.nsteps:
+            bar.update(1)
+
+    dyn.attach(record, interval=interval)
+    dyn.attach(tick, interval=1)
+    try:
+        dyn.run(steps)
+    finally:
+        bar.close()
+        if out is not None:
+            out.close()
+    return log
