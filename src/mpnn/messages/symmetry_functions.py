@@ -160,7 +160,7 @@ class SymmetryFunctions(nn.Module):
         for group in self.groups:
             if group.angular and self._use_compiled(group, vectors):
                 if arrays is None:
-                    arrays = compiled.edge_arrays(centre, species, neighbor_species, weights)
+                    arrays = compiled.edge_arrays(centre, species, neighbor_species, weights, vectors)
                 values = self._compiled_angular(
                     group, vectors, arrays, neighbor_species, centre, r, weights, n
                 )

@@ -35,14 +35,24 @@ class EdgeArrays:
     species: np.ndarray  # (N,) int64
     neighbor_species: np.ndarray  # (E,) int64
     neighbor_weight: np.ndarray  # (E,) float64 atomic numbers
+    vectors: np.ndarray  # (E, 3) float64 edge vectors (the kernels compute in float64)
+    distances: np.ndarray  # (E,) float64
 
 
-def edge_arrays(centre: Tensor, species: Tensor, neighbor_species: Tensor, weights: Tensor) -> EdgeArrays:
+def edge_arrays(
+    centre: Tensor, species: Tensor, neighbor_species: Tensor, weights: Tensor, vectors: Tensor
+) -> EdgeArrays:
     n = species.shape[0]
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(centre.cpu().numpy(), minlength=n), out=ptr[1:])
+    vec = np.ascontiguousarray(vectors.detach().cpu().double().numpy())
     return EdgeArrays(
-        ptr, species.cpu().numpy(), neighbor_species.cpu().numpy(), weights.detach().cpu().double().numpy()
+        ptr,
+        species.cpu().numpy(),
+        neighbor_species.cpu().numpy(),
+        weights.detach().cpu().double().numpy(),
+        vec,
+        np.sqrt((vec * vec).sum(1)),
     )
 
 
@@ -60,17 +70,14 @@ class CompiledAngularSum(torch.autograd.Function):
         edges: EdgeArrays,
         centre_species: int,
         e1: int,
-        e2: int,  # noqa: D102
+        e2: int,
         params: tuple,
         fallback: Callable[[Tensor], Tensor],
     ) -> Tensor:
         _threads()
-        # the kernels compute in float64 whatever the model's dtype (one compiled version)
-        vec = np.ascontiguousarray(vectors.detach().cpu().double().numpy())
-        dist = np.sqrt((vec * vec).sum(1))
         args = (
-            vec,
-            dist,
+            edges.vectors,
+            edges.distances,
             edges.ptr,
             edges.species,
             edges.neighbor_species,
@@ -80,14 +87,24 @@ class CompiledAngularSum(torch.autograd.Function):
             e2,
             *params,
         )
-        ctx.args, ctx.fallback = args, fallback
-        out = angular_kernels.angular_forward(*args)
+        ctx.args, ctx.fallback, ctx.jacobian = args, fallback, None
+        if vectors.requires_grad:  # forces will follow: one walk gives G and dG/dvec
+            out, jacobian = angular_kernels.angular_forward_jacobian(*args)
+            ctx.jacobian = torch.from_numpy(jacobian)
+            ctx.centre = torch.from_numpy(np.repeat(np.arange(len(edges.ptr) - 1), np.diff(edges.ptr)))
+        else:
+            out = angular_kernels.angular_forward(*args)
         return torch.from_numpy(out).to(device=vectors.device, dtype=vectors.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
         if torch.is_grad_enabled():
             grad_vectors = ctx.fallback(grad)
+        elif ctx.jacobian is not None:
+            g = grad.detach().cpu().double()[ctx.centre]  # (E, F)
+            grad_vectors = torch.einsum("ef,efx->ex", g, ctx.jacobian).to(
+                device=grad.device, dtype=grad.dtype
+            )
         else:
             _threads()
             g = np.ascontiguousarray(grad.detach().cpu().double().numpy())
