@@ -62,7 +62,9 @@ def main() -> None:
     box.set_cell(box.cell.array * 0.529177210903)
     print(f"# {machine()}")
     print(f"# H2O_RPBE-D3, energy + forces, end to end, best of {args.repeats}")
-    print(f"{'atoms':>6} {'path':>9} {'dtype':>8} {'atoms/s':>9} {'vs pytorch':>10} {'vs n2p2':>8}  deviation")
+    print(
+        f"{'atoms':>6} {'path':>9} {'dtype':>8} {'atoms/s':>9} {'vs pytorch':>10} {'vs n2p2':>8}  deviation"
+    )
     for atoms in (box, box.repeat((2, 2, 2))):
         n = len(atoms)
         rows = []
