@@ -1,4 +1,6 @@
-"""The ``mpnn`` command: ``train``, ``evaluate`` and ``predict``.
+"""The ``mpnn`` command: ``train``, ``evaluate``, ``predict`` and ``md``.
+
+QM9 property runs: :mod:`mpnn.cli_property`; potentials (``predict``, ``md``): :mod:`mpnn.cli_potential`.
 
 Every :class:`~mpnn.errors.MpnnError`, unreadable file and bad argument ends the command with
 one line ``mpnn: error: <message>`` on stderr and exit status 2.
@@ -16,7 +18,8 @@ from typing import Any, NoReturn
 
 import torch
 
-from mpnn.errors import DataError, MpnnError
+from mpnn.cli_potential import add_export_parser, add_md_parser, parse_units
+from mpnn.errors import MpnnError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 DEFAULT_TIME_BUDGET = 180.0
@@ -154,26 +157,57 @@ def _evaluate_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+PREDICT_EPILOG = """\
+MODEL is a `mpnn train` output (QM9 targets: OUT is a CSV, default predictions.csv) or a
+potential: an n2p2 potential folder (input.nn, scaling.data, weights.ZZZ.data) or a potential
+run folder. For a potential, STRUCTURES are any files ASE reads (extxyz, ...) or n2p2 input.data;
+OUT (default predictions.extxyz) holds each structure with its energy (eV), per-atom energies
+(eV), forces (eV/A) and, for periodic structures, stress (eV/A^3).
+
+examples:
+  mpnn predict runs/qm9 molecule.xyz -o predictions.csv
+  mpnn predict H2O_RPBE-D3/ H2O_RPBE-D3/input.data --units bohr,hartree -o water.extxyz
+"""
+
+
 def _predict_parser(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
-        help="predict targets for xyz files",
-        description="Predict the run's targets for QM9-format xyz files (bonds from their "
-        "SMILES) or plain xyz files (bonds from the geometry; multi-frame files allowed).",
+        help="predict targets (QM9 run) or energies and forces (potential) for structure files",
+        description="Predict a run's targets for QM9-format or plain xyz files (bonds from their\n"
+        "SMILES or geometry), or a potential's energies, forces and stress for structure files.",
+        epilog=PREDICT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint_dir", metavar="CHECKPOINT_DIR", help="a `mpnn train` output folder")
-    p.add_argument("inputs", nargs="+", metavar="FILES_OR_FOLDERS", help="xyz files or folders")
-    p.add_argument("--out", default="predictions.csv", metavar="CSV", help="default: %(default)s")
+    p.add_argument("model", metavar="MODEL", help="a `mpnn train` output folder or a potential")
+    p.add_argument(
+        "inputs", nargs="+", metavar="STRUCTURES", help="structure files (or folders of xyz files)"
+    )
+    p.add_argument("-o", "--out", metavar="OUT", help="CSV (QM9 runs) or extxyz (potentials)")
+    p.add_argument(
+        "--units",
+        type=parse_units,
+        metavar="LENGTH,ENERGY",
+        help="units of the n2p2 files: angstrom|bohr|nm,ev|hartree|kcal/mol|kj/mol (default: angstrom,ev)",
+    )
     p.set_defaults(func=cmd_predict)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``mpnn`` argument parser."""
-    parser = _Parser(prog="mpnn", description="Neural message passing for quantum chemistry (QM9).")
+    parser = _Parser(
+        prog="mpnn",
+        description="Neural message passing for quantum chemistry: QM9 models and interatomic potentials.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     _train_parser(sub)
     _evaluate_parser(sub)
     _predict_parser(sub)
+    add_md_parser(sub, _positive_int, _count, _positive_float)
+    add_export_parser(sub)
+    from mpnn.cli_train_potential import register as register_train_potential  # imports this module
+
+    register_train_potential(sub)
     return parser
 
 
@@ -247,97 +281,43 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # -- evaluate and predict -------------------------------------------------------------------------
-def run_dirs(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """The model folders of a ``mpnn train`` output and their ``config.json``."""
-    from mpnn.train.checkpoint import CONFIG, is_run_dir, load_json
-    from mpnn.train.run import RUN, read_spec
-
-    folder = Path(folder)
-    if (folder / RUN).is_file():
-        spec = read_spec(folder / RUN)
-        dirs = [folder / sub if sub else folder for sub, _ in spec.groups()]
-    elif is_run_dir(folder):
-        dirs = [folder]
-    elif folder.is_dir():
-        raise UsageError(f"{folder}: not a `mpnn train` output (no run.json or config.json)")
-    else:
-        raise UsageError(f"{folder}: no such folder")
-    runs = []
-    for d in dirs:
-        if not (d / "best.pt").is_file():
-            raise UsageError(f"{d}: no best.pt yet (train it first)")
-        config = load_json(d / CONFIG)
-        if not isinstance(config, dict) or not {"targets", "data", "model"} <= set(config):
-            raise DataError(f"{d / CONFIG}: not a model configuration of `mpnn train`")
-        runs.append((d, config))
-    return runs
-
-
-def _data_for(args: argparse.Namespace, config: dict[str, Any]) -> Any:
-    from mpnn.train.data import DataSpec
-
-    stored = {k: v for k, v in config["data"].items() if k != "num_molecules"}
-    if args.data is None:
-        return DataSpec(**stored)
-    return DataSpec(args.data, args.uncharacterized, args.atomref, stored.get("subset"))
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``mpnn evaluate``: the error table of a run on one split."""
-    from mpnn.train.checkpoint import load_model
-    from mpnn.train.data import load_molecules, load_split
-    from mpnn.train.metrics import format_table
-    from mpnn.train.run import evaluate_model
+    from mpnn.cli_property import cmd_evaluate_property
 
-    errors, cache, count = [], {}, 0
-    for run_dir, config in run_dirs(args.checkpoint_dir):
-        data = _data_for(args, config).resolved()
-        key = repr(data)
-        if key not in cache:
-            cache[key] = load_molecules(data, workers=args.workers)
-        dataset = cache[key]
-        indices = load_split(run_dir / "split.pt", len(dataset))[args.split]
-        model, _ = load_model(run_dir)
-        errors += evaluate_model(model, config["targets"], dataset, indices, None)
-        count = len(indices)
-    title = f"{args.split} set ({count} molecules, {args.checkpoint_dir}):"
-    print(format_table(errors, title=title), end="")
-    return 0
+    return cmd_evaluate_property(args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """``mpnn predict``: a CSV of predicted targets for xyz files."""
-    from mpnn.train.checkpoint import load_model, write_text
-    from mpnn.train.predict import (
-        predict_table,
-        predictions_csv,
-        read_structures,
-        to_molecule,
-        xyz_files,
-    )
+    """``mpnn predict``: a CSV of QM9 targets (property run) or an extxyz of forces (potential)."""
+    from mpnn.cli_potential import cmd_predict_potential, is_property_run
+    from mpnn.cli_property import cmd_predict_property
 
-    models = [(load_model(d)[0], c["targets"]) for d, c in run_dirs(args.checkpoint_dir)]
-    structures = [s for f in xyz_files(args.inputs) for s in read_structures(f)]
-    molecules = [to_molecule(s) for s in structures]
-    targets, values = predict_table(models, molecules)
-    write_text(predictions_csv([s.name for s in structures], targets, values), args.out)
-    print(f"wrote {len(structures)} predictions of {', '.join(targets)} to {args.out}")
-    return 0
+    if not Path(args.model).exists():
+        raise UsageError(f"{args.model}: no such folder")
+    if is_property_run(args.model):
+        if args.units is not None:
+            raise UsageError("--units applies to potentials, not to `mpnn train` runs")
+        return cmd_predict_property(args)
+    return cmd_predict_potential(args)
 
 
 # -- entry point ----------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mpnn``; returns the exit status (0, 2 on errors, 130 when interrupted)."""
     torch.set_num_threads(os.cpu_count() or 1)
+    command = None
     try:
         args = build_parser().parse_args(argv)
+        command = args.command
         return args.func(args)
     except (MpnnError, OSError) as error:
         message = " ".join(str(error).split("\n"))
         print(f"mpnn: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("mpnn: interrupted (train resumes from last.pt when run again)", file=sys.stderr)
+        hint = " (train resumes from last.pt when run again)" if command == "train" else ""
+        print(f"mpnn: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

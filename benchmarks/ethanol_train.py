@@ -1,0 +1,92 @@
+"""Train an HDNNP on revised-MD17 ethanol with ``mpnn train-potential`` and report its test errors.
+
+Data: ``../shared/data/botnet_ethanol_rmd17.tar.gz`` (BOTNet data sets, MIT): ``train.xyz`` (1000
+configurations, of which ``--valid`` are held out for early stopping) and ``test_MD.xyz`` (1000),
+energies in eV and forces in eV/Angstrom (PBE/def2-SVP).  Goal: test force MAE <= 15 meV/Angstrom
+(GAP 14.8; ANI-type networks ~16-24).  The command it runs is printed; the run folder keeps
+``metrics.csv``, ``test_metrics.csv``, the parity plots and the model (``best.pt``).
+
+    python benchmarks/ethanol_train.py [--out runs/ethanol] [--epochs N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import shlex
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mpnn.cli_train_potential import main as train_potential
+
+ARCHIVE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "botnet_ethanol_rmd17.tar.gz"
+GOAL_FORCE_MAE = 15.0  # meV/Angstrom
+#: The settings of the reported run (``mpnn train-potential --help`` explains them).
+SETTINGS = (
+    "--valid 0.05 --cutoff 5.0 --radial 16 --angular 4 --angular-shifts 8 --zetas 1,2,4,8,16 "
+    "--angular-type 9 --nodes 64,64 --activation t --batch-size 16 --lr 1e-3 --schedule linear "
+    "--force-weight 10 --patience 0 --float32"
+).split()
+
+
+def unpack(folder: Path) -> tuple[Path, Path]:
+    """``train.xyz`` and ``test_MD.xyz`` from the archive, unpacked into ``folder``."""
+    if not ARCHIVE.is_file():
+        sys.exit(f"{ARCHIVE}: not found (the shared data folder beside the repository)")
+    with tarfile.open(ARCHIVE) as tar:
+        for name in ("dataset_ethanol/train.xyz", "dataset_ethanol/test_MD.xyz"):
+            tar.extract(name, folder, filter="data")
+    return folder / "dataset_ethanol" / "train.xyz", folder / "dataset_ethanol" / "test_MD.xyz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/ethanol", help="run folder (an existing run is resumed)")
+    parser.add_argument("--epochs", type=int, default=1500)
+    parser.add_argument("--quick", action="store_true", help="20 epochs: check that it runs")
+    args = parser.parse_args()
+    epochs = 20 if args.quick else args.epochs
+    with tempfile.TemporaryDirectory() as tmp:
+        train, test = unpack(Path(tmp))
+        command = [str(train), "--test", str(test), "--epochs", str(epochs), "--out", args.out, *SETTINGS]
+        print("mpnn train-potential " + shlex.join(command).replace(tmp, "<unpacked>"), flush=True)
+        start = time.perf_counter()
+        status = train_potential(command)
+        wall = time.perf_counter() - start
+    if status:
+        sys.exit(status)
+    out = Path(args.out)
+    with open(out / "test_metrics.csv") as handle:
+        rows = {row["split"]: row for row in csv.DictReader(handle)}
+    config = json.loads((out / "config.json").read_text())
+    sizes = {
+        e: len(f)
+        for e, f in zip(config["model"]["elements"], config["model"]["symmetry_functions"], strict=True)
+    }
+    test_row = rows["test"]
+    force_mae = float(test_row["force_mae"])
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s)"
+    )
+    print(f"symmetry functions per element: {sizes} ({sum(sizes.values())} in all)")
+    print(f"wall time (this call, descriptors + training + test): {wall / 60:.1f} min")
+    energy_mae, energy_rmse = float(test_row["energy_mae"]), float(test_row["energy_rmse"])
+    print(
+        f"test ({test_row['structures']} structures): energy MAE {energy_mae:.3f} meV/atom "
+        f"(RMSE {energy_rmse:.3f}), force MAE {force_mae:.2f} meV/A "
+        f"(RMSE {float(test_row['force_rmse']):.2f})"
+    )
+    verdict = "met" if force_mae <= GOAL_FORCE_MAE else "NOT met"
+    print(f"goal: force MAE <= {GOAL_FORCE_MAE} meV/A (GAP 14.8): {verdict}")
+
+
+if __name__ == "__main__":
+    main()

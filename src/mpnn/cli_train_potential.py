@@ -1,0 +1,227 @@
+"""``mpnn train-potential``: train an HDNNP on energies and forces (:mod:`mpnn.train.potential_run`).
+
+``register(subparsers)`` adds the subcommand to the ``mpnn`` parser; ``python -m
+mpnn.cli_train_potential DATA ...`` runs it alone.  Errors end the command with one line
+``mpnn: error: <message>`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+
+from mpnn.cli import EXIT_ERROR, EXIT_INTERRUPTED, UsageError
+from mpnn.errors import MpnnError
+
+EPILOG = """\
+The data are structures with energies (eV) and forces (eV/A): extended XYZ, ASE databases, n2p2
+input.data, anything ASE reads. Symmetry functions: element-resolved radial (type 2, --radial per
+neighbour element) and angular ones (type 9 and/or 3, (--angular + --angular-shifts) x --zetas x
+lambda +-1 per neighbour pair), computed once with their derivatives; functions constant on the
+training set are dropped. Running again with the same --out resumes from last.pt (only --epochs,
+--time-budget and --patience may change).
+
+examples:
+  mpnn train-potential train.xyz --test test.xyz --epochs 500 --out runs/ethanol
+  mpnn train-potential input.data --valid 0.1 --cutoff 6 --nodes 32,32 --time-budget 600
+"""
+
+
+def _number(
+    convert: Callable[[str], Any], valid: Callable[[Any], bool], expected: str
+) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(word) for word in text.split(",") if word.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    return [float(word) for word in text.split(",") if word.strip()]
+
+
+def _fraction_or_file(text: str) -> float | str:
+    try:
+        value = float(text)
+    except ValueError:
+        return str(Path(text).expanduser().resolve())
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) or a file, got {text!r}")
+    return value
+
+
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_count = _number(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda v: v > 0, "a positive number")
+_weight = _number(float, lambda v: v >= 0, "a number >= 0")
+_nodes = _number(_int_list, lambda v: bool(v) and min(v) >= 1, "sizes like 64,64")
+_zetas = _number(_float_list, lambda v: bool(v) and min(v) >= 1, "zetas >= 1 like 1,2,4,8,16")
+_types = _number(_int_list, lambda v: bool(v) and set(v) <= {3, 9}, "3, 9 or 3,9")
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``train-potential`` to ``subparsers`` (of the ``mpnn`` parser); returns its parser."""
+    p = subparsers.add_parser(
+        "train-potential",
+        help="train a Behler-Parrinello potential on energies and forces",
+        description="Train an HDNNP (Behler-Parrinello neural network potential) on energies and forces.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data", metavar="DATA", help="training structures with energies and forces")
+    p.add_argument("--test", metavar="FILE", help="test structures (errors of best.pt at the end)")
+    p.add_argument(
+        "--valid",
+        type=_fraction_or_file,
+        metavar="FRACTION|FILE",
+        help="validation structures: a fraction of DATA (default 0.1) or a file",
+    )
+    p.add_argument("--cutoff", type=_positive_float, metavar="A", help="cutoff radius, Angstrom (default 6)")
+    p.add_argument("--nodes", type=_nodes, metavar="N,N", help="hidden layer sizes (default 64,64)")
+    p.add_argument("--activation", choices=list("tspgcr"), help="hidden activation, n2p2 letter (default t)")
+    p.add_argument("--radial", type=_count, metavar="N", help="radial functions per neighbour element (16)")
+    p.add_argument("--r-min", type=_weight, metavar="A", help="first radial shift, Angstrom (0.5)")
+    p.add_argument("--angular", type=_count, metavar="N", help="angular widths per neighbour pair (4)")
+    p.add_argument("--angular-shifts", type=_count, metavar="N", help="shifted angular functions (8)")
+    p.add_argument("--zetas", type=_zetas, metavar="Z,Z", help="angular zetas (1,2,4,8,16)")
+    p.add_argument("--angular-type", type=_types, metavar="T", help="3 (narrow), 9 (wide) or 3,9 (default 9)")
+    p.add_argument(
+        "--scaling",
+        choices=("scale_center", "scale", "center", "sigma", "none"),
+        help="n2p2 scaling of the symmetry functions (default scale_center)",
+    )
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (default 300)")
+    length.add_argument("--time-budget", type=_positive_float, metavar="S", help="seconds of training")
+    p.add_argument("--lr", type=_positive_float, help="initial learning rate of Adam (default 1e-3)")
+    p.add_argument(
+        "--schedule", choices=("plateau", "linear"), help="learning-rate schedule (default linear)"
+    )
+    p.add_argument("--force-weight", type=_weight, metavar="W", help="w_F of the loss (default 10)")
+    p.add_argument("--energy-weight", type=_weight, metavar="W", help="w_E of the loss (default 1)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="structures per step (default 16)")
+    p.add_argument(
+        "--patience",
+        type=_count,
+        metavar="N",
+        help="stop after N epochs without a better validation loss, 0: never (default 200)",
+    )
+    p.add_argument("--seed", type=int, help="seed of weights, split and order (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default runs/potential-<date-time>)")
+    p.add_argument("--float32", action="store_true", default=None, help="train in float32 (faster)")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="CPU threads (default 1: the networks are small, and more threads lose time when "
+        "the cores are shared)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    p.set_defaults(func=cmd_train_potential)
+    return p
+
+
+#: command-line option -> dotted name in the run description
+_OPTIONS = {
+    "test": "test",
+    "valid": "valid",
+    "cutoff": "cutoff",
+    "nodes": "nodes",
+    "activation": "activation",
+    "scaling": "scaling",
+    "radial": "symmetry.n_radial",
+    "r_min": "symmetry.r_min",
+    "angular": "symmetry.n_angular",
+    "angular_shifts": "symmetry.angular_shifts",
+    "zetas": "symmetry.zetas",
+    "angular_type": "symmetry.angular_types",
+    "lr": "training.lr",
+    "schedule": "training.schedule",
+    "force_weight": "training.force_weight",
+    "energy_weight": "training.energy_weight",
+    "batch_size": "training.batch_size",
+    "seed": "training.seed",
+    "float32": "training.float32",
+}
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by dotted name of :class:`PotentialSpec`."""
+    given: dict[str, Any] = {"train": str(Path(args.data).expanduser().resolve())}
+    for option, name in _OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:
+            given[name] = str(Path(value).expanduser().resolve()) if option == "test" else value
+    if args.epochs is not None:
+        given.update({"training.epochs": args.epochs, "training.time_budget": None})
+    if args.time_budget is not None:
+        given.update({"training.time_budget": args.time_budget, "training.epochs": None})
+    if args.patience is not None:
+        given["training.patience"] = args.patience or None
+    return given
+
+
+def cmd_train_potential(args: argparse.Namespace) -> int:
+    """``mpnn train-potential``: train (or resume), then print the error table."""
+    from mpnn.train.potential_loop import errors_table
+    from mpnn.train.potential_run import PotentialSpec, resume_spec, train_potential
+    from mpnn.train.run import apply_overrides
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("potential-%Y%m%d-%H%M%S")
+    given = overrides(args)
+    try:
+        spec = resume_spec(out, given)
+        if spec is None:
+            spec = PotentialSpec.from_json(
+                apply_overrides(PotentialSpec(train=given["train"]).to_json(), given)
+            )
+    except (TypeError, ValueError) as error:
+        if isinstance(error, MpnnError):
+            raise
+        raise UsageError(str(error)) from None
+    echo = (lambda _: None) if args.quiet else print
+    rows = train_potential(spec, out, show_progress=not args.quiet, echo=echo)
+    print(errors_table(rows, title=f"errors of {out / 'best.pt'}:"), end="")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mpnn.cli_train_potential DATA ...`` (the same as ``mpnn train-potential DATA ...``)."""
+    parser = _Parser(prog="mpnn")
+    register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+    try:
+        args = parser.parse_args(["train-potential", *(sys.argv[1:] if argv is None else argv)])
+        return args.func(args)
+    except (MpnnError, OSError) as error:
+        print(f"mpnn: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("mpnn: interrupted (train-potential resumes from last.pt when run again)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

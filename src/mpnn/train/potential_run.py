@@ -1,0 +1,326 @@
+"""A potential training run (``mpnn train-potential``): data, symmetry functions, fit, test, files.
+
+Steps: read the structures (energies in eV, forces in eV/Angstrom; any format of
+:func:`mpnn.data.atoms.read_structures`); hold out a validation set (a fraction of the training
+file, or another file); build an HDNNP with :func:`mpnn.symmetry.defaults.default_symmetry_functions`
+for the training set's elements; compute the symmetry functions and their Jacobians once
+(:mod:`.potential_data`); drop functions that are constant on the training set; set the scaling
+and the energy offsets and scale from the training set; train (:mod:`.potential_loop`); evaluate
+``best.pt`` with the full model (:func:`mpnn.potentials.forces.evaluate`) on the test file.
+
+A run folder holds ``config.json`` (``"model"``: the HDNNP configuration for
+:func:`mpnn.models.build_model`; ``"run"``: the :class:`PotentialSpec`), ``split.pt`` (training
+and validation indices into the training file), ``best.pt``, ``last.pt``, ``metrics.csv``,
+``test_metrics.csv`` and the parity plots.  Running again into the same folder resumes; only
+the training length and patience may change.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import mpnn
+from mpnn.batch import Molecule
+from mpnn.errors import DataError
+from mpnn.models import build_model
+from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
+from mpnn.symmetry.defaults import DEFAULT_OPTIONS
+from mpnn.train import plots
+from mpnn.train import potential_data as pdata
+from mpnn.train.checkpoint import BEST, CONFIG, LAST, SPLIT, load_json, load_tensors, save_json, save_tensors
+from mpnn.train.potential_loop import Errors, PotentialSettings, errors, errors_csv, fit_potential, predict
+from mpnn.train.run import apply_overrides
+
+TEST_METRICS = "test_metrics.csv"
+
+
+@dataclass
+class PotentialSpec:
+    """What to train.
+
+    Attributes:
+        train: the training file (validation structures are drawn from it when ``valid`` is a fraction).
+        valid: fraction of the training file, or a file of validation structures.
+        test: a file of test structures, or None.
+        cutoff: cutoff radius of the symmetry functions, Angstrom.
+        nodes, activation: hidden layer sizes and their n2p2 activation letter (output linear).
+        scaling: n2p2's scaling mode of the symmetry functions.
+        symmetry: keyword arguments of :func:`~mpnn.symmetry.defaults.default_symmetry_functions`.
+        training: the optimisation settings.
+    """
+
+    train: str
+    valid: float | str = 0.1
+    test: str | None = None
+    cutoff: float = 6.0
+    nodes: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = "t"
+    scaling: str = "scale_center"
+    symmetry: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_OPTIONS))
+    training: PotentialSettings = field(default_factory=lambda: PotentialSettings(epochs=300))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "training": self.training.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PotentialSpec:
+        return cls(**{**data, "training": PotentialSettings(**data["training"])})
+
+
+def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
+    """The spec stored in ``out/config.json`` with the options ``given`` (dotted names), or None.
+
+    Only ``training.epochs``, ``training.time_budget`` and ``training.patience`` may differ.
+    """
+    path = Path(out) / CONFIG
+    if not (Path(out) / LAST).is_file() or not path.is_file():
+        return None
+    stored = load_json(path)
+    if not isinstance(stored, dict) or "run" not in stored:
+        raise DataError(f"{path}: not a `train-potential` run folder")
+    merged = apply_overrides(stored["run"], given, frozen=str(path))
+    try:
+        return PotentialSpec.from_json(merged)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a run description ({error})") from None
+
+
+def read_set(path: str, *, forces: bool, elements: Sequence[int] | None = None) -> list[Molecule]:
+    """Structures of ``path`` with energies (and forces if ``forces``); elements checked if given."""
+    from mpnn.data.atoms import atoms_to_molecule, check_elements, read_structures
+
+    structures = read_structures(path)
+    if not structures:
+        raise DataError(f"{path}: no structures")
+    if elements is not None:
+        check_elements(structures, elements, str(path))
+    molecules = []
+    for k, atoms in enumerate(structures):
+        m = atoms_to_molecule(atoms, name=f"{path}:{k}")
+        if m.y is None:
+            raise DataError(f"{path}: structure {k} has no energy")
+        if forces and m.forces is None:
+            raise DataError(
+                f"{path}: structure {k} has no forces (train on energies alone with --force-weight 0)"
+            )
+        if not (torch.isfinite(m.y).all() and (m.forces is None or torch.isfinite(m.forces).all())):
+            raise DataError(f"{path}: structure {k} has a non-finite energy or force")
+        molecules.append(m)
+    return molecules
+
+
+def split_indices(count: int, fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """Random training and validation indices; at least one structure in each."""
+    valid = int(round(fraction * count))
+    if not 0 < fraction < 1 or valid < 1 or valid >= count:
+        raise DataError(f"--valid {fraction}: cannot hold out that fraction of {count} structures")
+    order = np.random.default_rng([seed, 1]).permutation(count)
+    return {"train": np.sort(order[valid:]), "valid": np.sort(order[:valid])}
+
+
+def new_model(
+    spec: PotentialSpec, elements: Sequence[str], functions: list[list[dict]] | None = None
+) -> PotentialModel:
+    """An HDNNP of ``spec`` (weights drawn from the seed); default symmetry functions unless given."""
+    from mpnn.symmetry.defaults import default_symmetry_functions
+
+    if functions is None:
+        functions = default_symmetry_functions(elements, spec.cutoff, **spec.symmetry)
+    activations = spec.activation * len(spec.nodes) + "l"
+    config = HDNNPConfig(
+        list(elements),
+        functions,
+        nodes=[list(spec.nodes)] * len(elements),
+        activations=[activations] * len(elements),
+        scaling=spec.scaling,
+    )
+    torch.manual_seed(spec.training.seed)
+    try:
+        return hdnnp(config)
+    except ValueError as error:
+        raise DataError(f"model settings: {error}") from None
+
+
+def train_potential(
+    spec: PotentialSpec,
+    out: str | Path,
+    *,
+    show_progress: bool = True,
+    echo: Callable[[str], None] = print,
+    stop_after: int | None = None,
+) -> list[Errors]:
+    """Train (or resume) the potential of ``spec`` in ``out``; returns the errors of ``best.pt``."""
+    from ase.data import chemical_symbols
+
+    out = Path(out)
+    settings = spec.training
+    forces = settings.force_weight > 0
+    everything = read_set(spec.train, forces=forces)
+    numbers = sorted({int(z) for m in everything for z in m.z})
+    resuming = (out / LAST).is_file() and (out / CONFIG).is_file()
+    if isinstance(spec.valid, str):
+        train_set, valid_set = everything, read_set(spec.valid, forces=forces, elements=numbers)
+    else:
+        split = (
+            _load_split(out) if resuming else split_indices(len(everything), float(spec.valid), settings.seed)
+        )
+        train_set = [everything[i] for i in split["train"]]
+        valid_set = [everything[i] for i in split["valid"]]
+    test_set = read_set(spec.test, forces=forces, elements=numbers) if spec.test else None
+    elements = [chemical_symbols[z] for z in numbers]
+    echo(
+        f"data: {len(train_set)} training, {len(valid_set)} validation"
+        f"{f', {len(test_set)} test' if test_set else ''} structures; elements {' '.join(elements)}"
+    )
+    start = time.perf_counter()
+    if resuming:
+        model = build_model(load_json(out / CONFIG)["model"])
+        model.load_state_dict(load_tensors(out / LAST)["model"])
+        raw = pdata.compute_descriptors(model, train_set, progress=show_progress)
+    else:
+        model, raw = _new_potential(spec, elements, train_set, show_progress, echo)
+    train = pdata.scaled(raw, model)
+    del raw  # the unscaled copy (E W 3 numbers) is not needed any more
+    valid = pdata.scaled(pdata.compute_descriptors(model, valid_set, progress=show_progress), model)
+    size = (train.dg.numel() + valid.dg.numel()) * 8 / 2**20
+    counts = dict(zip(elements, model.symmetry_functions.sizes, strict=True))
+    echo(
+        f"symmetry functions per element: {counts}; "
+        f"descriptors and Jacobians {size:.0f} MB in {time.perf_counter() - start:.1f} s"
+    )
+    if not resuming:
+        out.mkdir(parents=True, exist_ok=True)
+        if not isinstance(spec.valid, str):
+            save_tensors({k: torch.from_numpy(v) for k, v in split.items()}, out / SPLIT)
+        save_json(_config(model, spec, len(train_set), len(valid_set)), out / CONFIG)
+    echo(f"{'resuming' if resuming else 'training'} in {out}")
+    history, best, reason = fit_potential(
+        model, train, valid, settings, out, show_progress=show_progress, stop_after=stop_after
+    )
+    if reason == "interrupted":
+        return []
+    row = history[best - 1]
+    echo(
+        f"stopped ({reason}) after {len(history)} epochs, {history[-1]['elapsed_s']:.0f} s; "
+        f"best epoch {best} "
+        f"(valid E {row['valid_energy_mae']:.3f} meV/atom, F {row['valid_force_mae']:.2f} meV/A)"
+    )
+    model.load_state_dict(load_tensors(out / BEST))
+    return evaluate_run(model, train, valid, test_set, out, forces=forces)
+
+
+def _load_split(out: Path) -> dict[str, np.ndarray]:
+    saved = load_tensors(out / SPLIT)
+    return {k: saved[k].numpy() for k in ("train", "valid")}
+
+
+def _new_potential(
+    spec: PotentialSpec,
+    elements: list[str],
+    train_set: list[Molecule],
+    progress: bool,
+    echo: Callable[[str], None],
+) -> tuple[PotentialModel, pdata.Descriptors]:
+    """A new model for the training set: default functions less the constant ones, scaling, energy terms."""
+    model = new_model(spec, elements)
+    raw = pdata.compute_descriptors(model, train_set, progress=progress)
+    keep = pdata.informative_columns(pdata.statistics(raw, model.symmetry_functions.sizes))
+    dropped = sum(model.symmetry_functions.sizes) - sum(len(k) for k in keep)
+    if dropped:
+        echo(f"symmetry functions: dropped {dropped} that are constant on the training set")
+        functions = [[model.config["symmetry_functions"][s][c] for c in k] for s, k in enumerate(keep)]
+        model = new_model(spec, elements, functions)
+        raw = pdata.keep_columns(raw, keep)
+    sf = model.symmetry_functions
+    sf.set_scaling(
+        spec.scaling, pdata.statistics(raw, sf.sizes), model.config["scale_min"], model.config["scale_max"]
+    )
+    offsets, scale = pdata.energy_terms(raw, len(elements))
+    set_energy_terms(model, scale, offsets)
+    echo(
+        f"energy: offsets {dict(zip(elements, (round(o, 6) for o in offsets), strict=True))} eV, "
+        f"scale {scale:.4g} eV"
+    )
+    return model, raw
+
+
+def _config(model: PotentialModel, spec: PotentialSpec, n_train: int, n_valid: int) -> dict[str, Any]:
+    return {
+        "mpnn_version": mpnn.__version__,
+        "model": model.config,
+        "run": spec.to_json(),
+        "units": {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom"},
+        "data": {
+            "train": n_train,
+            "valid": n_valid,
+            "split": SPLIT if not isinstance(spec.valid, str) else None,
+        },
+        "energy": {"offsets": model.update.offsets.tolist(), "scale": float(model.update.energy_scale)},
+    }
+
+
+def evaluate_run(
+    model: PotentialModel,
+    train: pdata.Descriptors,
+    valid: pdata.Descriptors,
+    test: list[Molecule] | None,
+    out: Path,
+    *,
+    forces: bool = True,
+) -> list[Errors]:
+    """Errors on train and valid (descriptors) and test (the full model); ``test_metrics.csv``, plots."""
+    from mpnn.train.checkpoint import write_text
+
+    rows = []
+    for name, desc in (("train", train), ("valid", valid)):
+        e, f = predict(model, desc, forces=forces)
+        rows.append(errors(name, e, desc.energy, desc.atoms_per_structure(), f, desc.forces))
+    shown = ("valid", e, valid.energy, valid.atoms_per_structure(), f, valid.forces)
+    if test:
+        e, e_true, atoms, f, f_true = evaluate_structures(model, test, forces=forces)
+        rows.append(errors("test", e, e_true, atoms, f, f_true))
+        shown = ("test", e, e_true, atoms, f, f_true)
+    write_text(errors_csv(rows), out / TEST_METRICS)
+    name, e, e_true, atoms, f, f_true = shown
+    per_atom = torch.stack([e / atoms, e_true / atoms], 1).double().numpy()
+    plots.parity(
+        [f"{name}: energy per atom"], ["eV/atom"], per_atom[:, :1], per_atom[:, 1:], out / "parity_energy.png"
+    )
+    if f is not None:
+        plots.parity(
+            [f"{name}: force components"],
+            ["eV/Angstrom"],
+            f.reshape(-1, 1).double().numpy(),
+            f_true.reshape(-1, 1).double().numpy(),
+            out / "parity_forces.png",
+        )
+    return rows
+
+
+def evaluate_structures(
+    model: PotentialModel, molecules: Sequence[Molecule], *, forces: bool = True, batch_size: int = 128
+) -> tuple[torch.Tensor, ...]:
+    """Predicted and true energies (M,), atom counts (M,), predicted and true forces (N, 3), full model."""
+    from mpnn.data.atoms import collate_structures
+    from mpnn.potentials.forces import evaluate
+
+    e, f = [], []
+    for start in range(0, len(molecules), batch_size):
+        batch = collate_structures(list(molecules[start : start + batch_size]), model.cutoff)
+        result = evaluate(model, batch.to(dtype=torch.float64), forces=forces)
+        e.append(result["energy"].reshape(-1))
+        if forces:
+            f.append(result["forces"])
+    true_e = torch.cat([m.y.reshape(-1) for m in molecules]).double()
+    atoms = torch.tensor([m.num_atoms for m in molecules])
+    true_f = torch.cat([m.forces if m.forces is not None else torch.zeros_like(m.pos) for m in molecules])
+    return torch.cat(e), true_e, atoms, torch.cat(f) if forces else None, true_f.double()
