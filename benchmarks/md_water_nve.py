@@ -11,7 +11,7 @@ The potential and the structure come from ``../shared/data/n2p2_examples.tar.xz`
 temporary folder; GPL-3.0 files used in place) or from ``--folder`` (an ``nnp-predict/H2O_RPBE-D3``
 folder). Units of the files: Bohr and Hartree.
 
-    python benchmarks/md_water_nve.py [--steps 1000] [--timestep 0.5] [--trajectory traj.extxyz]
+    python -m benchmarks.md_water_nve [--steps 1000] [--timestep 0.5] [--trajectory traj.extxyz]
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from benchmarks.common import machine
 from mpnn.data.atoms import read_structures
 from mpnn.potentials.load import load_potential
 from mpnn.potentials.md import run_md
@@ -32,21 +32,6 @@ from mpnn.potentials.n2p2 import parse_units
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MEMBER = "n2p2_examples/nnp-predict/H2O_RPBE-D3"
-
-
-def machine() -> str:
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def potential_folder(given: str | None, scratch: Path) -> Path:

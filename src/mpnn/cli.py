@@ -36,7 +36,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _number(convert: type, valid: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+def _number(
+    convert: Callable[[str], Any], valid: Callable[[Any], bool], expected: str
+) -> Callable[[str], Any]:
     """An argparse type: ``convert(text)`` if it is ``valid``, else a one-line error."""
 
     def parse(text: str):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
 
-from mpnn.cli import EXIT_ERROR, EXIT_INTERRUPTED, UsageError
+from mpnn.cli import EXIT_ERROR, EXIT_INTERRUPTED, UsageError, _count, _number, _positive_float, _positive_int
 from mpnn.errors import MpnnError
 
 EPILOG = """\
@@ -31,21 +31,6 @@ examples:
   mpnn train-potential train.xyz --test test.xyz --epochs 500 --out runs/ethanol
   mpnn train-potential input.data --valid 0.1 --cutoff 6 --nodes 32,32 --time-budget 600
 """
-
-
-def _number(
-    convert: Callable[[str], Any], valid: Callable[[Any], bool], expected: str
-) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not valid(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _int_list(text: str) -> list[int]:
@@ -66,9 +51,6 @@ def _fraction_or_file(text: str) -> float | str:
     return value
 
 
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_count = _number(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _number(float, lambda v: v > 0, "a positive number")
 _weight = _number(float, lambda v: v >= 0, "a number >= 0")
 _nodes = _number(_int_list, lambda v: bool(v) and min(v) >= 1, "sizes like 64,64")
 _zetas = _number(_float_list, lambda v: bool(v) and min(v) >= 1, "zetas >= 1 like 1,2,4,8,16")

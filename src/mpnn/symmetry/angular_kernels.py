@@ -7,9 +7,9 @@ share the expensive factors between the functions of a group: one exponential pe
 (eta, rs), one power per distinct (lambda, zeta), one cutoff product per distinct rc.
 
 * :func:`angular_forward`: G[i, f] for the centres of one element.
-* :func:`angular_backward`: given dL/dG (N, F), dL/d(edge vector) (E, 3), analytically:
-  with u = r_ij, v = r_ik, w = v - u and the partial derivatives of each term with respect to
-  r_ij, r_ik, r_jk and cos theta, dL/du and dL/dv are combinations of u and v.
+* :func:`angular_forward_jacobian`: G and, in the same walk, dG/d(edge vector) (E, F, 3),
+  analytically: with u = r_ij, v = r_ik, w = v - u and the partial derivatives of each term with
+  respect to r_ij, r_ik, r_jk and cos theta, dG/du and dG/dv are combinations of u and v.
 
 Arguments shared by both kernels: ``vec`` (E, 3) edge vectors r_j - r_i, ``dist`` (E,) their
 lengths, ``ptr`` (N+1,), ``species`` (N,) and ``nspecies`` (E,) species of centres and neighbours,
@@ -172,117 +172,6 @@ def angular_forward(
                 w = nweight[a] * nweight[b] if weighted else 1.0
                 for f in range(nf):
                     out[i, f] += w * norm[f] * ang[aindex[f]] * gs[rindex[f]] * fcp[cindex[f]]
-    return out
-
-
-@njit(cache=True, parallel=True)
-def angular_backward(
-    vec,
-    dist,
-    ptr,
-    species,
-    nspecies,
-    nweight,
-    centre_species,
-    e1,
-    e2,
-    narrow,
-    weighted,
-    eta,
-    rs,
-    lam,
-    zeta,
-    rc,
-    rindex,
-    aindex,
-    cindex,
-    norm,
-    kind,
-    alpha,
-    rcmax,
-    grad,
-):  # pragma: no cover
-    """dL/d(edge vectors) (E, 3) from dL/dG (N, F) of one group."""
-    n = ptr.shape[0] - 1
-    nf = norm.shape[0]
-    out = np.zeros(vec.shape, dtype=vec.dtype)
-    for i in prange(n):
-        if species[i] != centre_species:
-            continue
-        nm, nk, nc = eta.shape[0], lam.shape[0], rc.shape[0]
-        gs = np.empty(nm)
-        dgs = np.empty((nm, 3))
-        ang = np.empty(nk)
-        dang = np.empty(nk)
-        fcp = np.empty(nc)
-        dfcp = np.empty((nc, 3))
-        start, stop = ptr[i], ptr[i + 1]
-        fc = np.empty((stop - start, nc))
-        dfc = np.empty((stop - start, nc))
-        _edge_cutoffs(dist, start, stop, rc, kind, alpha, fc, dfc)
-        for a in range(ptr[i], ptr[i + 1]):
-            rij = dist[a]
-            if rij >= rcmax or (e1 >= 0 and nspecies[a] != e1 and nspecies[a] != e2):
-                continue
-            for b in range(a + 1, ptr[i + 1]):
-                rik = dist[b]
-                if rik >= rcmax or not _pair_allowed(nspecies[a], nspecies[b], e1, e2):
-                    continue
-                wx = vec[b, 0] - vec[a, 0]
-                wy = vec[b, 1] - vec[a, 1]
-                wz = vec[b, 2] - vec[a, 2]
-                rjk = math.sqrt(wx * wx + wy * wy + wz * wz)
-                if narrow and rjk >= rcmax:
-                    continue
-                cos = (vec[a, 0] * vec[b, 0] + vec[a, 1] * vec[b, 1] + vec[a, 2] * vec[b, 2]) / (rij * rik)
-                for c in range(nc):
-                    fij, dij = fc[a - start, c], dfc[a - start, c]
-                    fik, dik = fc[b - start, c], dfc[b - start, c]
-                    fjk, djk = 1.0, 0.0
-                    if narrow:
-                        fjk, djk = _cutoff(kind, rjk, rc[c], alpha) if rjk < rc[c] else (0.0, 0.0)
-                    fcp[c] = fij * fik * fjk
-                    dfcp[c, 0] = dij * fik * fjk
-                    dfcp[c, 1] = fij * dik * fjk
-                    dfcp[c, 2] = fij * fik * djk
-                for m in range(nm):
-                    s = (rij - rs[m]) ** 2 + (rik - rs[m]) ** 2
-                    if narrow:
-                        s += (rjk - rs[m]) ** 2
-                    g = math.exp(-eta[m] * s)
-                    gs[m] = g
-                    dgs[m, 0] = -2.0 * eta[m] * (rij - rs[m]) * g
-                    dgs[m, 1] = -2.0 * eta[m] * (rik - rs[m]) * g
-                    dgs[m, 2] = -2.0 * eta[m] * (rjk - rs[m]) * g if narrow else 0.0
-                for k in range(nk):
-                    value, lower = _power(1.0 + lam[k] * cos, zeta[k])
-                    ang[k] = value
-                    dang[k] = zeta[k] * lam[k] * lower
-                w = nweight[a] * nweight[b] if weighted else 1.0
-                d_ij = 0.0
-                d_ik = 0.0
-                d_jk = 0.0
-                d_cos = 0.0
-                for f in range(nf):
-                    g = grad[i, f] * w * norm[f]
-                    if g == 0.0:
-                        continue
-                    m, k, c = rindex[f], aindex[f], cindex[f]
-                    radial = gs[m] * fcp[c]
-                    d_cos += g * dang[k] * radial
-                    angular = g * ang[k]
-                    d_ij += angular * (dgs[m, 0] * fcp[c] + gs[m] * dfcp[c, 0])
-                    d_ik += angular * (dgs[m, 1] * fcp[c] + gs[m] * dfcp[c, 1])
-                    d_jk += angular * (dgs[m, 2] * fcp[c] + gs[m] * dfcp[c, 2])
-                # d/du and d/dv of r_ij = |u|, r_ik = |v|, r_jk = |v - u|, cos = u.v / (|u||v|)
-                cross = d_cos / (rij * rik)
-                jk = d_jk / rjk if rjk > 0.0 else 0.0
-                cu = d_ij / rij - d_cos * cos / (rij * rij) + jk
-                cv = d_ik / rik - d_cos * cos / (rik * rik) + jk
-                mix = cross - jk
-                for x in range(3):
-                    out[a, x] += cu * vec[a, x] + mix * vec[b, x]
-                    out[b, x] += cv * vec[b, x] + mix * vec[a, x]
     return out
 
 

@@ -100,16 +100,11 @@ class CompiledAngularSum(torch.autograd.Function):
     def backward(ctx, grad: Tensor):  # noqa: D102
         if torch.is_grad_enabled():
             grad_vectors = ctx.fallback(grad)
-        elif ctx.jacobian is not None:
+        else:  # forward saw vectors.requires_grad, so it kept dG/dvec
             g = grad.detach().cpu().double()[ctx.centre]  # (E, F)
             grad_vectors = torch.einsum("ef,efx->ex", g, ctx.jacobian).to(
                 device=grad.device, dtype=grad.dtype
             )
-        else:
-            _threads()
-            g = np.ascontiguousarray(grad.detach().cpu().double().numpy())
-            out = angular_kernels.angular_backward(*ctx.args, g)
-            grad_vectors = torch.from_numpy(out).to(device=grad.device, dtype=grad.dtype)
         return grad_vectors, None, None, None, None, None, None
 
 
