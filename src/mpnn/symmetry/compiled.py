@@ -74,7 +74,6 @@ class CompiledAngularSum(torch.autograd.Function):
         params: tuple,
         fallback: Callable[[Tensor], Tensor],
     ) -> Tensor:
-        _threads()
         args = (
             edges.vectors,
             edges.distances,
@@ -89,11 +88,11 @@ class CompiledAngularSum(torch.autograd.Function):
         )
         ctx.args, ctx.fallback, ctx.jacobian = args, fallback, None
         if vectors.requires_grad:  # forces will follow: one walk gives G and dG/dvec
-            out, jacobian = angular_kernels.angular_forward_jacobian(*args)
+            out, jacobian = _run(angular_kernels.angular_forward_jacobian, args)
             ctx.jacobian = torch.from_numpy(jacobian)
             ctx.centre = torch.from_numpy(np.repeat(np.arange(len(edges.ptr) - 1), np.diff(edges.ptr)))
         else:
-            out = angular_kernels.angular_forward(*args)
+            out = _run(angular_kernels.angular_forward, args)
         return torch.from_numpy(out).to(device=vectors.device, dtype=vectors.dtype)
 
     @staticmethod
@@ -108,5 +107,15 @@ class CompiledAngularSum(torch.autograd.Function):
         return grad_vectors, None, None, None, None, None, None
 
 
-def _threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+def _run(kernel: Callable, args: tuple):
+    """``kernel(*args)`` on PyTorch's number of threads, leaving that number as it was.
+
+    numba's OpenMP threading layer shares the OpenMP thread count with PyTorch; without the
+    restore, PyTorch would afterwards run its small operations on numba's count.
+    """
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return kernel(*args)
+    finally:
+        torch.set_num_threads(threads)
