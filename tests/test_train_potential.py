@@ -195,6 +195,17 @@ def test_descriptor_forces_equal_the_full_model():
     assert forces.abs().max() > 1e-3  # not trivially zero
 
 
+def test_descriptors_leave_the_thread_count_alone():
+    """numba's OpenMP layer would leave PyTorch on its own thread count (10-20x slower training)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pdata.compute_descriptors(small_model(), molecules(clusters(2, 8)))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_select_equals_computing_the_subset():
     mols = molecules(clusters(5, 11) + [periodic(5)])
     model = small_model()
