@@ -15,15 +15,29 @@ Every model of the package is an :class:`MPNN` with different parts:
 
 With ``tie_weights`` (the default) one message and one update module serve all T steps;
 otherwise each step has its own copy, made from the given modules.
+
+Three optional parts cover the rest of Gilmer et al.'s Sec. 2 and 5:
+
+* ``edge_update(e, h, batch) -> e'`` (E, D_e): edge *states* updated every step
+  (Kearnes et al. 2016, Gilmer's Eq. for :math:`e_{vw}^{t+1}`); the message's context is then
+  prepared again from the new states at every step.
+* ``master``: a master node joined to every atom (Sec. 5.2): with its state g (B, d_master),
+  ``master.to_atoms(g, batch) -> m`` (N, d_m) is added to the atoms' messages and
+  ``master(g, h, batch) -> g'`` updates it from the atoms' states of the same step.
+* ``readout_states="all"``: the readout reads :math:`[h^1, \dots, h^T]` concatenated
+  (N, T·d), for readouts over every step (Duvenaud et al. 2015); ``"last"`` reads h^T.
 """
 
 from __future__ import annotations
 
 import copy
 
+import torch
 from torch import Tensor, nn
 
 from mpnn.batch import Batch
+
+READOUT_STATES = ("last", "all")
 
 
 class MPNN(nn.Module):
@@ -38,36 +52,62 @@ class MPNN(nn.Module):
         readout: nn.Module,
         steps: int,
         tie_weights: bool = True,
+        *,
+        edge_update: nn.Module | None = None,
+        master: nn.Module | None = None,
+        readout_states: str = "last",
     ) -> None:
         super().__init__()
         if steps < 1:
             raise ValueError(f"MPNN: steps must be >= 1, got {steps}")
+        if readout_states not in READOUT_STATES:
+            raise ValueError(f"MPNN: readout_states must be one of {READOUT_STATES}, got {readout_states!r}")
         copies = 1 if tie_weights else steps
-        self.steps, self.tie_weights = steps, tie_weights
+        self.steps, self.tie_weights, self.readout_states = steps, tie_weights, readout_states
         self.node_input, self.edge_input, self.readout = node_input, edge_input, readout
-        self.messages = nn.ModuleList([message] + [copy.deepcopy(message) for _ in range(copies - 1)])
-        self.updates = nn.ModuleList([update] + [copy.deepcopy(update) for _ in range(copies - 1)])
-        if not tie_weights:
-            for module in [*self.messages[1:], *self.updates[1:]]:
-                module.apply(_reset)
+        self.messages = _copies(message, copies)
+        self.updates = _copies(update, copies)
+        self.edge_updates = None if edge_update is None else _copies(edge_update, copies)
+        self.masters = None if master is None else _copies(master, copies)
 
     def node_states(self, batch: Batch) -> Tensor:
-        """h^T (N, d) after T steps of message passing."""
+        """h^T (N, d) after T steps of message passing (or [h^1..h^T], see ``readout_states``)."""
         h = self.node_input(batch)
         edge_attr = self.edge_input(batch)
         shared = self.tie_weights
-        contexts = [
-            message.prepare(batch, edge_attr, self.steps if shared else 1) for message in self.messages
-        ]
+        evolving = self.edge_updates is not None
+        contexts = None
+        if not evolving:  # step-independent contexts, prepared once per forward pass
+            contexts = [
+                message.prepare(batch, edge_attr, self.steps if shared else 1) for message in self.messages
+            ]
+        g = self.masters[0].initial_state(batch) if self.masters is not None else None
+        history = []
         for t in range(self.steps):
             k = 0 if shared else t
-            h = self.updates[k](h, self.messages[k](h, contexts[k]))
-        return h
+            context = contexts[k] if contexts is not None else self.messages[k].prepare(batch, edge_attr, 1)
+            m = self.messages[k](h, context)
+            if g is not None:
+                m = m + self.masters[k].to_atoms(g, batch)
+                g = self.masters[k](g, h, batch)
+            if evolving:
+                edge_attr = self.edge_updates[k](edge_attr, h, batch)
+            h = self.updates[k](h, m)
+            history.append(h)
+        return torch.cat(history, dim=-1) if self.readout_states == "all" else h
 
     def forward(self, batch: Batch) -> Tensor:
         """Predictions (B, K) for the B structures of the batch."""
         h = self.node_states(batch)
         return self.readout(h, batch.x, batch.batch, batch.num_graphs)
+
+
+def _copies(module: nn.Module, count: int) -> nn.ModuleList:
+    """``module`` and ``count - 1`` freshly initialised copies of it."""
+    modules = nn.ModuleList([module] + [copy.deepcopy(module) for _ in range(count - 1)])
+    for extra in modules[1:]:
+        extra.apply(_reset)
+    return modules
 
 
 def _reset(module: nn.Module) -> None:

@@ -20,11 +20,26 @@ class PropertyModel(nn.Module):
     Attributes:
         config: the JSON-serialisable dictionary :func:`mpnn.models.build_model` built it from.
         graph: the edge set the model expects from :func:`mpnn.batch.collate`.
+        hydrogens: ``"explicit"`` (hydrogen atoms are nodes) or ``"implicit"`` (heavy atoms only;
+            the hydrogen count is a node feature), the atoms :func:`mpnn.batch.collate` keeps.
+        positions: whether the model reads atom positions; ``False`` for topology-only models,
+            which can predict from a SMILES string without 3D coordinates.
     """
 
-    def __init__(self, net: nn.Module, num_targets: int, config: dict[str, Any], graph: str) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        num_targets: int,
+        config: dict[str, Any],
+        graph: str,
+        hydrogens: str = "explicit",
+        positions: bool = True,
+    ) -> None:
         super().__init__()
+        if hydrogens not in ("explicit", "implicit"):
+            raise ValueError(f"hydrogens must be 'explicit' or 'implicit', got {hydrogens!r}")
         self.net, self.config, self.graph = net, config, graph
+        self.hydrogens, self.positions = hydrogens, positions
         self.register_buffer("mean", torch.zeros(num_targets))
         self.register_buffer("std", torch.ones(num_targets))
 
