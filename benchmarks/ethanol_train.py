@@ -4,9 +4,11 @@ Data: ``../shared/data/botnet_ethanol_rmd17.tar.gz`` (BOTNet data sets, MIT): ``
 configurations, of which ``--valid`` are held out for early stopping) and ``test_MD.xyz`` (1000),
 energies in eV and forces in eV/Angstrom (PBE/def2-SVP).  Goal: test force MAE <= 15 meV/Angstrom
 (GAP 14.8; ANI-type networks ~16-24).  The command it runs is printed; the run folder keeps
-``metrics.csv``, ``test_metrics.csv``, the parity plots and the model (``best.pt``).
+``metrics.csv``, ``test_metrics.csv``, the parity plots, the model (``best.pt``) and the unpacked
+data (``data/``); running the script again with the same ``--out`` resumes an interrupted run
+(the wall time printed is then that of the last call; ``metrics.csv`` has the training time).
 
-    python benchmarks/ethanol_train.py [--out runs/ethanol] [--epochs N] [--quick]
+    python -m benchmarks.ethanol_train [--out runs/ethanol] [--epochs N] [--quick]
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import shlex
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
-import torch
+from benchmarks.common import machine
 
 from mpnn.cli_train_potential import main as train_potential
 
@@ -42,7 +42,8 @@ def unpack(folder: Path) -> tuple[Path, Path]:
         sys.exit(f"{ARCHIVE}: not found (the shared data folder beside the repository)")
     with tarfile.open(ARCHIVE) as tar:
         for name in ("dataset_ethanol/train.xyz", "dataset_ethanol/test_MD.xyz"):
-            tar.extract(name, folder, filter="data")
+            if not (folder / name).is_file():
+                tar.extract(name, folder, filter="data")
     return folder / "dataset_ethanol" / "train.xyz", folder / "dataset_ethanol" / "test_MD.xyz"
 
 
@@ -53,16 +54,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20 epochs: check that it runs")
     args = parser.parse_args()
     epochs = 20 if args.quick else args.epochs
-    with tempfile.TemporaryDirectory() as tmp:
-        train, test = unpack(Path(tmp))
-        command = [str(train), "--test", str(test), "--epochs", str(epochs), "--out", args.out, *SETTINGS]
-        print("mpnn train-potential " + shlex.join(command).replace(tmp, "<unpacked>"), flush=True)
-        start = time.perf_counter()
-        status = train_potential(command)
-        wall = time.perf_counter() - start
+    out = Path(args.out)
+    train, test = unpack(out / "data")  # a fixed place, so that running again resumes the run
+    command = [str(train), "--test", str(test), "--epochs", str(epochs), "--out", str(out), *SETTINGS]
+    print("mpnn train-potential " + shlex.join(command), flush=True)
+    start = time.perf_counter()
+    status = train_potential(command)
+    wall = time.perf_counter() - start
     if status:
         sys.exit(status)
-    out = Path(args.out)
     with open(out / "test_metrics.csv") as handle:
         rows = {row["split"]: row for row in csv.DictReader(handle)}
     config = json.loads((out / "config.json").read_text())
@@ -72,10 +72,7 @@ def main() -> None:
     }
     test_row = rows["test"]
     force_mae = float(test_row["force_mae"])
-    print(
-        f"\nmachine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread(s)"
-    )
+    print(f"\nmachine: {machine()}")
     print(f"symmetry functions per element: {sizes} ({sum(sizes.values())} in all)")
     print(f"wall time (this call, descriptors + training + test): {wall / 60:.1f} min")
     energy_mae, energy_rmse = float(test_row["energy_mae"]), float(test_row["energy_rmse"])
