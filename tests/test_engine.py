@@ -59,9 +59,10 @@ def chain(n: int, features: int = 2) -> Molecule:
 
 
 def test_edge_states_are_updated_between_steps() -> None:
-    """Edge states 1, 2, 4 at steps 1, 2, 3: the middle atom of a 3-chain (degree 2) gains 2 + 4 + 8."""
+    """Edge states 1, 2, 4 at steps 1, 2, 3: an atom of degree k gains k * (1 + 2 + 4)."""
     batch = collate([chain(3)], graph="bonds").to(dtype=torch.float64)
-    net = MPNN(NodeFeatures(), EdgeOnes(), SumEdgeAttr(), Add(), Identity(), steps=3, edge_update=DoubleEdges())
+    parts = (NodeFeatures(), EdgeOnes(), SumEdgeAttr(), Add(), Identity())
+    net = MPNN(*parts, steps=3, edge_update=DoubleEdges())
     h = net.node_states(batch)
     degree = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64).unsqueeze(1)
     torch.testing.assert_close(h, batch.x + degree * (1 + 2 + 4))
