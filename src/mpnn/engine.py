@@ -67,7 +67,9 @@ class MPNN(nn.Module):
         self.node_input, self.edge_input, self.readout = node_input, edge_input, readout
         self.messages = _copies(message, copies)
         self.updates = _copies(update, copies)
-        self.edge_updates = None if edge_update is None else _copies(edge_update, copies)
+        # the edge states after the last step are never read: T - 1 untied edge updates suffice
+        edge_copies = 1 if tie_weights else max(1, steps - 1)
+        self.edge_updates = None if edge_update is None else _copies(edge_update, edge_copies)
         self.masters = None if master is None else _copies(master, copies)
 
     def node_states(self, batch: Batch) -> Tensor:
@@ -90,7 +92,7 @@ class MPNN(nn.Module):
             if g is not None:
                 m = m + self.masters[k].to_atoms(g, batch)
                 g = self.masters[k](g, h, batch)
-            if evolving:
+            if evolving and t < self.steps - 1:  # the last states would not be read
                 edge_attr = self.edge_updates[k](edge_attr, h, batch)
             h = self.updates[k](h, m)
             history.append(h)

@@ -6,10 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from mpnn.models.base import PropertyModel
+from mpnn.models.dtnn import DTNNConfig, dtnn
+from mpnn.models.duvenaud import DuvenaudConfig, duvenaud
 from mpnn.models.enn_s2s import EnnS2SConfig, enn_s2s
+from mpnn.models.gcn import GCNConfig, gcn
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp
+from mpnn.models.interaction_network import InteractionNetworkConfig, interaction_network
+from mpnn.models.weave import WeaveConfig, weave
 
-MODELS = {"enn_s2s": (EnnS2SConfig, enn_s2s), "hdnnp": (HDNNPConfig, hdnnp)}
+#: name -> (configuration dataclass, builder).  The earlier models of Gilmer et al.'s Sec. 2 are
+#: configurations of the same engine: duvenaud, ggnn, interaction_network, weave, dtnn, gcn.
+MODELS = {
+    "enn_s2s": (EnnS2SConfig, enn_s2s),
+    "hdnnp": (HDNNPConfig, hdnnp),
+    "duvenaud": (DuvenaudConfig, duvenaud),
+    "interaction_network": (InteractionNetworkConfig, interaction_network),
+    "weave": (WeaveConfig, weave),
+    "dtnn": (DTNNConfig, dtnn),
+    "gcn": (GCNConfig, gcn),
+}
 
 
 def build_model(config: dict[str, Any]) -> PropertyModel | PotentialModel:

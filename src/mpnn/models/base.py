@@ -54,7 +54,7 @@ class PropertyModel(nn.Module):
         Floating tensors of the batch are cast to the model's dtype (differentiably, so
         gradients with respect to ``batch.pos`` still reach the caller's tensor).
         """
-        if batch.pos.dtype != self.mean.dtype:
+        if batch.pos.dtype != self.mean.dtype or batch.x.dtype != self.mean.dtype:
             batch = batch.to(dtype=self.mean.dtype)
         return self.net(batch)
 
