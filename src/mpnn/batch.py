@@ -27,6 +27,15 @@ key             shape       dtype   meaning
 ``forces``      (N, 3)      float   reference forces, eV/Angstrom, or ``None``
 ==============  ==========  ======  ===========================================
 
+Hydrogens (``collate(..., hydrogens=...)``; Gilmer et al. 2017 compare both): ``"explicit"`` keeps
+every atom of the stored structures as a node. ``"implicit"`` drops the hydrogen atoms
+(``z == 1``) and every bond to them before the graph is built; the heavy atoms keep their
+rows of ``z``, ``pos`` and ``x`` (in order) and their bonds, renumbered. The hydrogens survive
+only as the node feature that counts them (column ``"num_hs"`` of
+:data:`mpnn.data.featurize.NODE_FEATURES`, computed on the H-explicit molecule), so
+N = number of heavy atoms. A structure with no heavy atom (H2) keeps its hydrogen atoms and
+bonds as they are, so that no structure of the batch has zero nodes.
+
 Edge *features* that depend on positions (distances) are not stored: models
 compute them from ``pos`` and ``edge_index`` in their forward pass, so gradients
 with respect to positions (forces) flow through them.
@@ -127,70 +136,87 @@ def pair_template(n: int, cache: dict[int, Tensor] = {}) -> Tensor:  # noqa: B00
     return cache[n]
 
 
-def complete_graph_edges(molecules: Sequence[Molecule], offsets: Tensor) -> tuple[Tensor, Tensor]:
-    """Directed edges between all atom pairs of each molecule, typed by its bonds.
+def complete_graph_edges(ptr: Tensor, bonds: Tensor, bond_type: Tensor) -> tuple[Tensor, Tensor]:
+    """Directed edges between all atom pairs of each structure, typed by its bonds.
+
+    Args:
+        ptr: (B + 1,) atoms of structure b are ``ptr[b]:ptr[b+1]``.
+        bonds: (nb, 2) bonded atom pairs, indices into the whole batch.
+        bond_type: (nb,) index into :data:`BOND_TYPES`.
 
     Returns ``edge_index`` (2, E) sorted by target then source, and ``edge_type`` (E,).
     """
-    starts = offsets.tolist()
+    bounds = ptr.tolist()
     edge_index = torch.cat(
-        [pair_template(m.num_atoms) + s for m, s in zip(molecules, starts, strict=True)], 1
+        [pair_template(b - a) + a for a, b in zip(bounds[:-1], bounds[1:], strict=True)], 1
     )
     edge_type = torch.full((edge_index.shape[1],), BOND_NONE, dtype=torch.long)
-    bonds = torch.cat([m.bonds + s for m, s in zip(molecules, starts, strict=True)])
     if bonds.numel():
         # edges are sorted by key = target * N + source, so each bond (both directions) is found
         # by a binary search
-        n = int(offsets[-1]) + molecules[-1].num_atoms
+        n = bounds[-1]
         keys = edge_index[1] * n + edge_index[0]
         bond_keys = torch.cat([bonds[:, 0] * n + bonds[:, 1], bonds[:, 1] * n + bonds[:, 0]])
-        types = torch.cat([m.bond_type for m in molecules])
-        edge_type[torch.searchsorted(keys, bond_keys)] = torch.cat([types, types])
+        edge_type[torch.searchsorted(keys, bond_keys)] = torch.cat([bond_type, bond_type])
     return edge_index, edge_type
 
 
-def bond_graph_edges(molecules: Sequence[Molecule], offsets: Tensor) -> tuple[Tensor, Tensor]:
-    """Directed edges along chemical bonds only (both directions), sorted by target."""
-    index_parts, type_parts = [], []
-    for mol, start in zip(molecules, offsets.tolist(), strict=True):
-        b = mol.bonds
-        source = torch.cat([b[:, 0], b[:, 1]])
-        target = torch.cat([b[:, 1], b[:, 0]])
-        types = torch.cat([mol.bond_type, mol.bond_type])
-        order = torch.argsort(target * max(mol.num_atoms, 1) + source)
-        index_parts.append(torch.stack([source[order], target[order]]) + start)
-        type_parts.append(types[order])
-    return torch.cat(index_parts, dim=1), torch.cat(type_parts)
+def bond_graph_edges(ptr: Tensor, bonds: Tensor, bond_type: Tensor) -> tuple[Tensor, Tensor]:
+    """Directed edges along chemical bonds only (both directions), sorted by target then source.
+
+    Arguments and returns as :func:`complete_graph_edges`.
+    """
+    source = torch.cat([bonds[:, 0], bonds[:, 1]])
+    target = torch.cat([bonds[:, 1], bonds[:, 0]])
+    order = torch.argsort(target * max(int(ptr[-1]), 1) + source)
+    return torch.stack([source[order], target[order]]), torch.cat([bond_type, bond_type])[order]
 
 
 GRAPHS = {"complete": complete_graph_edges, "bonds": bond_graph_edges}
+#: Atoms :func:`collate` keeps: ``"explicit"`` all, ``"implicit"`` heavy atoms only.
+HYDROGENS = ("explicit", "implicit")
 
 
-def collate(molecules: Sequence[Molecule], graph: str = "complete") -> Batch:
+def collate(molecules: Sequence[Molecule], graph: str = "complete", hydrogens: str = "explicit") -> Batch:
     """Concatenate molecules into one :class:`Batch`.
 
     Args:
         molecules: the structures, in batch order.
         graph: ``"complete"`` (every ordered atom pair, typed by bond or "none")
             or ``"bonds"`` (chemical bonds only).
+        hydrogens: ``"explicit"`` (every atom is a node) or ``"implicit"`` (hydrogen atoms,
+            ``z == 1``, and their bonds are dropped before the graph is built; see the module
+            docstring: a structure without heavy atoms keeps its hydrogens).
     """
     if not molecules:
         raise ValueError("collate: empty list of molecules")
     if graph not in GRAPHS:
         raise ValueError(f"collate: graph must be one of {sorted(GRAPHS)}, got {graph!r}")
+    if hydrogens not in HYDROGENS:
+        raise ValueError(f"collate: hydrogens must be one of {list(HYDROGENS)}, got {hydrogens!r}")
+    num = len(molecules)
     counts = torch.tensor([m.num_atoms for m in molecules])
-    ptr = torch.zeros(len(molecules) + 1, dtype=torch.long)
+    starts = torch.cumsum(counts, 0) - counts
+    bond_counts = torch.tensor([m.bonds.shape[0] for m in molecules])
+    bonds = torch.cat([m.bonds for m in molecules]) + torch.repeat_interleave(starts, bond_counts)[:, None]
+    bond_type = torch.cat([m.bond_type for m in molecules])
+    z = torch.cat([m.z for m in molecules])
+    pos = torch.cat([m.pos for m in molecules])
+    x = torch.cat([m.x for m in molecules])
+    batch = torch.repeat_interleave(torch.arange(num), counts)
+    if hydrogens == "implicit":
+        keep = z != 1
+        no_heavy = torch.bincount(batch[keep], minlength=num) == 0
+        keep |= no_heavy[batch]  # structures without heavy atoms (H2) keep their hydrogens
+        if not bool(keep.all()):
+            new_index = torch.cumsum(keep, 0) - 1  # increasing: bonds stay i < j
+            kept_bond = keep[bonds[:, 0]] & keep[bonds[:, 1]]
+            bonds, bond_type = new_index[bonds[kept_bond]], bond_type[kept_bond]
+            z, pos, x, batch = z[keep], pos[keep], x[keep], batch[keep]
+            counts = torch.bincount(batch, minlength=num)
+    ptr = torch.zeros(num + 1, dtype=torch.long)
     ptr[1:] = torch.cumsum(counts, 0)
-    edge_index, edge_type = GRAPHS[graph](molecules, ptr[:-1])
+    edge_index, edge_type = GRAPHS[graph](ptr, bonds, bond_type)
     ys = [m.y for m in molecules]
     y = torch.stack(ys) if all(v is not None for v in ys) else None
-    return Batch(
-        z=torch.cat([m.z for m in molecules]),
-        pos=torch.cat([m.pos for m in molecules]),
-        x=torch.cat([m.x for m in molecules]),
-        edge_index=edge_index,
-        edge_type=edge_type,
-        batch=torch.repeat_interleave(torch.arange(len(molecules)), counts),
-        ptr=ptr,
-        y=y,
-    )
+    return Batch(z=z, pos=pos, x=x, edge_index=edge_index, edge_type=edge_type, batch=batch, ptr=ptr, y=y)

@@ -73,21 +73,30 @@ def cmd_evaluate_property(args: argparse.Namespace) -> int:
 
 
 def cmd_predict_property(args: argparse.Namespace) -> int:
-    """``mpnn predict RUN FILES... -o CSV``: a CSV of predicted targets for xyz files."""
+    """``mpnn predict RUN FILES... -o CSV``: a CSV of predicted targets for xyz or SMILES files.
+
+    Files ending in ``.smi`` or ``.smiles`` are SMILES files (:mod:`mpnn.data.smiles`): they
+    have no positions, so every model of the run must be topology-only (``positions`` False);
+    otherwise nothing is read or written and the error names the first model that reads them.
+    """
+    from mpnn.data.smiles import is_smiles_file
     from mpnn.train.checkpoint import load_model, write_text
     from mpnn.train.predict import (
         predict_table,
         predictions_csv,
-        read_structures,
-        to_molecule,
+        read_inputs,
+        require_topology_only,
         xyz_files,
     )
 
-    models = [(load_model(d)[0], c["targets"]) for d, c in run_dirs(args.model)]
-    structures = [s for f in xyz_files(args.inputs) for s in read_structures(f)]
-    molecules = [to_molecule(s) for s in structures]
-    targets, values = predict_table(models, molecules)
+    runs = [(d, load_model(d)[0], c["targets"]) for d, c in run_dirs(args.model)]
+    files = xyz_files(args.inputs)
+    smiles_files = [f for f in files if is_smiles_file(f)]
+    if smiles_files:
+        require_topology_only([(d, model) for d, model, _ in runs], smiles_files[0])
+    names, molecules = read_inputs(files)
+    targets, values = predict_table([(model, t) for _, model, t in runs], molecules)
     out = args.out or "predictions.csv"
-    write_text(predictions_csv([s.name for s in structures], targets, values), out)
-    print(f"wrote {len(structures)} predictions of {', '.join(targets)} to {out}")
+    write_text(predictions_csv(names, targets, values), out)
+    print(f"wrote {len(names)} predictions of {', '.join(targets)} to {out}")
     return 0

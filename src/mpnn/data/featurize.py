@@ -163,6 +163,27 @@ def featurize_molecule(
     raise FeaturizationError("no SMILES fits the geometry: " + "; ".join(reasons))
 
 
+def featurize_mol(mol: Chem.Mol, smiles: str | None = None) -> Featurized:
+    """Features of a sanitised RDKit molecule whose hydrogens are atoms (``Chem.AddHs``).
+
+    Rows follow ``mol``'s atom order; the features are computed as in :func:`featurize_molecule`
+    (there on the template matched to the geometry). ``smiles`` is recorded as
+    :attr:`Featurized.smiles`; :attr:`Featurized.bond_source` is ``"smiles"``.
+
+    Raises:
+        FeaturizationError: an element outside :data:`ELEMENTS`, a hydrogen that is not an
+            atom of the graph, or an unsupported bond type.
+    """
+    for k in range(mol.GetNumAtoms()):
+        atom = mol.GetAtomWithIdx(k)
+        if atom.GetSymbol() not in _ATOMIC_NUMBER:
+            raise FeaturizationError(f"unknown element {atom.GetSymbol()} (supported: {', '.join(ELEMENTS)})")
+        if atom.GetNumExplicitHs() or atom.GetNumImplicitHs():
+            raise FeaturizationError(f"atom {k} ({atom.GetSymbol()}) has hydrogens that are not atoms "
+                                     "(call Chem.AddHs first)")  # fmt: skip
+    return _featurize(mol, None, "smiles", smiles)
+
+
 def _parse_template(smi: str) -> tuple[Chem.Mol, str | None]:
     """H-explicit molecule of ``smi`` and why it is no usable closed-shell Lewis structure
     (None if it is); one that RDKit cannot sanitise is returned unsanitised, for its graph."""

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from mpnn.batch import Batch, Molecule, collate
+from mpnn.batch import HYDROGENS, Batch, Molecule, collate
 
 
 class MoleculeDataset(Protocol):
@@ -50,6 +50,8 @@ class BatchLoader:
         shuffle: draw a new order each epoch; else keep ``indices``' order.
         seed: seed of the shuffling.
         dtype: floating dtype of the batches.
+        hydrogens: ``"explicit"`` or ``"implicit"`` (heavy atoms only), for
+            :func:`mpnn.batch.collate` (``model.hydrogens``).
     """
 
     def __init__(
@@ -62,10 +64,15 @@ class BatchLoader:
         shuffle: bool = False,
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
+        *,
+        hydrogens: str = "explicit",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if hydrogens not in HYDROGENS:
+            raise ValueError(f"hydrogens must be one of {list(HYDROGENS)}, got {hydrogens!r}")
         self.dataset, self.batch_size, self.graph = dataset, batch_size, graph
+        self.hydrogens = hydrogens
         self.indices = np.asarray(indices, dtype=np.int64)
         self.columns = None if columns is None else list(columns)
         self.shuffle, self.seed, self.dtype = shuffle, seed, dtype
@@ -88,7 +95,8 @@ class BatchLoader:
 
     def make_batch(self, indices: np.ndarray) -> Batch:
         """One batch of the given dataset indices, targets from ``dataset.y``."""
-        batch = collate([self.dataset[int(i)] for i in indices], graph=self.graph)
+        molecules = [self.dataset[int(i)] for i in indices]
+        batch = collate(molecules, graph=self.graph, hydrogens=self.hydrogens)
         y = None
         if self.columns is not None:
             y = torch.from_numpy(target_values(self.dataset, indices, self.columns))

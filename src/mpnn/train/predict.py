@@ -1,9 +1,12 @@
-"""Predictions of trained models for structures in xyz files (``mpnn predict``).
+"""Predictions of trained models for structures in xyz or SMILES files (``mpnn predict``).
 
 A file whose comment line starts with ``gdb`` is read as a QM9 record and its bonds come from
-its B3LYP SMILES; any other file is plain XYZ (one or more frames) and its bonds are perceived
-from the geometry. Each structure is featurised as in training
-(:func:`mpnn.data.featurize.featurize_molecule`).
+its B3LYP SMILES; a file ending in ``.smi`` or ``.smiles`` is a SMILES file
+(:mod:`mpnn.data.smiles`: one molecule per line, no positions, for topology-only models
+only); any other file is plain XYZ (one or more frames) and its bonds are perceived from the
+geometry. Each structure is featurised as in training
+(:func:`mpnn.data.featurize.featurize_molecule`), and collated with the hydrogens each model
+expects (``model.hydrogens``).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class Structure:
 
 
 def xyz_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The files named, and the ``*.xyz`` files of the folders named (sorted)."""
+    """The files named (xyz or SMILES files), and the ``*.xyz`` files of the folders named (sorted)."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -104,17 +107,56 @@ def to_molecule(structure: Structure) -> Molecule:
     )
 
 
+def require_topology_only(models: Sequence[tuple[str | Path, PropertyModel]], source: str | Path) -> None:
+    """Refuse SMILES input (``source``, a file) for a model that reads positions.
+
+    Args:
+        models: ``(label, model)``; a model without a ``positions`` attribute reads them.
+
+    Raises:
+        DataError: naming the first model with ``positions`` True.
+    """
+    for label, model in models:
+        if getattr(model, "positions", True):
+            raise DataError(
+                f"model {label} reads 3D positions; SMILES input {source} has none; give xyz files"
+            )
+
+
+def read_inputs(files: Sequence[Path]) -> tuple[list[str], list[Molecule]]:
+    """Names and featurised molecules of the files, in order: SMILES files (by suffix,
+    :func:`mpnn.data.smiles.is_smiles_file`) one molecule per line, others via
+    :func:`read_structures` and :func:`to_molecule`."""
+    from mpnn.data.smiles import is_smiles_file, read_smiles_molecules
+
+    names: list[str] = []
+    molecules: list[Molecule] = []
+    for path in files:
+        if is_smiles_file(path):
+            found = read_smiles_molecules(path)
+            names += [m.name for m in found]
+        else:
+            structures = read_structures(path)
+            found = [to_molecule(s) for s in structures]
+            names += [s.name for s in structures]
+        molecules += found
+    return names, molecules
+
+
 def predict_table(
     models: Sequence[tuple[PropertyModel, Sequence[str]]], molecules: Sequence[Molecule]
 ) -> tuple[list[str], np.ndarray]:
     """Predictions of every model for every molecule.
 
-    Returns the target names in :data:`TARGETS` order and an (M, K) float64 array of values
-    in target units.
+    Each model sees the molecules collated with its ``graph`` and ``hydrogens`` (explicit
+    for a model without that attribute). Returns the target names in :data:`TARGETS` order
+    and an (M, K) float64 array of values in target units.
     """
     columns: dict[str, np.ndarray] = {}
     for model, names in models:
-        loader = BatchLoader(molecules, np.arange(len(molecules)), None, 64, model.graph)
+        hydrogens = getattr(model, "hydrogens", "explicit")
+        indices = np.arange(len(molecules))
+        loader = BatchLoader(molecules, indices, None, 64, model.graph, hydrogens=hydrogens)
         values = predict(model, loader)
         columns.update({name: values[:, k] for k, name in enumerate(names)})
     order = [t for t in TARGETS if t in columns]
