@@ -1,6 +1,7 @@
 """The ``mpnn`` command: ``train``, ``evaluate``, ``predict`` and ``md``.
 
-QM9 property runs: :mod:`mpnn.cli_property`; potentials (``predict``, ``md``): :mod:`mpnn.cli_potential`.
+QM9 property runs: :mod:`mpnn.cli_property`; potentials (``predict``, ``md``): :mod:`mpnn.cli_potential`;
+``search``, ``ensemble``, ``report`` and ``compare``: :mod:`mpnn.cli_methods`.
 
 Every :class:`~mpnn.errors.MpnnError`, unreadable file and bad argument ends the command with
 one line ``mpnn: error: <message>`` on stderr and exit status 2.
@@ -9,6 +10,7 @@ one line ``mpnn: error: <message>`` on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -58,6 +60,17 @@ _count = _number(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
 
 
+def model_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (key, value parsed as JSON, else the plain string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 TRAIN_EPILOG = """\
 With no options, `mpnn train` trains one enn-s2s model on all 13 QM9 targets jointly on the
 bundled subset (4,000 molecules: 3,200 train, 400 valid, 400 test) for 180 s, then prints
@@ -65,11 +78,17 @@ the test errors (about 3-4 minutes on 2 CPU cores). Running it again with the sa
 resumes the run from last.pt (options given again must match, except the training length and
 --patience).
 
+--model names a registered model or a preset; --model-option sets one hyperparameter (a JSON
+value). --config reads a JSON or YAML file with any of the sections targets, joint, data,
+model, training (as in a run's run.json); options on the command line override it.
+
 examples:
   mpnn train                                  # the demo
   mpnn train --target U0 --epochs 50          # one model
   mpnn train --target U0,gap --time-budget 600   # one model per target, 600 s each
   mpnn train --target all --joint --data qm9_dsgdb9nsd.xyz.tar.xz --epochs 300
+  mpnn train --model enn_s2s --model-option dim=128 --model-option edge_hidden=[64]
+  mpnn train --config u0.yaml --epochs 20
 """
 
 
@@ -95,7 +114,7 @@ def _add_data_options(parser: argparse.ArgumentParser, what: str) -> None:
 def _train_parser(sub: Any) -> None:
     p = sub.add_parser(
         "train",
-        help="train enn-s2s on QM9 and report test errors",
+        help="train a model (default enn-s2s) on QM9 and report test errors",
         description="Train enn-s2s (Gilmer et al. 2017) on QM9 targets and report test MAE.",
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -142,9 +161,23 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="seed of weights, subset, split and order (default: 0)")
     p.add_argument("--dim", type=_positive_int, metavar="D", help="node state width (default: 64)")
     p.add_argument("--steps", type=_positive_int, metavar="T", help="message passing steps (default: 3)")
+    add_model_options(p)
+    p.add_argument("--config", metavar="FILE", help="JSON or YAML file of run settings (see below)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<date-time>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     p.set_defaults(func=cmd_train)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model NAME`` and repeatable ``--model-option KEY=VALUE``."""
+    parser.add_argument("--model", metavar="NAME", help="a registered model or preset (default: enn_s2s)")
+    parser.add_argument(
+        "--model-option",
+        type=model_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="a model hyperparameter, JSON value (repeatable): dim=128, edge_hidden=[64]",
+    )
 
 
 def _evaluate_parser(sub: Any) -> None:
@@ -210,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mpnn.cli_train_potential import register as register_train_potential  # imports this module
 
     register_train_potential(sub)
+    from mpnn.cli_methods import register as register_methods  # imports this module
+
+    register_methods(sub)
     return parser
 
 
@@ -218,49 +254,59 @@ def _resolve(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
-def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given on the command line, by dotted :class:`RunSpec` name."""
-    from mpnn.train.run import parse_targets
+#: ``mpnn train`` options that are :class:`~mpnn.train.loop.TrainSettings` of the same name.
+_TRAINING_OPTIONS = "epochs time_budget batch_size lr decay_start decay_factor clip seed".split()
 
-    given: dict[str, Any] = {}
-    if args.target is not None:
-        given["targets"] = parse_targets(args.target)
-        given["joint"] = bool(args.joint)
-    elif args.joint:
-        given["joint"] = True
+
+def train_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line as a normalised RunSpec-like configuration
+    (see :mod:`mpnn.train.run`)."""
+    from mpnn.train.run import parse_targets, resolve_model
+
+    config: dict[str, Any] = {}
+    if getattr(args, "target", None) is not None:
+        config["targets"] = parse_targets(args.target)
+        config["joint"] = bool(args.joint)
+    elif getattr(args, "joint", None):
+        config["joint"] = True
+    data = {key: getattr(args, key, None) for key in ("subset", "valid", "test")}
     for key in ("data", "uncharacterized", "atomref"):
-        if getattr(args, key) is not None:
-            given[f"data.{'source' if key == 'data' else key}"] = _resolve(getattr(args, key))
-    for key in ("subset", "valid", "test"):
-        if getattr(args, key) is not None:
-            given[f"data.{key}"] = getattr(args, key)
-    for key in ("dim", "steps"):
-        if getattr(args, key) is not None:
-            given[f"model.{key}"] = getattr(args, key)
-    if args.epochs is not None:
-        given.update({"training.epochs": args.epochs, "training.time_budget": None})
-    if args.time_budget is not None:
-        given.update({"training.time_budget": args.time_budget, "training.epochs": None})
-    for key in ("batch_size", "lr", "decay_start", "decay_factor", "clip", "seed"):
-        if getattr(args, key) is not None:
-            given[f"training.{key}"] = getattr(args, key)
-    if args.patience is not None:
-        given["training.patience"] = args.patience or None
-    return given
+        data["source" if key == "data" else key] = _resolve(getattr(args, key, None))
+    training = {key: getattr(args, key, None) for key in _TRAINING_OPTIONS}
+    if getattr(args, "patience", None) is not None:
+        training["patience"] = args.patience or None
+    model = resolve_model(args.model, "--model") if getattr(args, "model", None) else {}
+    model.update(getattr(args, "model_option", None) or [])
+    model.update(
+        {key: getattr(args, key) for key in ("dim", "steps") if getattr(args, key, None) is not None}
+    )
+    for section, values in (("data", data), ("training", training), ("model", model)):
+        given = {k: v for k, v in values.items() if v is not None or k == "patience"}
+        if given:
+            config[section] = given
+    return config
+
+
+def read_config_option(path: str | None) -> dict[str, Any]:
+    """The normalised configuration of a ``--config`` file ({} for None); paths in it are
+    relative to the file's folder."""
+    from mpnn.train.run import load_config, normalize_config
+
+    if path is None:
+        return {}
+    return normalize_config(load_config(path), path, base_dir=Path(path).expanduser().resolve().parent)
 
 
 def _train_spec(args: argparse.Namespace, out: Path) -> tuple[Any, bool]:
     """The run to do and whether it resumes one in ``out``."""
-    from mpnn.data.qm9 import TARGETS
-    from mpnn.train.run import RunSpec, apply_overrides, resume_spec
+    from mpnn.train.run import flatten_config, merge_configs, resume_spec, spec_from_config
 
-    given = train_overrides(args)
     try:
-        spec = resume_spec(out, given)
+        given = merge_configs(read_config_option(args.config), train_config(args))
+        spec = resume_spec(out, flatten_config(given))
         if spec is not None:
             return spec, True
-        base = RunSpec(list(TARGETS), joint=True).to_json()
-        return RunSpec.from_json(apply_overrides(base, given)), False
+        return spec_from_config(given, args.config), False
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -318,7 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mpnn: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        hint = " (train resumes from last.pt when run again)" if command == "train" else ""
+        resumable = {"train": "train resumes from last.pt", "search": "the search resumes"}
+        resumable["compare"] = "the comparison resumes"
+        hint = f" ({resumable[command]} when run again)" if command in resumable else ""
         print(f"mpnn: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 

@@ -13,7 +13,7 @@ The paper tuned these per target (T 3-8, set2set 1-12, 50 random trials), so its
 reference points, not reproductions of one fixed setting.
 
 The topology-only rows of Table 3 each add one element to GG-NN, as their names read; the
-distance rows ("no_distance", "raw_distance", "enn_s2s") share one recipe (edge network,
+distance rows ("no_distance", "raw_distance", "enn_s2s_paper") share one recipe (edge network,
 complete graph, set2set) and change only the edges and the hydrogens.
 """
 
@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "no_distance": {**ENN_S2S, "edges": "chemical", "hydrogens": "implicit"},
     "distance_bins": {**ENN_S2S, "message": "matrix", "edges": "distance_bins", "hydrogens": "implicit"},
     "raw_distance": {**ENN_S2S, "hydrogens": "implicit"},
-    "enn_s2s": ENN_S2S,
+    "enn_s2s_paper": ENN_S2S,
     "edge_network": ENN_S2S,
     "pair_message": {**ENN_S2S, "message": "pair"},
     "enn_s2s_towers8": {**ENN_S2S, "dim": 200, "towers": 8},
@@ -86,7 +86,7 @@ DESCRIPTIONS: dict[str, str] = {
         "Table 10 input representations, 'distance': edge network on bond one-hot + raw distance, "
         "complete graph, set2set, implicit H"
     ),
-    "enn_s2s": "Table 2 'enn-s2s' (Table 10 'distance + explicit H'): the paper's best single model",
+    "enn_s2s_paper": "Table 2 'enn-s2s' (Table 10 'distance + explicit H'): the paper's best single model",
     "edge_network": "Appendix message-function comparison 'edge network' (trained jointly on all 13 targets)",
     "pair_message": "Appendix message-function comparison 'pair message' (trained jointly on all 13 targets)",
     "enn_s2s_towers8": (
@@ -102,7 +102,7 @@ PAPER_RATIO: dict[str, float] = {
     "ggnn_set2set": 2.57,
     "no_distance": 2.57,
     "raw_distance": 0.98,
-    "enn_s2s": 0.68,
+    "enn_s2s_paper": 0.68,
     "edge_network": 1.53,
     "pair_message": 3.98,
 }

@@ -1,0 +1,416 @@
+"""Many runs from one base configuration: seeded random hyperparameter searches and ablations.
+
+A *search space* file (JSON or YAML; built in: ``paper``, Gilmer et al. 2017 Sec. 8) holds a
+base configuration (see :mod:`mpnn.train.run`) and one distribution per setting::
+
+    {"base": {"model": "enn_s2s", "training": {"batch_size": 20}},
+     "space": {"training.lr": {"uniform": [1e-5, 5e-4]},
+               "training.decay_factor": {"log_uniform": [0.01, 1]},
+               "model.steps": {"int": [3, 8]},
+               "model.aggregation": {"choice": ["sum", "mean"]}}}
+
+Trial :math:`i` of seed :math:`S` draws every setting, in sorted name order, from
+``numpy.random.default_rng([S, i])``:
+
+.. math::
+    \\text{uniform}[a, b]: x \\sim U(a, b), \\qquad
+    \\text{log\\_uniform}[a, b]: \\ln x \\sim U(\\ln a, \\ln b), \\qquad
+    \\text{int}[a, b]: x \\in \\{a, \\dots, b\\} \\text{ uniformly},
+
+so trial :math:`i` depends only on :math:`(S, i)` and the space: more trials keep the earlier
+ones. Every trial is a normal run in ``out/trial-000``, ... (with the training seed of the base,
+hence the same split); a search resumes where it stopped and never retrains a finished trial.
+``out/search.csv`` ranks the trials by their validation mean error ratio (at the best epoch).
+
+An *ablation* file (``mpnn compare``; built in: ``example``) holds a base and labelled runs,
+``{"base": {...}, "runs": {"label": {"model": "<model or preset>", "dim": 32, "training.lr": 1e-4}}}``:
+plain keys are model options, dotted keys RunSpec settings; data, targets, seed and training length
+come from the base (and the command line) only, so every run sees the same molecules, split and budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
+from mpnn.errors import DataError
+from mpnn.train.checkpoint import load_json, save_json, write_text
+from mpnn.train.loop import METRICS
+from mpnn.train.metrics import TargetError, mean_ratio, read_errors_csv
+from mpnn.train.run import (
+    MUTABLE,
+    RUN,
+    TEST_METRICS,
+    RunSpec,
+    flatten_config,
+    load_config,
+    merge_configs,
+    normalize_config,
+    read_spec,
+    resolve_model,
+    spec_from_config,
+    train_run,
+)
+
+SEARCH, SEARCH_CSV = "search.json", "search.csv"
+DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice")
+_FORMS = "{'uniform': [low, high]}, {'log_uniform': [low, high]}, {'int': [low, high]} or {'choice': [...]}"
+_SAME_FOR_ALL = ("targets", "data.", "training.seed", "training.epochs", "training.time_budget")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+# -- finished runs ---------------------------------------------------------------------------------
+def run_state(spec: RunSpec, out: str | Path) -> str:
+    """``"new"``, ``"finished"`` or ``"unfinished"``: what training ``spec`` in ``out`` would do.
+
+    Raises :class:`DataError` when ``out`` holds a run that differs outside :data:`MUTABLE`.
+    """
+    path = Path(out) / RUN
+    if not path.is_file():
+        return "new"
+    wanted = flatten_config({**spec.to_json(), "data": spec.data.resolved().to_json()})
+    stored = flatten_config(load_json(path))
+    for name in sorted(set(stored) | set(wanted)):
+        old, new = stored.get(name), wanted.get(name)
+        if old != new and name not in MUTABLE:
+            raise DataError(
+                f"{path}: this folder holds a run with {name} = {old!r}, not {new!r}; choose another --out"
+            )
+    return "finished" if stored == wanted and (Path(out) / TEST_METRICS).is_file() else "unfinished"
+
+
+def ensure_run(
+    spec: RunSpec,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    show_progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> tuple[list[TargetError], bool]:
+    """Train ``spec`` in ``out`` unless it is finished there; returns test errors and whether it trained."""
+    if run_state(spec, out) == "finished":
+        return read_errors_csv(Path(out) / TEST_METRICS), False
+    return train_run(spec, out, workers=workers, show_progress=show_progress, echo=echo), True
+
+
+def model_dirs(out: str | Path) -> list[tuple[Path, list[str]]]:
+    """The model folders of the run in ``out`` and their targets."""
+    out = Path(out)
+    return [(out / sub if sub else out, names) for sub, names in read_spec(out / RUN).groups()]
+
+
+def validation_errors(out: str | Path) -> list[TargetError]:
+    """The validation errors of each model of a run at its best epoch (that of ``best.pt``), from
+    ``metrics.csv``; their :func:`~mpnn.train.metrics.mean_ratio` ranks runs."""
+    errors: list[TargetError] = []
+    for run_dir, names in model_dirs(out):
+        path = run_dir / METRICS
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file (not trained yet?)") from None
+        if not rows:
+            raise DataError(f"{path}: no epochs yet")
+        best = min(rows, key=lambda row: float(row["valid_ratio"]))  # the first minimum, as fit keeps
+        for name in names:
+            c = TARGETS.index(name)
+            errors.append(TargetError(name, UNITS[c], float(best[f"valid_mae_{name}"]), CHEMICAL_ACCURACY[c]))
+    return errors
+
+
+# -- built-in files --------------------------------------------------------------------------------
+def builtin_names(folder: str) -> list[str]:
+    """Names of the built-in files of ``folder`` (``"spaces"`` or ``"ablations"``)."""
+    root = resources.files("mpnn.train").joinpath(folder)
+    return sorted(p.name[: -len(".json")] for p in root.iterdir() if p.name.endswith(".json"))
+
+
+def read_file_or_builtin(text: str, folder: str, what: str) -> tuple[dict[str, Any], str, Path | None]:
+    """(mapping, name for messages, folder that relative paths start from) of a file or built-in name."""
+    path = Path(text).expanduser()
+    if path.is_file():
+        return load_config(path), str(path), path.resolve().parent
+    if text in builtin_names(folder):
+        builtin = resources.files("mpnn.train").joinpath(folder, f"{text}.json")
+        return load_config(Path(str(builtin))), f"{what} {text!r}", None
+    builtins = ", ".join(builtin_names(folder))
+    raise DataError(f"{text}: no such file, nor a built-in {what} ({builtins})")
+
+
+def _base(
+    mapping: dict[str, Any], where: str, base_dir: Path | None, keys: tuple[str, ...]
+) -> dict[str, Any]:
+    bad = [key for key in mapping if key not in keys]
+    if bad:
+        raise DataError(f"{where}: unknown section {bad[0]!r}; expected {', '.join(keys)}")
+    base = mapping.get("base", {})
+    if not isinstance(base, dict):
+        raise DataError(f"{where}: base must be a mapping of run settings")
+    return normalize_config(base, f"{where}: base", base_dir=base_dir)
+
+
+# -- searches --------------------------------------------------------------------------------------
+@dataclass
+class SearchSpace:
+    """A base configuration and the distributions of the searched settings.
+
+    Attributes:
+        base: normalised configuration shared by every trial.
+        space: dotted setting name -> (distribution, its arguments).
+        source: the file or built-in name, for messages.
+    """
+
+    base: dict[str, Any]
+    space: dict[str, tuple[str, list[Any]]]
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base": self.base, "space": {name: {kind: args} for name, (kind, args) in self.space.items()}}
+
+
+def load_space(text: str) -> SearchSpace:
+    """The search space of a JSON/YAML file or a built-in name (:func:`builtin_names` ``("spaces")``)."""
+    mapping, where, base_dir = read_file_or_builtin(text, "spaces", "search space")
+    base = _base(mapping, where, base_dir, ("description", "base", "space"))
+    space = mapping.get("space")
+    if not isinstance(space, dict) or not space:
+        raise DataError(f"{where}: space must map settings like 'training.lr' to distributions")
+    return SearchSpace(base, {name: _distribution(name, d, where) for name, d in space.items()}, where)
+
+
+def _distribution(name: str, value: Any, where: str) -> tuple[str, list[Any]]:
+    section, _, key = name.partition(".")
+    if name != "joint" and (section not in ("data", "model", "training") or not key):
+        raise DataError(f"{where}: space: {name!r} is not a setting like 'training.lr' or 'model.steps'")
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
+        raise DataError(f"{where}: space.{name}: expected {_FORMS}")
+    kind, args = next(iter(value.items()))
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise DataError(f"{where}: space.{name}: choice needs a non-empty list of values")
+        return kind, args
+    numbers = isinstance(args, list) and len(args) == 2
+    numbers = numbers and all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
+    if not numbers or args[0] > args[1]:
+        raise DataError(f"{where}: space.{name}: {kind} needs [low, high] with low <= high, got {args!r}")
+    if kind == "log_uniform" and args[0] <= 0:
+        raise DataError(f"{where}: space.{name}: log_uniform needs low > 0, got {args[0]!r}")
+    if kind == "int" and not all(float(a).is_integer() for a in args):
+        raise DataError(f"{where}: space.{name}: int needs integer bounds, got {args!r}")
+    return kind, list(args)
+
+
+def sample(space: SearchSpace, seed: int, trial: int) -> dict[str, Any]:
+    """The settings of trial ``trial`` (dotted name -> plain Python value), a function of
+    ``(seed, trial)`` and the space only."""
+    rng = np.random.default_rng([seed, trial])
+    values: dict[str, Any] = {}
+    for name in sorted(space.space):
+        kind, args = space.space[name]
+        if kind == "uniform":
+            values[name] = float(rng.uniform(args[0], args[1]))
+        elif kind == "log_uniform":
+            values[name] = float(np.exp(rng.uniform(np.log(args[0]), np.log(args[1]))))
+        elif kind == "int":
+            values[name] = int(rng.integers(int(args[0]), int(args[1]), endpoint=True))
+        else:
+            values[name] = copy.deepcopy(args[int(rng.integers(len(args)))])
+    return values
+
+
+def nest(values: dict[str, Any]) -> dict[str, Any]:
+    """Dotted settings -> a configuration (``{"training.lr": 1e-4}`` -> ``{"training": {"lr": 1e-4}}``)."""
+    config: dict[str, Any] = {}
+    for name, value in values.items():
+        section, _, key = name.partition(".")
+        if key:
+            config.setdefault(section, {})[key] = value
+        else:
+            config[section] = value
+    return config
+
+
+@dataclass
+class TrialResult:
+    """One finished trial: its number, sampled settings, validation and test mean error ratios."""
+
+    trial: int
+    values: dict[str, Any]
+    valid_ratio: float
+    test_ratio: float
+
+
+def trial_dir(out: str | Path, trial: int) -> Path:
+    return Path(out) / f"trial-{trial:03d}"
+
+
+def trial_spec(space: SearchSpace, overrides: dict[str, Any], seed: int, trial: int) -> RunSpec:
+    """The run of one trial: the base, then ``overrides`` (the command line), then the draw."""
+    where = f"{space.source}: trial {trial}"
+    drawn = normalize_config(nest(sample(space, seed, trial)), where)
+    return spec_from_config(merge_configs(space.base, overrides, drawn), where)
+
+
+def run_search(
+    space: SearchSpace,
+    out: str | Path,
+    *,
+    trials: int,
+    seed: int,
+    overrides: dict[str, Any] | None = None,
+    workers: int | None = None,
+    show_progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[TrialResult]:
+    """Run (or resume) trials ``0 .. trials-1`` in ``out``; returns them sorted by validation ratio.
+
+    ``echo`` gets one line before and after each trial, and the runs' own lines with ``show_progress``.
+    """
+    out, overrides = Path(out), overrides or {}
+    specs = [trial_spec(space, overrides, seed, i) for i in range(trials)]  # all valid before any work
+    stored = {**space.to_json(), "seed": seed}
+    if (out / SEARCH).is_file() and load_json(out / SEARCH) != stored:
+        raise DataError(
+            f"{out / SEARCH}: this folder holds a search with another space or seed; choose another --out"
+        )
+    save_json(stored, out / SEARCH)
+    results: list[TrialResult] = []
+    for i, spec in enumerate(specs):
+        values, folder = sample(space, seed, i), trial_dir(out, i)
+        drawn = ", ".join(f"{name}={_short(v)}" for name, v in values.items())
+        echo(f"trial {i + 1}/{trials} ({drawn}) -> {folder}")
+        errors, trained = ensure_run(
+            spec, folder, workers=workers, show_progress=show_progress, echo=_quiet(echo, show_progress)
+        )
+        result = TrialResult(i, values, mean_ratio(validation_errors(folder)), mean_ratio(errors))
+        results.append(result)
+        write_text(search_csv(results, list(space.space)), out / SEARCH_CSV)
+        best = min(results, key=lambda r: (r.valid_ratio, r.trial))
+        echo(
+            f"trial {i + 1}/{trials}{'' if trained else ' (finished before)'}: valid ratio "
+            f"{result.valid_ratio:.3f}, test ratio {result.test_ratio:.3f}; best: trial {best.trial} "
+            f"(valid {best.valid_ratio:.3f})"
+        )
+    return sorted(results, key=lambda r: (r.valid_ratio, r.trial))
+
+
+def _quiet(echo: Callable[[str], None], show_progress: bool) -> Callable[[str], None]:
+    """The echo of a run's own lines (data, epochs): silent without progress output."""
+    return echo if show_progress else lambda _: None
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _cell(value: Any) -> str:
+    """A sampled value in ``search.csv``: floats exactly, strings as they are, the rest as JSON."""
+    return repr(value) if isinstance(value, float) else value if isinstance(value, str) else json.dumps(value)
+
+
+def search_csv(results: Sequence[TrialResult], names: Sequence[str]) -> str:
+    """``search.csv``: trial, the sampled settings, valid_ratio, test_ratio; best validation first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["trial", *sorted(names), "valid_ratio", "test_ratio"])
+    for r in sorted(results, key=lambda r: (r.valid_ratio, r.trial)):
+        cells = [_cell(r.values[n]) for n in sorted(names)]
+        writer.writerow([r.trial, *cells, repr(r.valid_ratio), repr(r.test_ratio)])
+    return buffer.getvalue()
+
+
+def format_search(results: Sequence[TrialResult], top: int = 10) -> str:
+    """An aligned text table of the ``top`` trials (best validation ratio first)."""
+    names = sorted(results[0].values) if results else []
+    rows = [["trial", *names, "valid", "test"]]
+    for r in sorted(results, key=lambda r: (r.valid_ratio, r.trial))[:top]:
+        rows.append(
+            [
+                str(r.trial),
+                *[_short(r.values[n]) for n in names],
+                f"{r.valid_ratio:.3f}",
+                f"{r.test_ratio:.3f}",
+            ]
+        )
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    return "".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + "\n" for row in rows)
+
+
+# -- ablations -------------------------------------------------------------------------------------
+@dataclass
+class Ablation:
+    """A base configuration and labelled runs (each a normalised configuration layer)."""
+
+    base: dict[str, Any]
+    runs: dict[str, dict[str, Any]]
+    source: str
+
+
+def load_ablation(text: str) -> Ablation:
+    """The ablation of a JSON/YAML file or a built-in name (:func:`builtin_names` ``("ablations")``)."""
+    mapping, where, base_dir = read_file_or_builtin(text, "ablations", "ablation")
+    base = _base(mapping, where, base_dir, ("description", "base", "runs"))
+    runs = mapping.get("runs")
+    if not isinstance(runs, dict) or not runs:
+        raise DataError(f"{where}: runs must map labels to run settings")
+    return Ablation(base, {label: _ablation_run(label, entry, where) for label, entry in runs.items()}, where)
+
+
+def _ablation_run(label: str, entry: Any, where: str) -> dict[str, Any]:
+    where = f"{where}: runs.{label}"
+    if not isinstance(label, str) or not _LABEL.match(label):
+        raise DataError(f"{where}: a label must be letters, digits and ._+- (it names a folder)")
+    if isinstance(entry, str):
+        entry = {"model": entry}
+    if not isinstance(entry, dict):
+        raise DataError(f"{where}: expected a model name or a mapping of settings")
+    dotted = {k: v for k, v in entry.items() if "." in k or k in ("joint", "targets")}
+    fixed = [k for k in dotted if k.startswith(_SAME_FOR_ALL)]
+    if fixed:
+        raise DataError(f"{where}: {fixed[0]} must be the same for every run; set it in base")
+    model = {k: v for k, v in entry.items() if k not in dotted}
+    layer = nest(dotted)
+    if model:
+        layer["model"] = {**resolve_model(model, f"{where}: model"), **layer.get("model", {})}
+    return normalize_config(layer, where)
+
+
+def run_ablation(
+    ablation: Ablation,
+    out: str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    workers: int | None = None,
+    show_progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[tuple[str, Path]]:
+    """Train (or resume, or skip) every run in ``out/<label>``; returns (label, folder) in file order."""
+    out, overrides = Path(out), overrides or {}
+    specs = {
+        label: spec_from_config(merge_configs(ablation.base, overrides, layer), f"{ablation.source}: {label}")
+        for label, layer in ablation.runs.items()
+    }
+    done = []
+    for k, (label, spec) in enumerate(specs.items()):
+        echo(f"run {k + 1}/{len(specs)}: {label} ({spec.model['model']}) -> {out / label}")
+        errors, trained = ensure_run(
+            spec, out / label, workers=workers, show_progress=show_progress, echo=_quiet(echo, show_progress)
+        )
+        echo(
+            f"run {k + 1}/{len(specs)}: {label}{'' if trained else ' (finished before)'}: "
+            f"test ratio {mean_ratio(errors):.3f}"
+        )
+        done.append((label, out / label))
+    return done
