@@ -7,7 +7,7 @@ import pytest
 
 from mpnn.models import build_model
 from mpnn.models.presets import PRESETS
-from mpnn.train.run import spec_from_config
+from mpnn.train.config import spec_from_config
 from mpnn.train.search import builtin_names, load_ablation, merge_configs
 
 ABLATIONS = builtin_names("ablations")

@@ -220,16 +220,16 @@ def test_the_builtin_example_ablation_loads(tmp_path, capsys) -> None:
     example = load_ablation("example")
     assert list(example.runs) == ["distance", "no-distance"]
     assert example.runs["no-distance"]["model"]["distance"] is False
-    assert "built-in ablation (example)" in one_line_error(
-        capsys, "compare", "exampel", "--out", str(tmp_path)
-    )
+    error = one_line_error(capsys, "compare", "exampel", "--out", str(tmp_path))
+    names = ", ".join(sorted(builtin_names("ablations")))
+    assert f"exampel: no such file, nor a built-in ablation ({names})" in error
 
 
 def test_presets_expand_and_their_absence_leaves_model_names(monkeypatch, tmp_path, capsys) -> None:
     import sys
 
     import mpnn.models
-    from mpnn.train.run import model_presets, resolve_model
+    from mpnn.train.config import model_presets, resolve_model
 
     presets = pytest.importorskip("mpnn.models.presets").PRESETS
     name = next(n for n in presets if n not in mpnn.models.MODELS)  # a model name wins over a preset

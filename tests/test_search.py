@@ -13,7 +13,7 @@ from test_train import synthetic_set
 from mpnn.errors import DataError
 from mpnn.train import run as run_module
 from mpnn.train import search as search_module
-from mpnn.train.run import spec_from_config
+from mpnn.train.config import spec_from_config
 from mpnn.train.search import (
     SearchSpace,
     load_space,

@@ -261,7 +261,8 @@ _TRAINING_OPTIONS = "epochs time_budget batch_size lr decay_start decay_factor c
 def train_config(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line as a normalised RunSpec-like configuration
     (see :mod:`mpnn.train.run`)."""
-    from mpnn.train.run import parse_targets, resolve_model
+    from mpnn.train.config import resolve_model
+    from mpnn.train.run import parse_targets
 
     config: dict[str, Any] = {}
     if getattr(args, "target", None) is not None:
@@ -290,7 +291,7 @@ def train_config(args: argparse.Namespace) -> dict[str, Any]:
 def read_config_option(path: str | None) -> dict[str, Any]:
     """The normalised configuration of a ``--config`` file ({} for None); paths in it are
     relative to the file's folder."""
-    from mpnn.train.run import load_config, normalize_config
+    from mpnn.train.config import load_config, normalize_config
 
     if path is None:
         return {}
@@ -299,7 +300,8 @@ def read_config_option(path: str | None) -> dict[str, Any]:
 
 def _train_spec(args: argparse.Namespace, out: Path) -> tuple[Any, bool]:
     """The run to do and whether it resumes one in ``out``."""
-    from mpnn.train.run import flatten_config, merge_configs, resume_spec, spec_from_config
+    from mpnn.train.config import flatten_config, merge_configs, spec_from_config
+    from mpnn.train.run import resume_spec
 
     try:
         given = merge_configs(read_config_option(args.config), train_config(args))

@@ -46,22 +46,17 @@ import numpy as np
 from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
 from mpnn.train.checkpoint import load_json, save_json, write_text
-from mpnn.train.loop import METRICS
-from mpnn.train.metrics import TargetError, mean_ratio, read_errors_csv
-from mpnn.train.run import (
-    MUTABLE,
-    RUN,
-    TEST_METRICS,
-    RunSpec,
+from mpnn.train.config import (
     flatten_config,
     load_config,
     merge_configs,
     normalize_config,
-    read_spec,
     resolve_model,
     spec_from_config,
-    train_run,
 )
+from mpnn.train.loop import METRICS
+from mpnn.train.metrics import TargetError, mean_ratio, read_errors_csv
+from mpnn.train.run import MUTABLE, RUN, TEST_METRICS, RunSpec, read_spec, train_run
 
 SEARCH, SEARCH_CSV = "search.json", "search.csv"
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice")
