@@ -92,6 +92,18 @@ examples:
 """
 
 
+def add_length_options(parser: argparse.ArgumentParser) -> None:
+    """``--epochs`` or ``--time-budget``: how long each model trains."""
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs per model")
+    length.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        metavar="S",
+        help=f"seconds of training per model (default: {DEFAULT_TIME_BUDGET:g})",
+    )
+
+
 def _add_data_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--data",
@@ -134,14 +146,7 @@ def _train_parser(sub: Any) -> None:
         help="validation molecules (default: 10%% bundled; 10,000, at most 10%%, with --data)",
     )
     p.add_argument("--test", type=_count, metavar="N", help="test molecules (default as --valid)")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs per model")
-    length.add_argument(
-        "--time-budget",
-        type=_positive_float,
-        metavar="S",
-        help=f"seconds of training per model (default: {DEFAULT_TIME_BUDGET:g})",
-    )
+    add_length_options(p)
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="default: 32")
     p.add_argument("--lr", type=_positive_float, help="initial learning rate (default: 1e-3)")
     p.add_argument(

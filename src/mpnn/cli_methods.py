@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from mpnn.cli import (
-    DEFAULT_TIME_BUDGET,
     _add_data_options,
     _count,
-    _positive_float,
     _positive_int,
+    add_length_options,
     add_model_options,
     train_config,
 )
@@ -59,14 +58,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset", type=_positive_int, metavar="N", help="use N random molecules")
     p.add_argument("--valid", type=_count, metavar="N", help="validation molecules")
     p.add_argument("--test", type=_count, metavar="N", help="test molecules")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs per model")
-    length.add_argument(
-        "--time-budget",
-        type=_positive_float,
-        metavar="S",
-        help=f"seconds of training per model (default: {DEFAULT_TIME_BUDGET:g})",
-    )
+    add_length_options(p)
     p.add_argument("--patience", type=_count, metavar="N", help="early stopping patience, 0: never")
     p.add_argument("--out", metavar="DIR", required=True, help="output folder (resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
