@@ -245,6 +245,16 @@ def test_reverse_edges_flips_vectors_and_keeps_features() -> None:
 # -- towers ------------------------------------------------------------------------------------
 
 
+def tower_cell(update: TowerUpdate, i: int) -> nn.GRUCell:
+    """Tower i's GRU as an ``nn.GRUCell``: its slices of the update's grouped weights."""
+    grouped = update.cells
+    cell = nn.GRUCell(grouped.weight_ih.shape[2], grouped.tower_dim).to(grouped.weight_ih.dtype)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(grouped, name)[i])
+    return cell
+
+
 def test_one_tower_is_a_gru_step_then_the_mixing_network() -> None:
     torch.manual_seed(6)
     batch = batch_of()
@@ -256,7 +266,7 @@ def test_one_tower_is_a_gru_step_then_the_mixing_network() -> None:
     single = message.towers[0]
     m = single(h, single.prepare(batch, e))
     gru = GRUUpdate(4).double()
-    gru.cell.load_state_dict(update.cells[0].state_dict())
+    gru.cell.load_state_dict(tower_cell(update, 0).state_dict())
     first, last = update.mixing[0], update.mixing[2]
     hidden = torch.relu(gru(h, m) @ first.weight.T + first.bias)
     torch.testing.assert_close(got, hidden @ last.weight.T + last.bias, atol=1e-12, rtol=0)
@@ -274,7 +284,7 @@ def test_towers_are_independent_before_the_mixing() -> None:
     ctx = message.prepare(batch, types)
     out = update(h, message(h, ctx))
     tower = message.towers[0]
-    alone = update.cells[0](tower(h[:, :3], tower.prepare(batch, types)), h[:, :3])
+    alone = tower_cell(update, 0)(tower(h[:, :3], tower.prepare(batch, types)), h[:, :3])
     torch.testing.assert_close(out[:, :3], alone, atol=1e-12, rtol=0)
     h2 = h.clone()
     h2[:, 3:] += 1.0

@@ -7,7 +7,23 @@ r"""Edge-network message (Gilmer et al. 2017, Sec. 5.1), computed three exact wa
 
 with :math:`\bigoplus` a sum or a mean.  The weight layout is PyTorch Geometric's
 ``NNConv`` (``A`` is ``d_in x d_out`` and the message is ``h_w @ A``), so its weights load as
-they are.  Three paths give the same numbers:
+they are.
+
+Blocks (towers, Gilmer et al. 2017, Sec. 5.4): with ``blocks`` = k > 1, A(e) is block diagonal,
+
+.. math::
+    A(e) = \mathrm{diag}\big(A_1(e), \dots, A_k(e)\big), \qquad
+    A_i(e) = \mathrm{reshape}_{d_{in}/k \times d_{out}/k}(W_2^{(i)} z(e) + b_2^{(i)}),
+
+so tower i maps columns ``[i·d_in/k, (i+1)·d_in/k)`` of h to columns ``[i·d_out/k, (i+1)·d_out/k)``
+of m (tower-major columns), exactly k separate edge networks on d/k-wide states.  The towers
+share the hidden layers z(e), which only featurise the edge; each tower has its own output
+layer (rows ``[i·(d_in/k)(d_out/k), (i+1)·(d_in/k)(d_out/k))`` of ``matrix``), hence its own
+matrices A_i(e).  The paper's cost argument is about the A(e) h products: k blocks hold
+d_in·d_out/k entries, k times fewer than one full matrix.  ``blocks=1`` is the plain edge
+network, with the same weights and numbers.
+
+Three paths give the same numbers (costs below for ``blocks=1``; the d² terms are divided by k):
 
 ``naive``
     builds the E x d_in x d_out matrices at every step (what ``NNConv`` does):
@@ -19,10 +35,12 @@ they are.  Three paths give the same numbers:
     never forms a per-edge tensor wider than z.  Summing first,
     :math:`m_v = \sum_k W_{2,k}^\top (\sum_w z_k(e_{vw}) h_w) + B_2^\top \sum_w h_w`:
     E·H·d per step for the sums plus one (H+1)·d_in x d_out matrix product per *node*.
-    Cheapest on dense graphs (the complete graph of a molecule).
+    Cheapest on dense graphs (the complete graph of a molecule).  See
+    :mod:`mpnn.messages.contraction` (the blocks share one layout of z).
 
 ``auto`` picks the cheaper of ``cached`` and ``contracted`` for each batch by counting
 multiply-adds.  Shapes: h (N, d_in), e (E, D_e), edge_index (2, E) -> m (N, d_out).
+Per-edge matrices (naive, cached) are (E, k, d_in/k, d_out/k).
 """
 
 from __future__ import annotations
@@ -50,7 +68,7 @@ class EdgeContext:
         num_nodes: N.
         inv_degree: (N, 1) 1/deg(v) for mean aggregation, else ``None``.
         z: (E, H) hidden edge features (naive path).
-        matrices: (E, d_in, d_out) per-edge matrices (cached path).
+        matrices: (E, k, d_in/k, d_out/k) per-edge blocks of A(e) (cached path).
         layout: a :class:`BlockLayout` or :class:`SlotLayout` of z' (contracted path).
     """
 
@@ -81,7 +99,9 @@ class EdgeNetwork(nn.Module):
         hidden: widths of the hidden MLP z(e); the last one is H.
         aggregation: "sum" (Gilmer) or "mean" (PyG's QM9 example).
         path: one of :data:`PATHS`.
-        root_weight, bias: add ``W_root h_v + b`` as ``NNConv`` does (off in Gilmer's model).
+        root_weight, bias: add ``W_root h_v + b`` as ``NNConv`` does (off in Gilmer's model);
+            ``W_root`` is a full d_in x d_out matrix, also with blocks.
+        blocks: k, the number of diagonal blocks of A(e) (towers); must divide d_in and d_out.
     """
 
     def __init__(
@@ -94,15 +114,22 @@ class EdgeNetwork(nn.Module):
         path: str = "auto",
         root_weight: bool = False,
         bias: bool = False,
+        blocks: int = 1,
     ) -> None:
         super().__init__()
         if aggregation not in ("sum", "mean"):
             raise ValueError(f"EdgeNetwork: aggregation must be 'sum' or 'mean', got {aggregation!r}")
         if path not in PATHS:
             raise ValueError(f"EdgeNetwork: path must be one of {PATHS}, got {path!r}")
+        if blocks < 1 or in_dim % blocks or out_dim % blocks:
+            raise ValueError(
+                f"EdgeNetwork: blocks must be >= 1 and divide {in_dim} and {out_dim}, got {blocks}"
+            )
         self.in_dim, self.out_dim, self.aggregation, self.path = in_dim, out_dim, aggregation, path
+        self.blocks, self.block_in, self.block_out = blocks, in_dim // blocks, out_dim // blocks
         self.hidden = mlp([edge_features, *hidden])
-        self.matrix = nn.Linear(hidden[-1], in_dim * out_dim)
+        # k output layers of z, one per block, stacked: k·(d_in/k)·(d_out/k) outputs
+        self.matrix = nn.Linear(hidden[-1], blocks * self.block_in * self.block_out)
         self.root = nn.Linear(in_dim, out_dim, bias=False) if root_weight else None
         self.bias = nn.Parameter(torch.zeros(out_dim)) if bias else None
 
@@ -111,12 +138,13 @@ class EdgeNetwork(nn.Module):
         """The cheaper exact path, by multiply-adds of a forward pass.
 
         ``slots`` is the number of (node, incoming-edge) slots the contracted layout uses:
-        sum of n² over structures for complete graphs, N·max-degree otherwise.
+        sum of n² over structures for complete graphs, N·max-degree otherwise.  The k blocks
+        of A(e) hold dd = d_in·d_out/k entries.
         """
         if self.path != "auto":
             return self.path
         h1 = self.matrix.in_features + 1
-        dd = self.in_dim * self.out_dim
+        dd = self.matrix.out_features  # d_in·d_out/k
         cached = num_edges * h1 * dd + steps * num_edges * dd
         contracted = steps * (num_nodes * h1 * dd + slots * h1 * self.in_dim)
         return "cached" if cached < contracted else "contracted"
@@ -148,16 +176,20 @@ class EdgeNetwork(nn.Module):
         if path == "naive":
             ctx.z = z
         elif path == "cached":
-            ctx.matrices = self.matrix(z).view(-1, self.in_dim, self.out_dim)
+            ctx.matrices = self._matrices(z)
         else:
             z1 = torch.cat([z, z.new_ones(z.shape[0], 1)], dim=1)
             ctx.layout = BlockLayout(z1, batch.ptr) if complete else SlotLayout(z1, source, target, num_nodes)
         return ctx
 
+    def _matrices(self, z: Tensor) -> Tensor:
+        """(E, H) -> (E, k, d_in/k, d_out/k): the diagonal blocks of the per-edge matrices A(e)."""
+        return self.matrix(z).view(-1, self.blocks, self.block_in, self.block_out)
+
     def _augmented_weight(self) -> Tensor:
-        """(d_in, d_out, H+1): W2 with b2 as its last column, in A's (d_in, d_out) layout."""
+        """(k, d_in/k, d_out/k, H+1): W2 with b2 as its last column, in the blocks' layout."""
         w = torch.cat([self.matrix.weight, self.matrix.bias.unsqueeze(1)], dim=1)
-        return w.view(self.in_dim, self.out_dim, -1)
+        return w.view(self.blocks, self.block_in, self.block_out, -1)
 
     # -- every step ---------------------------------------------------------------------------
     def forward(self, h: Tensor, ctx: EdgeContext) -> Tensor:
@@ -165,11 +197,10 @@ class EdgeNetwork(nn.Module):
         if ctx.path == "contracted":
             m = ctx.layout.messages(h, self._augmented_weight())
         else:
-            matrices = ctx.matrices
-            if matrices is None:
-                matrices = self.matrix(ctx.z).view(-1, self.in_dim, self.out_dim)
-            per_edge = torch.bmm(h[ctx.source].unsqueeze(1), matrices).squeeze(1)
-            m = segment_sum(per_edge, ctx.target, ctx.num_nodes)
+            matrices = ctx.matrices if ctx.matrices is not None else self._matrices(ctx.z)
+            blocks = matrices.view(-1, self.block_in, self.block_out)  # (E·k, d_in/k, d_out/k)
+            per_edge = torch.bmm(h[ctx.source].view(-1, 1, self.block_in), blocks)
+            m = segment_sum(per_edge.view(-1, self.out_dim), ctx.target, ctx.num_nodes)
         if ctx.inv_degree is not None:
             m = m * ctx.inv_degree
         if self.root is not None:

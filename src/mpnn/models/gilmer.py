@@ -19,8 +19,16 @@ readout         ``"set2set"`` (on a projection of [h^T, x]), ``"gated"`` (GG-NN)
 
 The matrix message needs discrete edge types (``"chemical"`` or ``"distance_bins"``); the edge
 network and the pair message read the one-hot (or raw) vectors.  h^0 is x zero-padded to d
-(``node_input="pad"``), the update a GRU (one per tower).  A model whose edges read no positions
-(``edges="chemical"``) is marked ``positions=False`` (it predicts from the topology alone).
+(``node_input="pad"``), the update a GRU (one per tower).
+
+Towers (Sec. 5.4) of the edge network are one :class:`~mpnn.messages.EdgeNetwork` with
+``blocks=k`` per direction (block-diagonal A(e): each tower has its own output layer of the edge
+network, whose hidden layers the towers share) and k GRUs batched in one
+:class:`~mpnn.messages.TowerUpdate`; the matrix and pair messages use k separate message modules
+(:func:`~mpnn.messages.towers`).
+
+A model whose edges read no positions (``edges="chemical"``) is marked ``positions=False`` (it
+predicts from the topology alone).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from torch import nn
 
 from mpnn.engine import MPNN
 from mpnn.inputs import BondDistanceEdges, BondTypeEdges, DistanceBinEdges, LinearNodeInput, PaddedNodeInput
-from mpnn.messages import DirectedMessage, EdgeNetwork, MatrixMessage, PairMessage, towers
+from mpnn.messages import DirectedMessage, EdgeNetwork, MatrixMessage, PairMessage, TowerUpdate, towers
 from mpnn.models.base import PropertyModel
 from mpnn.readouts import GatedReadout, Set2SetReadout, SumReadout
 from mpnn.updates import GRUUpdate, MasterNode
@@ -112,20 +120,31 @@ def edge_input(c: GilmerConfig) -> nn.Module:
     return BondDistanceEdges(distance=True)
 
 
-def message_factory(c: GilmerConfig, edges: nn.Module) -> Callable[[int], nn.Module]:
-    """``build(width)`` -> the message module on ``width``-wide states (one tower or all of h)."""
+def message_factory(c: GilmerConfig, edges: nn.Module) -> Callable[..., nn.Module]:
+    """``build(width, blocks=1)`` -> the message module on ``width``-wide states (one tower or all of h).
 
-    def one(width: int) -> nn.Module:
+    ``blocks`` > 1 (edge network only): k towers in one edge network with block-diagonal matrices.
+    """
+
+    def one(width: int, blocks: int) -> nn.Module:
         if c.message == "matrix":
             return MatrixMessage(edges.num_types, width, width, c.aggregation)
         if c.message == "pair":
             return PairMessage(edges.out_features, width, width, c.message_hidden, c.aggregation)
         return EdgeNetwork(
-            edges.out_features, width, width, c.message_hidden, aggregation=c.aggregation, path=c.edge_path
+            edges.out_features,
+            width,
+            width,
+            c.message_hidden,
+            aggregation=c.aggregation,
+            path=c.edge_path,
+            blocks=blocks,
         )
 
-    def build(width: int) -> nn.Module:
-        return DirectedMessage(one(width), one(width)) if c.directed else one(width)
+    def build(width: int, blocks: int = 1) -> nn.Module:
+        if c.directed:
+            return DirectedMessage(one(width, blocks), one(width, blocks))
+        return one(width, blocks)
 
     return build
 
@@ -149,7 +168,11 @@ def gilmer_net(c: GilmerConfig, owner: str = "mpnn") -> MPNN:
         node_input = LinearNodeInput(c.node_features, c.dim)
     edges = edge_input(c)
     build = message_factory(c, edges)
-    if c.towers > 1:
+    if c.towers > 1 and c.message == "edge_network":
+        message = build(c.dim, c.towers)  # block-diagonal edge networks: [in, out], each tower-major
+        message_dims = [message.out_dim // c.towers] * c.towers
+        update = TowerUpdate(c.dim, message_dims, c.mixing_hidden, channels=2 if c.directed else 1)
+    elif c.towers > 1:
         message, update = towers(c.dim, c.towers, build, c.mixing_hidden)
     else:
         message = build(c.dim)
