@@ -13,15 +13,21 @@ columns).  All blocks share z', so one layout serves them all:
 
 .. math::
     m_v^{(i)} = \sum_{w} \sum_{j} z'_j(e_{vw})\, h_w^{(i)} W^{(i)}_j
+    = \sum_{j} \Big(\sum_w z'_j(e_{vw})\, h_w^{(i)}\Big) W^{(i)}_j
+
+With k > 1 both layouts form the sums first, transposed, :math:`S_v^\top` (d_in, H+1) per node,
+so that block i's rows are contiguous, then one product batched over the k blocks
+(:func:`blocked_products`): slots·(H+1)·d_in multiply-adds for the sums plus
+N·(H+1)·d_in·d_out/k for the products.  The other order (:math:`P_w = h_w W` first) needs a
+(N, H+1, d_out) copy to bring the k blocks' columns together, and was slower on CPU.
 
 :class:`BlockLayout`
     for graphs whose every structure is a complete graph (the molecular graphs of
     Gilmer et al.).  Structures of equal size n form a group; a group's z' is a dense
-    (g, n, n·(H+1)) block.  A step first maps every node to
-    :math:`P_w = [h_w^{(1)} W^{(1)}, \dots, h_w^{(k)} W^{(k)}]` (H+1, d_out) (one product, batched
-    over the k blocks), then does one batched product per group over the full width d_out: no
-    per-edge gather of h and no padding.  Multiply-adds per step: N·(H+1)·d_in·d_out/k for P
-    plus slots·(H+1)·d_out for the block product.
+    (g, n, n·(H+1)) block.  With k = 1 a step first maps every node to
+    :math:`P_w = h_w W` (H+1, d_out), then does one batched product per group: no per-edge gather
+    of h and no padding; N·(H+1)·d_in·d_out + slots·(H+1)·d_out multiply-adds.  With k > 1 the
+    sums are formed a few structures at a time (:data:`CHUNK`).
 :class:`SlotLayout`
     for any graph: the incoming edges of each node are laid out in D = max in-degree slots
     (empty slots hold z' = 0), and h is gathered per slot.  Multiply-adds per step:
@@ -56,9 +62,10 @@ class BlockLayout:
     """Dense per-size blocks of z' for complete graphs.
 
     For a group of g structures of n atoms, ``block`` (g, n, n·(H+1)) holds z'(e_vw) at
-    [v, w·(H+1) + j] (zero for w = v).  Each step first maps every node to
-    P_w = h_w W (H+1, d_out) (block-diagonal W: each block reads its own columns of h), then
-    m_v = sum_{w,j} z'_j(e_vw) P_w[j]: one batched product.
+    [v, w·(H+1) + j] (zero for w = v).  One block (k = 1): each step first maps every node to
+    P_w = h_w W (H+1, d_out), then m_v = sum_{w,j} z'_j(e_vw) P_w[j]: one batched product.
+    k blocks: the n atoms of a structure are every node's n slots (the slot w = v holds z' = 0),
+    and :func:`blocked_products` gives the messages, a few structures at a time.
 
     Args:
         z1: (E, H+1) z' of the edges, in edge_index order (sorted by target then source).
