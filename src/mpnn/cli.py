@@ -127,7 +127,8 @@ def _train_parser(sub: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train a model (default enn-s2s) on QM9 and report test errors",
-        description="Train enn-s2s (Gilmer et al. 2017) on QM9 targets and report test MAE.",
+        description="Train a model on QM9 targets and report the test MAE: enn-s2s by default, or any\n"
+        "model of Gilmer et al.'s catalogue with --model.",
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
