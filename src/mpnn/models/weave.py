@@ -15,8 +15,9 @@ form, :math:`\alpha` the ReLU:
 
 (biases left out above).  The A -> P term adds both orders of the atoms, so pair states stay
 symmetric (:math:`e_{vw} = e_{wv}`), Kearnes et al.'s order invariance.  The readout is an atom
-layer, a *sum* over the atoms and an MLP f; Kearnes et al.'s alternative reduction, a Gaussian
-histogram of each atom feature, is not implemented.
+layer, a *sum* over the atoms and an MLP f; with ``reduction="histogram"`` the sum is over Kearnes
+et al.'s Gaussian memberships of each atom feature (:class:`mpnn.readouts.histogram.GaussianHistogram`,
+after a tanh atom layer), a fuzzy histogram per feature.
 
 * message: :class:`mpnn.messages.weave.PairToAtom`;
 * updates: :class:`mpnn.updates.weave.WeaveAtomUpdate`, :class:`mpnn.updates.weave.WeavePairUpdate`
@@ -41,6 +42,7 @@ from mpnn.engine import MPNN
 from mpnn.inputs import BondDistanceEdges, PaddedNodeInput
 from mpnn.messages.weave import PairToAtom
 from mpnn.models.base import PropertyModel
+from mpnn.readouts.histogram import GaussianHistogram
 from mpnn.readouts.pooled import PooledReadout
 from mpnn.updates.mlp import activation, mlp
 from mpnn.updates.weave import WeaveAtomUpdate, WeavePairUpdate
@@ -67,7 +69,8 @@ class WeaveConfig:
 
     ``dim``, ``pair_dim``: widths of the atom and pair states; ``hidden``: width of the
     A->A, P->A, A->P, P->P layers; ``steps``: weave modules; ``readout_width``: the atom layer
-    before the sum; ``readout_hidden``: hidden widths of f.
+    before the sum; ``readout_hidden``: hidden widths of f; ``reduction``: ``"sum"`` of the atom
+    layer, or ``"histogram"`` (Kearnes et al.'s Gaussian histogram of each feature, 11 bins).
     """
 
     node_features: int = 13
@@ -81,16 +84,23 @@ class WeaveConfig:
     readout_hidden: list[int] = field(default_factory=lambda: [128])
     activation: str = "relu"
     distance: bool = True
+    reduction: str = "sum"
 
 
 def weave(config: WeaveConfig) -> PropertyModel:
     """Build the weave model from its configuration."""
     c = config
     a = c.activation
-    atom_net = nn.Sequential(nn.Linear(c.dim, c.readout_width), activation(a))
-    readout = PooledReadout(
-        head=mlp([c.readout_width, *c.readout_hidden, c.num_targets], a), atom_net=atom_net
-    )
+    if c.reduction == "sum":
+        atom_net = nn.Sequential(nn.Linear(c.dim, c.readout_width), activation(a))
+        pooled = c.readout_width
+    elif c.reduction == "histogram":
+        histogram = GaussianHistogram()
+        atom_net = nn.Sequential(nn.Linear(c.dim, c.readout_width), nn.Tanh(), histogram)
+        pooled = c.readout_width * histogram.bins
+    else:
+        raise ValueError(f"weave: reduction must be 'sum' or 'histogram', got {c.reduction!r}")
+    readout = PooledReadout(head=mlp([pooled, *c.readout_hidden, c.num_targets], a), atom_net=atom_net)
     net = MPNN(
         PaddedNodeInput(c.node_features, c.dim),
         PaddedEdgeInput(c.pair_dim, c.distance),
