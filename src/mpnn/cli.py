@@ -89,6 +89,7 @@ examples:
   mpnn train --target all --joint --data qm9_dsgdb9nsd.xyz.tar.xz --epochs 300
   mpnn train --model enn_s2s --model-option dim=128 --model-option edge_hidden=[64]
   mpnn train --config u0.yaml --epochs 20
+  mpnn train --target U0 --weight-seed 2 --out runs/m2   # another initialisation, same split
 """
 
 
@@ -165,6 +166,12 @@ def _train_parser(sub: Any) -> None:
         help="stop after N epochs without a better validation error, 0: never (default: 30)",
     )
     p.add_argument("--seed", type=int, help="seed of weights, subset, split and order (default: 0)")
+    p.add_argument(
+        "--weight-seed",
+        type=int,
+        metavar="N",
+        help="seed of the weights and the epoch order only; the split keeps --seed (default: --seed)",
+    )
     p.add_argument("--dim", type=_positive_int, metavar="D", help="node state width (default: 64)")
     p.add_argument("--steps", type=_positive_int, metavar="T", help="message passing steps (default: 3)")
     add_model_options(p)
@@ -261,7 +268,7 @@ def _resolve(path: str | None) -> str | None:
 
 
 #: ``mpnn train`` options that are :class:`~mpnn.train.loop.TrainSettings` of the same name.
-_TRAINING_OPTIONS = "epochs time_budget batch_size lr decay_start decay_factor clip seed".split()
+_TRAINING_OPTIONS = "epochs time_budget batch_size lr decay_start decay_factor clip seed weight_seed".split()
 
 
 def train_config(args: argparse.Namespace) -> dict[str, Any]:

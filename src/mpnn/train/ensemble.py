@@ -14,6 +14,10 @@ Per target, ``test_metrics.csv`` of an ensemble folder holds the ensemble's MAE 
 (``member_mae``), the mean spread :math:`\\langle s_m \\rangle` (``spread``) and the Pearson
 correlation of :math:`s_m` with :math:`|\\bar y_m - y_m|` (``spread_error_corr``; empty when
 either is constant). Members must share their targets, data and split (checked).
+
+An ensemble folder (``ensemble.json``) is read back by :func:`ensemble_members`:
+``mpnn predict`` writes :math:`\\bar y_m` and :math:`s_m` per target and ``mpnn evaluate``
+prints :func:`evaluate_members` of the members on a split.
 """
 
 from __future__ import annotations
@@ -81,6 +85,51 @@ def candidate_runs(paths: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(p.resolve() for p in runs))
 
 
+def _mismatch(run: Path, reference: Path, what: str) -> DataError:
+    return DataError(
+        f"{run}: not the same {what} as {reference}; an ensemble needs runs on the same "
+        "targets, data and split"
+    )
+
+
+def check_targets(runs: Sequence[Path]) -> None:
+    """Refuse runs whose targets (``run.json``) differ from those of the first."""
+    first = list(load_json(runs[0] / RUN)["targets"])
+    for run in runs[1:]:
+        if list(load_json(run / RUN)["targets"]) != first:
+            raise _mismatch(run, runs[0], "targets")
+
+
+def is_ensemble(folder: str | Path) -> bool:
+    """Whether ``folder`` holds an ensemble of ``mpnn ensemble`` (``ensemble.json``)."""
+    return (Path(folder) / ENSEMBLE).is_file()
+
+
+def ensemble_members(folder: str | Path) -> list[Path]:
+    """The member runs of the ensemble in ``folder``, in ``ensemble.json`` order (relative paths
+    are taken from ``folder``); each must be a run, and all must share their targets."""
+    folder = Path(folder)
+    record = load_json(folder / ENSEMBLE)
+    try:
+        runs = [folder / str(member["run"]) for member in record["members"]]
+    except (KeyError, TypeError):
+        runs = []
+    if not runs:
+        raise DataError(f"{folder / ENSEMBLE}: not an ensemble of `mpnn ensemble` (no members)")
+    for run in runs:
+        if not (run / RUN).is_file():
+            raise DataError(f"{folder / ENSEMBLE}: member {run} is not a `mpnn train` run (no {RUN})")
+    check_targets(runs)
+    return runs
+
+
+def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean :math:`\\bar y` and spread :math:`s` (population std) over members of ``values``
+    (k, M, K), float64."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.mean(axis=0), values.std(axis=0)
+
+
 def _identity(run: Path) -> tuple[list[str], dict[str, Any], dict[str, np.ndarray]]:
     """(targets, data, split) of a run, for checking that runs can be ensembled."""
     stored = load_json(run / RUN)
@@ -112,10 +161,7 @@ def select_members(runs: Sequence[Path], k: int, echo: Callable[[str], None] = p
         what = "targets" if targets != reference[0] else "data" if data != reference[1] else None
         what = what or (f"{differs[0]} split" if differs else None)
         if what:
-            raise DataError(
-                f"{run}: not the same {what} as {finished[0]}; an ensemble needs runs on the same "
-                "targets, data and split"
-            )
+            raise _mismatch(run, finished[0], what)
     members = [Member(run, mean_ratio(validation_errors(run))) for run in finished]
     return sorted(members, key=lambda m: m.valid_ratio)[:k]
 
@@ -129,7 +175,7 @@ def member_predictions(run: Path, molecules: Sequence[Any]) -> tuple[list[str], 
 def ensemble_errors(names: Sequence[str], values: np.ndarray, true: np.ndarray) -> list[EnsembleError]:
     """Errors of the mean of ``values`` (k, M, K) against ``true`` (M, K), with spread statistics."""
     values, true = np.asarray(values, dtype=np.float64), np.asarray(true, dtype=np.float64)
-    mean, spread = values.mean(axis=0), values.std(axis=0)
+    mean, spread = mean_and_spread(values)
     member_mae = np.abs(values - true).mean(axis=1).mean(axis=0)
     error = np.abs(mean - true)
     out = []
@@ -210,19 +256,10 @@ def build_ensemble(
     if k < 1:
         raise DataError(f"--k {k}: expected a positive number of members")
     members = select_members(candidate_runs(paths), k, echo)
-    first = members[0].run
-    stored = load_json(first / RUN)
-    data = DataSpec(**stored["data"]).resolved()
-    dataset = load_molecules(data, workers=workers, progress=False)
-    indices = load_split(model_dirs(first)[0][0] / SPLIT, len(dataset))["test"]
-    molecules = [dataset[int(i)] for i in indices]
-    values = []
     for j, member in enumerate(members):
         echo(f"member {j + 1}/{k}: {member.run} (valid ratio {member.valid_ratio:.3f})")
-        names, predicted = member_predictions(member.run, molecules)
-        values.append(predicted)
-    true = target_values(dataset, indices, target_columns(names))
-    errors = ensemble_errors(names, np.stack(values), true)
+    errors, data, count = evaluate_members([m.run for m in members], "test", workers=workers)
+    names = [e.target for e in errors]
     out = Path(out)
     record = {
         "mpnn_version": mpnn.__version__,
@@ -237,8 +274,26 @@ def build_ensemble(
             for m in members
         ],
         "data": data.to_json(),
-        "test_molecules": len(indices),
+        "test_molecules": count,
     }
     write_text(ensemble_csv(errors), out / TEST_METRICS)
     save_json(record, out / ENSEMBLE)
     return errors
+
+
+def evaluate_members(
+    runs: Sequence[Path], part: str = "test", data: DataSpec | None = None, *, workers: int | None = None
+) -> tuple[list[EnsembleError], DataSpec, int]:
+    """Errors of the mean of ``runs`` on split ``part`` (``train``, ``valid``, ``test``) of the
+    first run's split (``split.pt``) and data (or ``data``): (errors, resolved data, molecules)."""
+    first = runs[0]
+    data = (data or DataSpec(**load_json(first / RUN)["data"])).resolved()
+    dataset = load_molecules(data, workers=workers, progress=False)
+    indices = load_split(model_dirs(first)[0][0] / SPLIT, len(dataset))[part]
+    molecules = [dataset[int(i)] for i in indices]
+    values = []
+    for run in runs:
+        names, predicted = member_predictions(run, molecules)
+        values.append(predicted)
+    true = target_values(dataset, indices, target_columns(names))
+    return ensemble_errors(names, np.stack(values), true), data, len(indices)

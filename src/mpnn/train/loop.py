@@ -41,7 +41,10 @@ class TrainSettings:
         decay_factor: ... down to ``lr * decay_factor`` at the end.
         clip: maximum gradient norm (Gilmer's code: 4.0); None or 0 disables clipping.
         patience: stop after this many epochs without a better validation ratio; None: never.
-        seed: seed of the weights and of the epoch order.
+        seed: seed of the weights and of the epoch order (and, in :mod:`.run`, of the subset and
+            the split).
+        weight_seed: seed of the weights and of the epoch order instead of ``seed`` (None: ``seed``),
+            so that runs on one split differ in their initialisation only; stored only when set.
     """
 
     epochs: int | None = None
@@ -53,6 +56,7 @@ class TrainSettings:
     clip: float | None = 4.0
     patience: int | None = 30
     seed: int = 0
+    weight_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.time_budget is None:
@@ -63,8 +67,17 @@ class TrainSettings:
             raise ValueError(f"TrainSettings: time_budget must be > 0, got {self.time_budget}")
         lr_factor(0.0, self.decay_start, self.decay_factor)  # validates both
 
+    @property
+    def init_seed(self) -> int:
+        """The seed of the weights and of the epoch order: ``weight_seed``, else ``seed``."""
+        return self.seed if self.weight_seed is None else self.weight_seed
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as a dict; ``weight_seed`` only when set (older runs stay identical)."""
+        data = asdict(self)
+        if data["weight_seed"] is None:
+            del data["weight_seed"]
+        return data
 
 
 @dataclass

@@ -163,12 +163,23 @@ def predict_table(
     return order, np.stack([columns[t] for t in order], axis=1)
 
 
-def predictions_csv(names: Sequence[str], targets: Sequence[str], values: np.ndarray) -> str:
-    """CSV text: ``name`` then one ``target [unit]`` column per target."""
+def predictions_csv(
+    names: Sequence[str], targets: Sequence[str], values: np.ndarray, spread: np.ndarray | None = None
+) -> str:
+    """CSV text: ``name`` then per target a ``target [unit]`` column of ``values`` (M, K) and,
+    with ``spread`` (M, K, an ensemble's std over members), a ``target std [unit]`` column."""
     units = [UNITS[c] for c in target_columns(targets)]
+    header, columns = ["name"], []
+    for k, (t, u) in enumerate(zip(targets, units, strict=True)):
+        header.append(f"{t} [{u}]")
+        columns.append(np.asarray(values)[:, k])
+        if spread is not None:
+            header.append(f"{t} std [{u}]")
+            columns.append(np.asarray(spread)[:, k])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", *[f"{t} [{u}]" for t, u in zip(targets, units, strict=True)]])
-    for name, row in zip(names, values, strict=True):
+    writer.writerow(header)
+    table = np.stack(columns, axis=1) if columns else np.zeros((len(names), 0))
+    for name, row in zip(names, table, strict=True):
         writer.writerow([name, *[f"{v:.8g}" for v in row]])
     return out.getvalue()

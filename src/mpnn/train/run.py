@@ -60,7 +60,8 @@ class RunSpec:
         joint: one model for all targets; else one model per target.
         data: the molecules and their split sizes.
         model: ``{"model": name, **hyperparameters}`` without ``num_targets``/``node_features``.
-        training: the optimisation settings (the seed also draws the subset and the split).
+        training: the optimisation settings (``seed`` also draws the subset and the split;
+            ``weight_seed``, if set, replaces it for the weights and the epoch order only).
     """
 
     targets: list[str]
@@ -230,7 +231,7 @@ def train_model(
         split = load_split(run_dir / SPLIT, len(dataset))
     else:
         save_tensors(split_to_tensors(split, len(dataset)), run_dir / SPLIT)
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(settings.init_seed)  # the split keeps settings.seed
     model = build(spec, names, dataset)
     mean, std = fit_standardization(model, target_values(dataset, split["train"], columns))
     save_json(_config(model.config, names, spec, data, mean, std, split, len(dataset)), run_dir / CONFIG)
@@ -244,7 +245,7 @@ def train_model(
             size,
             model.graph,
             shuffle,
-            settings.seed,
+            settings.init_seed,
             hydrogens=model.hydrogens,
         )
 
