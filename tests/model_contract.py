@@ -16,6 +16,16 @@ from mpnn.batch import Molecule, collate
 ModelFactory = Callable[[], nn.Module]
 
 
+def seeded_factory(build: Callable[[], nn.Module], seed: int = 0) -> ModelFactory:
+    """A factory giving the float64 model ``build()`` makes after seeding torch with ``seed``."""
+
+    def make() -> nn.Module:
+        torch.manual_seed(seed)
+        return build().double()
+
+    return make
+
+
 def random_molecule(n: int, generator: torch.Generator, num_features: int = 13) -> Molecule:
     """n atoms spread so no pair is closer than ~0.9 Å, a random spanning tree of bonds."""
     pos = torch.empty(0, 3, dtype=torch.float64)

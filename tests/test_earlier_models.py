@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from model_contract import CHECKS, molecules
+from model_contract import CHECKS, molecules, seeded_factory
 
 from mpnn.batch import BOND_TYPES, Molecule, collate
 from mpnn.errors import DataError
@@ -376,12 +376,7 @@ READS_POSITIONS = {"dtnn", "weave", "interaction_network"}
 
 def factory(name: str):
     build, config = BUILDERS[name]
-
-    def make():
-        torch.manual_seed(0)
-        return build(config).double()
-
-    return make
+    return seeded_factory(lambda: build(config))
 
 
 @pytest.mark.parametrize("check", sorted(CHECKS))

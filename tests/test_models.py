@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from model_contract import CHECKS
+from model_contract import CHECKS, seeded_factory
 
 from mpnn.models import build_model
 
@@ -23,11 +23,7 @@ CONFIGS = {
 
 
 def factory(name: str):
-    def make():
-        torch.manual_seed(0)
-        return build_model(CONFIGS[name]).double()
-
-    return make
+    return seeded_factory(lambda: build_model(CONFIGS[name]))
 
 
 @pytest.mark.parametrize("check", sorted(CHECKS))

@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from model_contract import CHECKS, molecules
+from model_contract import CHECKS, molecules, seeded_factory
 from torch import nn
 
 from mpnn.batch import Batch, Molecule, collate
@@ -452,11 +452,7 @@ CONFIGS = {
 
 
 def factory(name: str):
-    def make():
-        torch.manual_seed(0)
-        return build_model(CONFIGS[name]).double()
-
-    return make
+    return seeded_factory(lambda: build_model(CONFIGS[name]))
 
 
 @pytest.mark.parametrize("check", sorted(CHECKS))

@@ -109,3 +109,15 @@ def load_model(run_dir: str | Path, which: str = BEST) -> tuple[PropertyModel, d
         first = str(error).strip().splitlines()[0]
         raise DataError(f"{run_dir / which}: does not fit {run_dir / CONFIG}: {first}") from None
     return model.eval(), config
+
+
+class SavedCounters:
+    """Plain counters of a training run (epoch, best loss, history, ...), saved in ``last.pt``:
+    ``to_dict()`` gives every attribute, ``load(saved)`` sets them back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def load(self, saved: dict[str, Any]) -> None:
+        for key in vars(self):
+            setattr(self, key, saved[key])

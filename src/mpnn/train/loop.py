@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mpnn.models import PropertyModel
-from mpnn.train.checkpoint import BEST, LAST, load_tensors, save_tensors, write_text
+from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_tensors, save_tensors, write_text
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.metrics import TargetError, history_csv, mean_ratio, target_errors
 from mpnn.train.schedule import lr_factor, progress
@@ -139,20 +139,13 @@ def _train_step(
     return float(loss.detach())
 
 
-class _State:
+class _State(SavedCounters):
     """The counters of a run, saved in ``last.pt`` together with model and optimizer."""
 
     def __init__(self) -> None:
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.best_ratio, self.best_epoch, self.bad_epochs = math.inf, 0, 0
         self.history: list[dict[str, float]] = []
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-    def load(self, saved: dict[str, Any]) -> None:
-        for key in vars(self):
-            setattr(self, key, saved[key])
 
 
 def _stop_reason(state: _State, settings: TrainSettings) -> str | None:

@@ -31,7 +31,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mpnn.models.hdnnp import PotentialModel
-from mpnn.train.checkpoint import BEST, LAST, load_tensors, save_tensors, write_text
+from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_tensors, save_tensors, write_text
 from mpnn.train.potential_data import Descriptors, energies_and_forces
 from mpnn.train.schedule import lr_factor, progress
 
@@ -185,20 +185,13 @@ def loss_terms(e: Tensor, f: Tensor | None, desc: Descriptors, settings: Potenti
     return loss
 
 
-class _State:
+class _State(SavedCounters):
     """The counters of a run, saved in ``last.pt`` with model and optimizer."""
 
     def __init__(self, lr: float) -> None:
         self.epoch, self.step, self.elapsed, self.lr = 0, 0, 0.0, lr
         self.best_loss, self.best_epoch, self.bad_epochs, self.plateau_epochs = math.inf, 0, 0, 0
         self.history: list[dict[str, float]] = []
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-    def load(self, saved: dict[str, Any]) -> None:
-        for key in vars(self):
-            setattr(self, key, saved[key])
 
 
 def float64_state(model: PotentialModel) -> dict[str, Tensor]:
