@@ -111,7 +111,7 @@ def test_unknown_space_names_list_the_builtin_ones() -> None:
 
 def test_a_bad_draw_fails_before_any_trial_is_trained(tmp_path, synthetic) -> None:
     space = load_space(str(write_space(tmp_path, {"training.decay_start": {"uniform": [0.5, 1.5]}})))
-    with pytest.raises(DataError, match="decay_start must be in \\[0, 1\\)"):
+    with pytest.raises(DataError, match="training.decay_start: expected a number in \\[0, 1\\)"):
         run_search(space, tmp_path / "out", trials=20, seed=0, echo=lambda _: None, show_progress=False)
     assert not list((tmp_path / "out").glob("trial-*"))
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -48,16 +50,26 @@ def _number(
             value = convert(text)
         except ValueError:
             value = None
-        if value is None or not valid(value):
+        if value is None or not _finite(value) or not valid(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
     return parse
 
 
+def _finite(value: Any) -> bool:
+    """No inf or NaN in a parsed number (or list of numbers)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return all(math.isfinite(v) for v in values if isinstance(v, float))
+
+
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _count = _number(int, lambda v: v >= 0, "an integer >= 0")
+_seed = _number(int, lambda v: 0 <= v < 2**63, "an integer >= 0 (below 2**63)")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
+_nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+_decay_start = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_decay_factor = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
 def model_option(text: str) -> tuple[str, Any]:
@@ -153,22 +165,26 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--lr", type=_positive_float, help="initial learning rate (default: 1e-3)")
     p.add_argument(
         "--decay-start",
-        type=float,
+        type=_decay_start,
         metavar="F",
         help="fraction of training after which the learning rate decays linearly (default: 0.5)",
     )
-    p.add_argument("--decay-factor", type=float, metavar="F", help="final lr = lr * F (default: 0.05)")
-    p.add_argument("--clip", type=float, metavar="G", help="gradient-norm clip, 0: none (default: 4.0)")
+    p.add_argument(
+        "--decay-factor", type=_decay_factor, metavar="F", help="final lr = lr * F (default: 0.05)"
+    )
+    p.add_argument(
+        "--clip", type=_nonnegative_float, metavar="G", help="gradient-norm clip, 0: none (default: 4.0)"
+    )
     p.add_argument(
         "--patience",
         type=_count,
         metavar="N",
         help="stop after N epochs without a better validation error, 0: never (default: 30)",
     )
-    p.add_argument("--seed", type=int, help="seed of weights, subset, split and order (default: 0)")
+    p.add_argument("--seed", type=_seed, help="seed of weights, subset, split and order (default: 0)")
     p.add_argument(
         "--weight-seed",
-        type=int,
+        type=_seed,
         metavar="N",
         help="seed of the weights and the epoch order only; the split keeps --seed (default: --seed)",
     )
@@ -328,10 +344,14 @@ def _train_spec(args: argparse.Namespace, out: Path) -> tuple[Any, bool]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``mpnn train``: train (or resume), then print the test table."""
+    from mpnn.outputs import RUN, check_output_folder, check_outputs
     from mpnn.train.metrics import format_table
     from mpnn.train.run import train_run
 
     out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    data = [getattr(args, key) for key in ("config", "data", "uncharacterized", "atomref")]
+    check_outputs(folders=[out], inputs=data)
+    check_output_folder(out, RUN)  # a potential, an n2p2 folder, other files: refused before reading
     spec, resumed = _train_spec(args, out)
     echo = (lambda _: None) if args.quiet else print
     length = f"{spec.training.epochs} epochs" if spec.training.epochs else f"{spec.training.time_budget:g} s"
@@ -366,8 +386,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 # -- entry point ----------------------------------------------------------------------------------
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Print a warning as one line ``mpnn: warning: <message>`` (no source line) on stderr."""
+    print(f"mpnn: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``mpnn``; returns the exit status (0, 2 on errors, 130 when interrupted)."""
+    """Run ``mpnn``; returns the exit status (0, 2 on errors, 130 when interrupted).
+
+    Warnings are printed as one line each, ``mpnn: warning: <message>``.
+    """
+    with warnings.catch_warnings():  # the previous warning display is restored on return
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     torch.set_num_threads(os.cpu_count() or 1)
     command = None
     try:
@@ -377,6 +411,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MpnnError, OSError) as error:
         message = " ".join(str(error).split("\n"))
         print(f"mpnn: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError as error:  # a size no check foresaw: still one line
+        detail = " ".join(str(error).split())
+        print(f"mpnn: error: out of memory{': ' + detail if detail else ''}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         resumable = {"train": "train resumes from last.pt", "search": "the search resumes"}

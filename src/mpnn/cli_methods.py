@@ -21,6 +21,7 @@ from mpnn.cli import (
     add_model_options,
     train_config,
 )
+from mpnn.outputs import check_outputs
 
 SEARCH_EPILOG = """\
 SPACE is a JSON or YAML file {"base": {run settings}, "space": {"training.lr": {"uniform": [1e-5,
@@ -122,10 +123,16 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def _file(text: str) -> str | None:
+    """A search space or ablation argument that names a file (not a built-in name), else None."""
+    return text if Path(text).expanduser().is_file() else None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """``mpnn search``: run (or resume) the trials, then print the best ones."""
     from mpnn.train.search import SEARCH_CSV, format_search, load_space, run_search
 
+    check_outputs(folders=[args.out], inputs=[_file(args.space)])
     space = load_space(args.space)
     print(f"search {space.source}: {args.trials} trials, seed {args.search_seed} -> {args.out}")
     results = run_search(
@@ -163,6 +170,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mpnn.train.checkpoint import write_text
     from mpnn.train.report import bar_chart, report_markdown, unique_labels
 
+    check_outputs(files=[args.out, args.plot], read_dirs=args.runs)
     labels = unique_labels(args.runs)
     columns = _columns([(label, Path(p)) for label, p in zip(labels, args.runs, strict=True)], args.paper)
     plot = None
@@ -185,6 +193,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from mpnn.train.report import bar_chart, markdown_table, report_markdown
     from mpnn.train.search import load_ablation, run_ablation
 
+    check_outputs(folders=[args.out], inputs=[_file(args.ablation)])
     ablation = load_ablation(args.ablation)
     out = Path(args.out)
     print(f"compare {ablation.source}: {len(ablation.runs)} runs -> {out}")

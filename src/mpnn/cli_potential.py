@@ -24,9 +24,20 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mpnn.errors import DataError
+from mpnn.outputs import N2P2, check_output_folder, check_outputs
 
 #: Structures are evaluated in batches of about this many atoms.
 BATCH_ATOMS = 2000
+#: The ``units`` key of every structure that ``predict`` and ``md`` write (extended XYZ's own
+#: convention, stated in the file).
+OUTPUT_UNITS = "length=Angstrom energy=eV forces=eV/Angstrom stress=eV/Angstrom^3"
+
+
+def is_placeholder(reference: dict[str, Any]) -> bool:
+    """Whether a file's energy and forces are n2p2's placeholder for "no reference" (an ``energy
+    0`` line and all-zero forces, as in files written for prediction), not values to compare with."""
+    energy, forces = reference.get("energy"), reference.get("forces")
+    return energy is not None and float(energy) == 0.0 and (forces is None or not np.any(forces))
 
 
 def parse_units(text: str) -> tuple[float, float]:
@@ -95,7 +106,8 @@ def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> l
     def flush() -> None:
         batch = collate_structures([atoms_to_molecule(a, targets=False) for a in chunk], model.cutoff)
         stress = batch.cell is not None
-        result = evaluate(model, batch.to(dtype=torch.float64), stress=stress, atomic=True)
+        names = [f"input structure {len(out) + b} ({a.get_chemical_formula()})" for b, a in enumerate(chunk)]
+        result = evaluate(model, batch.to(dtype=torch.float64), stress=stress, atomic=True, names=names)
         ptr = batch.ptr.tolist()
         for b, atoms in enumerate(chunk):
             lo, hi = ptr[b], ptr[b + 1]
@@ -110,10 +122,12 @@ def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> l
             if stress and atoms.pbc.any() and atoms.cell.rank == 3:
                 results["stress"] = result["stress"][b].numpy()
             reference = getattr(atoms.calc, "results", None) or {}
-            if reference.get("energy") is not None:
-                copy.info["ref_energy"] = float(reference["energy"])
-            if reference.get("forces") is not None:
-                copy.arrays["ref_forces"] = np.asarray(reference["forces"], dtype=np.float64)
+            if not is_placeholder(reference):
+                if reference.get("energy") is not None:
+                    copy.info["ref_energy"] = float(reference["energy"])
+                if reference.get("forces") is not None:
+                    copy.arrays["ref_forces"] = np.asarray(reference["forces"], dtype=np.float64)
+            copy.info["units"] = OUTPUT_UNITS
             copy.calc = SinglePointCalculator(copy, **results)
             out.append(copy)
         chunk.clear()
@@ -142,24 +156,29 @@ def write_extxyz(structures: Sequence[Atoms], path: str | Path) -> None:
 
 
 def reference_errors(predicted: Sequence[Atoms]) -> str:
-    """``energy MAE ... meV/atom, force RMSE ... meV/A`` against the files' values, or ``""``."""
-    if not predicted or not all("ref_energy" in a.info for a in predicted):
+    """``energy MAE ... meV/atom, force RMSE ... meV/A`` against the files' values, or ``""`` when
+    no structure has a reference energy (n2p2's placeholder ``energy 0`` with zero forces is none)."""
+    labelled = [a for a in predicted if "ref_energy" in a.info]
+    if not labelled:
         return ""
-    per_atom = [abs(a.get_potential_energy() - a.info["ref_energy"]) / len(a) for a in predicted]
+    per_atom = [abs(a.get_potential_energy() - a.info["ref_energy"]) / len(a) for a in labelled]
     text = f"energy MAE {1000 * np.mean(per_atom):.4g} meV/atom"
-    if all("ref_forces" in a.arrays for a in predicted):
-        diff = np.concatenate([(a.get_forces() - a.arrays["ref_forces"]).ravel() for a in predicted])
+    with_forces = [a for a in labelled if "ref_forces" in a.arrays]
+    if with_forces:
+        diff = np.concatenate([(a.get_forces() - a.arrays["ref_forces"]).ravel() for a in with_forces])
         text += f", force RMSE {1000 * np.sqrt(np.mean(diff**2)):.4g} meV/A"
-    return text + " (against the values in the structure files)"
+    which = "" if len(labelled) == len(predicted) else f" ({len(labelled)} of {len(predicted)} structures)"
+    return f"{text} against the reference values in the structure files{which}"
 
 
 def cmd_predict_potential(args: argparse.Namespace) -> int:
     """``mpnn predict POTENTIAL STRUCTURES... -o OUT.extxyz``."""
     unit = args.units or (1.0, 1.0)
+    out = args.out or "predictions.extxyz"
+    check_outputs(files=[out], inputs=args.inputs, read_dirs=[args.model])
     model = load_potential_model(args.model, unit)
     structures = read_all(args.inputs, unit, model.elements)
     predicted = predict_structures(model, structures)
-    out = args.out or "predictions.extxyz"
     write_extxyz(predicted, out)
     atoms = sum(len(a) for a in predicted)
     print(f"wrote energies and forces of {len(predicted)} structures ({atoms} atoms) to {out}")
@@ -236,6 +255,7 @@ def cmd_md(args: argparse.Namespace) -> int:
     if args.init_temperature is not None and not args.nve:
         raise DataError("--init-temperature goes with --nve (--temperature sets the initial velocities)")
     unit = args.units or (1.0, 1.0)
+    check_outputs(files=[args.out], inputs=[args.structure], read_dirs=[args.model])
     model = load_potential_model(args.model, unit)
     atoms = read_structures(args.structure, index=args.index, units=unit)[0]
     check_elements([atoms], model.elements, f"{args.structure}")
@@ -286,7 +306,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``mpnn export MODEL OUT_DIR``."""
     from mpnn.potentials.n2p2 import export_n2p2
 
+    check_outputs(folders=[args.out], read_dirs=[args.model])
+    check_output_folder(args.out, N2P2, foreign=True)  # not into a run, ensemble or search
     model = load_potential_model(args.model, args.units or (1.0, 1.0))
-    export_n2p2(model, args.out)
+    export_n2p2(model, args.out, source=args.model)
     print(f"wrote the n2p2 potential of {args.model} to {args.out}")
     return 0

@@ -18,6 +18,7 @@ import numpy as np
 
 from mpnn.cli import UsageError
 from mpnn.errors import DataError
+from mpnn.outputs import check_outputs
 
 
 def run_dirs(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -118,6 +119,8 @@ def cmd_predict_property(args: argparse.Namespace) -> int:
 
     ensemble = is_ensemble(args.model)
     folders = ensemble_members(args.model) if ensemble else [args.model]
+    out = args.out or "predictions.csv"
+    check_outputs(files=[out], inputs=args.inputs, read_dirs=[args.model, *folders])
     members = [[(d, load_model(d)[0], c["targets"]) for d, c in run_dirs(f)] for f in folders]
     files = xyz_files(args.inputs)
     smiles_files = [f for f in files if is_smiles_file(f)]
@@ -131,7 +134,6 @@ def cmd_predict_property(args: argparse.Namespace) -> int:
         values, spread = mean_and_spread(np.stack([v for _, v in tables]))
     else:
         values, spread = tables[0][1], None
-    out = args.out or "predictions.csv"
     write_text(predictions_csv(names, targets, values, spread), out)
     of = f" of an ensemble of {len(members)}" if ensemble else ""
     print(f"wrote {len(names)} predictions of {', '.join(targets)}{of} to {out}")

@@ -16,20 +16,32 @@ from typing import Any, NoReturn
 
 import torch
 
-from mpnn.cli import EXIT_ERROR, EXIT_INTERRUPTED, UsageError, _count, _number, _positive_float, _positive_int
+from mpnn.cli import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    UsageError,
+    _count,
+    _number,
+    _positive_float,
+    _positive_int,
+    _seed,
+)
+from mpnn.cli_potential import parse_units
 from mpnn.errors import MpnnError
 
 EPILOG = """\
 The data are structures with energies (eV) and forces (eV/A): extended XYZ, ASE databases, n2p2
-input.data, anything ASE reads. Symmetry functions: element-resolved radial (type 2, --radial per
-neighbour element) and angular ones (type 9 and/or 3, (--angular + --angular-shifts) x --zetas x
-lambda +-1 per neighbour pair), computed once with their derivatives; functions constant on the
+input.data, anything ASE reads; --units converts n2p2 input.data in other units (bohr,hartree).
+Symmetry functions: element-resolved radial (type 2, --radial per neighbour element) and angular
+ones (type 9 and/or 3, (--angular + --angular-shifts) x --zetas x lambda +-1 per neighbour pair),
+computed once with their derivatives; functions constant on the
 training set are dropped. Running again with the same --out resumes from last.pt (only --epochs,
 --time-budget and --patience may change).
 
 examples:
   mpnn train-potential train.xyz --test test.xyz --epochs 500 --out runs/ethanol
   mpnn train-potential input.data --valid 0.1 --cutoff 6 --nodes 32,32 --time-budget 600
+  mpnn train-potential input.data --units bohr,hartree --epochs 100   # n2p2 data in atomic units
 """
 
 
@@ -69,6 +81,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA", help="training structures with energies and forces")
     p.add_argument("--test", metavar="FILE", help="test structures (errors of best.pt at the end)")
     p.add_argument(
+        "--units",
+        type=parse_units,
+        metavar="LENGTH,ENERGY",
+        help="units of n2p2 input.data files: angstrom|bohr|nm,ev|hartree|kcal/mol|kj/mol "
+        "(default: angstrom,ev); the potential is trained and saved in Angstrom and eV",
+    )
+    p.add_argument(
         "--valid",
         type=_fraction_or_file,
         metavar="FRACTION|FILE",
@@ -104,7 +123,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="stop after N epochs without a better validation loss, 0: never (default 200)",
     )
-    p.add_argument("--seed", type=int, help="seed of weights, split and order (default 0)")
+    p.add_argument("--seed", type=_seed, help="seed of weights, split and order (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/potential-<date-time>)")
     p.add_argument("--float32", action="store_true", default=None, help="train in float32 (faster)")
     p.add_argument(
@@ -141,6 +160,7 @@ _OPTIONS = {
     "batch_size": "training.batch_size",
     "seed": "training.seed",
     "float32": "training.float32",
+    "units": "units",
 }
 
 
@@ -150,7 +170,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     for option, name in _OPTIONS.items():
         value = getattr(args, option)
         if value is not None:
-            given[name] = str(Path(value).expanduser().resolve()) if option == "test" else value
+            if option == "test":
+                value = str(Path(value).expanduser().resolve())
+            given[name] = list(value) if option == "units" else value
     if args.epochs is not None:
         given.update({"training.epochs": args.epochs, "training.time_budget": None})
     if args.time_budget is not None:

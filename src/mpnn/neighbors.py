@@ -41,8 +41,14 @@ from mpnn.neighbors_backends import (
 
 #: Two atoms (or an atom and an image) closer than this (Angstrom) are "at the same position".
 SAME_POSITION_TOL = 1e-8
-#: Refuse a periodic cell so small that the list would hold more than about this many pairs.
-MAX_PAIRS = 1e9
+#: Refuse a structure whose list would hold more than about this many pairs (about 50 bytes and
+#: a microsecond each; a 100,000-atom box of a dense metal with a 12 Angstrom cutoff has 6e7).
+MAX_PAIRS = 1e8
+#: Refuse a structure whose atoms would have more than about this many neighbours on average (the
+#: angular terms cost their square per atom; a dense metal with a 20 Angstrom cutoff has about 3,000).
+MAX_NEIGHBORS = 5e3
+#: Refuse a periodic cell so thin that the cutoff reaches more than this many images along one row.
+MAX_IMAGES = 100
 #: In a batch, molecules up to this size go through one vectorised all-pairs pass instead of a
 #: cell list each (per-call overhead dominates below about 50 atoms).
 DENSE_MAX_ATOMS = 48
@@ -77,6 +83,7 @@ def _validate(
     if cell is None:
         if pbc.any():
             raise DataError(f"pbc is {pbc.tolist()} but no cell was given")
+        check_size(pos, cutoff, np.zeros((3, 3)), pbc)
         return pos, cutoff, np.zeros((3, 3)), pbc
     cell = np.ascontiguousarray(cell, dtype=np.float64)
     if cell.shape != (3, 3):
@@ -93,21 +100,52 @@ def _validate(
         if singular:
             rows = np.flatnonzero(pbc).tolist()
             raise DataError(f"cell is singular: rows {rows} (pbc True) are zero or linearly dependent")
-        _check_pair_count(pos.shape[0], cutoff, periodic)
+    check_size(pos, cutoff, cell, pbc)
     return pos, cutoff, cell, pbc
 
 
-def _check_pair_count(n: int, cutoff: float, periodic: np.ndarray) -> None:
-    """Refuse cells whose images would make an absurd number of pairs (e.g. a cell in nm)."""
-    dim = periodic.shape[0]
-    measure = float(np.sqrt(abs(np.linalg.det(periodic @ periodic.T))))  # length, area or volume
-    ball = (2.0 * cutoff, np.pi * cutoff**2, 4.0 / 3.0 * np.pi * cutoff**3)[dim - 1]
-    estimate = float(n) ** 2 * ball / measure
-    if estimate > MAX_PAIRS:
+def check_size(pos: np.ndarray, cutoff: float, cell: np.ndarray, pbc: np.ndarray) -> None:
+    """Refuse, before any pair is searched, a structure whose list would be absurdly large.
+
+    Estimates from the extent of the structure alone: the box is the periodic rows of ``cell`` and,
+    across the non-periodic directions, the extent of the atoms + 1 Angstrom; with V its volume and
+    h_k its thickness across row k, the cutoff reaches m_k = ceil(cutoff / h_k) images along a
+    periodic row. Neighbours per atom: the atoms in a ball of the cutoff at the mean density,
+    n (4/3 pi rc^3) / V, or the atom's own images, about c_d prod_k (2 floor(rc / h_k) + 1) over the
+    d rows thinner than the cutoff (c_d = 1, pi/4, pi/6: ball over box), whichever is larger (a thin
+    cell packs images on a line or plane), at most n prod_k (2 m_k + 1). Raises a
+    one-line :class:`DataError` when m_k > :data:`MAX_IMAGES`, the neighbours per atom exceed
+    :data:`MAX_NEIGHBORS` or the pairs :data:`MAX_PAIRS`.
+
+    Args:
+        pos: (n, 3) finite positions, Angstrom. cutoff: > 0, Angstrom. cell: (3, 3) rows (zero rows
+            where not periodic). pbc: (3,) bool; periodic rows are independent (checked before).
+    """
+    n = pos.shape[0]
+    if n == 0:
+        return
+    box = backend_box(pos, cell, pbc)
+    volume = abs(float(np.linalg.det(box)))
+    areas = np.linalg.norm(np.cross(box[[1, 2, 0]], box[[2, 0, 1]]), axis=1)
+    thickness = volume / areas
+    reach = np.where(pbc, np.ceil(cutoff / thickness), 0.0)
+    if reach.max() > MAX_IMAGES:
+        k = int(np.argmax(reach))
         raise DataError(
-            f"cutoff {cutoff} A reaches about {estimate:.1e} atom pairs through the periodic images "
-            f"of a cell of {'length' if dim == 1 else 'area' if dim == 2 else 'volume'} {measure:.4g}; "
-            "check the cell units"
+            f"the cell is {thickness[k]:.3g} A thick across row {k}: cutoff {cutoff:g} A reaches "
+            f"{reach[k]:.3g} periodic images along it (bound {MAX_IMAGES}); check the cell units"
+        )
+    layers = np.where(pbc, np.floor(cutoff / thickness), 0.0)
+    own = float(np.prod(2.0 * layers + 1.0)) * (1.0, 1.0, np.pi / 4, np.pi / 6)[int((layers > 0).sum())] - 1.0
+    ball = 4.0 / 3.0 * np.pi * cutoff**3
+    most = n * float(np.prod(2.0 * reach + 1.0)) - (0.0 if pbc.any() else 1.0)
+    per_atom = min(max(n * ball / volume, own), most)
+    if per_atom > MAX_NEIGHBORS or n * per_atom > MAX_PAIRS:
+        where = f"a cell of {volume:.4g} A^3" if pbc.all() else f"a region of {volume:.4g} A^3"
+        raise DataError(
+            f"cutoff {cutoff:g} A reaches about {per_atom:.2g} neighbours per atom "
+            f"({n * per_atom:.2g} pairs) for {n} atoms in {where}; the bounds are {MAX_NEIGHBORS:.0e} "
+            f"per atom and {MAX_PAIRS:.0e} pairs (mpnn.neighbors); check the cell units and the coordinates"
         )
 
 

@@ -14,7 +14,11 @@ Hartree)`` for a file in atomic units).
 Validation (one-line :class:`~mpnn.errors.DataError` naming the file, the structure (0-based
 index in the file) and the atom): no atoms, a non-finite position or cell, an atomic number outside
 1..118, two atoms (or an atom and a periodic image of an atom) closer than 1e-8 Angstrom, a singular
-cell in a periodic direction.
+cell in a periodic direction, a cell so small or thin that its neighbour list would be absurdly large
+(:func:`mpnn.neighbors.check_size`); an (extended) XYZ frame whose count line declares more atoms
+than the file has lines is refused before ASE reads it. Atoms closer than
+:data:`mpnn.sanity.CLOSE_FRACTION` x the sum of their covalent radii get one
+:class:`~mpnn.sanity.UnphysicalWarning` per file.
 
 In a batch, the edge j -> i (``edge_index = [j, i]``) carries the integer cell shift S of the image
 of j, so ``r_ij = pos[j] - pos[i] + S @ cell[batch[i]]`` (:func:`mpnn.inputs.edge_vectors`).
@@ -22,6 +26,7 @@ of j, so ``r_ij = pos[j] - pos[i] + S @ cell[batch[i]]`` (:func:`mpnn.inputs.edg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +36,7 @@ from ase import Atoms
 
 from mpnn.batch import BOND_NONE, Batch, Molecule
 from mpnn.errors import DataError
+from mpnn.sanity import close_atoms, warn_close_atoms
 
 #: Radius (Angstrom) of the neighbour search that finds atoms at the same position.
 _CLOSE = 0.1
@@ -38,6 +44,7 @@ _CLOSE = 0.1
 __all__ = [
     "atoms_to_molecule",
     "check_elements",
+    "check_xyz_counts",
     "collate_structures",
     "is_input_data",
     "read_structures",
@@ -88,8 +95,12 @@ def read_structures(
         picked = _read_ase(path, index, selection)
     if not picked:
         raise DataError(f"{path}: no structure selected by index {index!r}")
+    notes = []
     for k, atoms in picked:
-        validate_atoms(atoms, f"{path}: structure {k}")
+        note = validate_atoms(atoms, f"{path}: structure {k}")
+        if note:
+            notes.append((f"structure {k}", note))
+    warn_close_atoms(notes, str(path))
     return [atoms for _, atoms in picked]
 
 
@@ -113,9 +124,18 @@ def _pick(numbered: list[tuple[int, Atoms]], k: int, path: Path) -> tuple[int, A
 
 def _read_ase(path: Path, index: str | int | slice, selection: int | slice) -> list[tuple[int, Atoms]]:
     import ase.io
+    from ase.io.formats import filetype
 
     try:
+        kind = filetype(str(path))
+    except Exception:  # an unknown format: ase.io.read below says so
+        kind = None
+    if kind in ("xyz", "extxyz"):
+        check_xyz_counts(path)
+    try:
         read = ase.io.read(path, index=index)
+    except MemoryError:
+        raise DataError(f"{path}: cannot read with ASE: the file declares more than memory holds") from None
     except Exception as error:  # ASE raises many kinds (ValueError, KeyError, StopIteration, ...)
         text = " ".join(str(error).split()) or type(error).__name__
         raise DataError(f"{path}: cannot read with ASE: {text}") from None
@@ -129,8 +149,52 @@ def _read_ase(path: Path, index: str | int | slice, selection: int | slice) -> l
     return list(enumerate(read))
 
 
-def validate_atoms(atoms: Atoms, where: str = "structure") -> None:
-    """Raise a one-line :class:`DataError` starting with ``where`` if ``atoms`` is unusable."""
+def check_xyz_counts(path: str | Path) -> None:
+    """Refuse an (extended) XYZ file whose count line declares more atoms than lines follow.
+
+    Walks the frames as ASE does (count line, comment line, that many atom lines, until a blank
+    line or the end) without storing them, so a count like ``999999999999`` is refused at once
+    instead of ASE reading past the end for hours or allocating terabytes.
+
+    Raises:
+        DataError: ``"file:line: ..."`` naming the count line.
+    """
+    with open(path, "rb") as f:
+        total = 0
+        last = b"\n"
+        for block in iter(lambda: f.read(1 << 20), b""):
+            total += block.count(b"\n")
+            last = block[-1:]
+        total += last != b"\n"
+        f.seek(0)
+        lines = iter(f)
+        lineno = 0  # lines consumed
+        while lineno < total:
+            line = next(lines)
+            lineno += 1
+            try:
+                count = int(line)
+            except ValueError:
+                return  # not a count line (or a blank one, the end for ASE): ASE reports it
+            left = total - lineno
+            if count < 0 or count + 1 > left:
+                raise DataError(
+                    f"{path}:{lineno}: the count line declares {count} atoms, but the file has only "
+                    f"{max(left - 1, 0)} more lines after the comment line"
+                )
+            for _ in range(count + 1):
+                next(lines)
+            lineno += count + 1
+
+
+def validate_atoms(atoms: Atoms, where: str = "structure") -> str | None:
+    """Raise a one-line :class:`DataError` starting with ``where`` if ``atoms`` is unusable.
+
+    Returns:
+        ``None``, or a note on the closest pair of atoms when two atoms are closer than
+        :data:`mpnn.sanity.CLOSE_FRACTION` x the sum of their covalent radii (usable, but no real
+        structure has them: the caller warns, once per file).
+    """
     n = len(atoms)
     if n == 0:
         raise DataError(f"{where}: no atoms")
@@ -145,13 +209,41 @@ def validate_atoms(atoms: Atoms, where: str = "structure") -> None:
     cell = np.asarray(atoms.cell.array, dtype=np.float64)
     if not np.isfinite(cell).all():
         raise DataError(f"{where}: non-finite cell")
+    check_reference(atoms, where)
     from mpnn.neighbors import neighbor_list
 
     pbc = np.asarray(atoms.pbc, dtype=bool)
     try:
         neighbor_list(pos, _CLOSE, cell if pbc.any() else None, pbc)
+        return close_atoms(numbers, pos, cell if pbc.any() else None, pbc)
     except DataError as error:
         raise DataError(f"{where}: {error}") from None
+
+
+def check_reference(atoms: Atoms, where: str = "structure") -> None:
+    """Raise a one-line :class:`DataError` if a file's energy (``atoms.calc`` or ``info["energy"]``)
+    is not one finite number or its forces are not (n, 3) finite numbers (ASE keeps, e.g., an
+    extxyz ``energy=1.2x`` as a string)."""
+    results = getattr(atoms.calc, "results", None) or {}
+    energy = results.get("energy", atoms.info.get("energy"))
+    if energy is not None:
+        try:
+            value = float(np.asarray(energy, dtype=np.float64).item())
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: the energy {str(energy)[:40]!r} is not one number") from None
+        if not math.isfinite(value):
+            raise DataError(f"{where}: non-finite energy {value!r}")
+    forces = results.get("forces")
+    if forces is not None:
+        try:
+            array = np.asarray(forces, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: the forces are not numbers") from None
+        if array.shape != (len(atoms), 3):
+            raise DataError(f"{where}: forces of shape {array.shape}, expected ({len(atoms)}, 3)")
+        bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+        if bad.size:
+            raise DataError(f"{where}, atom {bad[0]}: non-finite force {array[bad[0]].tolist()}")
 
 
 def check_elements(structures: Sequence[Atoms], elements: Sequence[int], where: str = "") -> None:

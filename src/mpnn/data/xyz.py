@@ -12,7 +12,10 @@ and a file holds one or more frames back to back (blank lines between frames are
 Every problem raises :class:`~mpnn.errors.DataError` as ``"file:line: what"`` with a 1-based
 line number: a bad count line, a missing atom line, an unparsable or non-finite coordinate,
 an element other than H, C, N, O, F (the only ones the QM9 featurisation knows), an empty
-molecule, or two atoms closer than :data:`MIN_DISTANCE`.
+molecule, a count larger than the number of lines left in the file (found at the first missing
+line; nothing is allocated from the count), or two atoms closer than :data:`MIN_DISTANCE`. Atoms closer than
+:data:`mpnn.sanity.CLOSE_FRACTION` x the sum of their covalent radii get one
+:class:`~mpnn.sanity.UnphysicalWarning` per file.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from mpnn.errors import DataError
+from mpnn.sanity import close_atoms, warn_close_atoms
 
 #: Elements that :func:`mpnn.data.featurize.featurize_molecule` can featurise.
 ELEMENTS = ("H", "C", "N", "O", "F")
 _ATOMIC_NUMBERS = {"1": "H", "6": "C", "7": "N", "8": "O", "9": "F"}
+ATOMIC_NUMBERS = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
 
 #: Two atoms closer than this (Angstrom) are an error (duplicated or corrupted lines).
 MIN_DISTANCE = 0.5
@@ -70,6 +75,7 @@ def parse_xyz_frames(text: str, source: str) -> list[XYZFrame]:
     """Parse every frame of ``text``; ``source`` names the file in error messages."""
     lines = text.splitlines()
     frames: list[XYZFrame] = []
+    notes: list[tuple[str, str]] = []
     i = 0
     while i < len(lines):
         if not lines[i].strip():
@@ -77,9 +83,14 @@ def parse_xyz_frames(text: str, source: str) -> list[XYZFrame]:
             continue
         frame = _parse_frame(lines, i, source)
         frames.append(frame)
+        numbers = [ATOMIC_NUMBERS[symbol] for symbol in frame.symbols]
+        note = close_atoms(np.asarray(numbers), frame.positions)
+        if note:
+            notes.append((f"line {frame.line}", note))
         i += 2 + frame.num_atoms
     if not frames:
         raise DataError(f"{source}:1: no structure in file (expected an atom count line)")
+    warn_close_atoms(notes, source)
     return frames
 
 
@@ -89,7 +100,7 @@ def _parse_frame(lines: list[str], start: int, source: str) -> XYZFrame:
     if start + 1 >= len(lines):
         raise DataError(f"{source}:{start + 2}: missing comment line after the atom count")
     symbols: list[str] = []
-    positions = np.empty((count, 3))
+    rows: list[tuple[float, float, float]] = []  # grown line by line: a count is no promise
     for k in range(count):
         index = start + 2 + k
         if index >= len(lines) or not lines[index].strip():
@@ -99,7 +110,8 @@ def _parse_frame(lines: list[str], start: int, source: str) -> XYZFrame:
             )
         symbol, xyz = _parse_atom(lines[index], source, index + 1)
         symbols.append(symbol)
-        positions[k] = xyz
+        rows.append(xyz)
+    positions = np.array(rows, dtype=np.float64)
     _check_distances(positions, source, start + 3)
     return XYZFrame(tuple(symbols), positions, lines[start + 1].strip(), source, start + 1)
 
@@ -139,16 +151,30 @@ def _parse_atom(line: str, source: str, lineno: int) -> tuple[str, tuple[float, 
 
 def _check_distances(positions: np.ndarray, source: str, first_atom_line: int) -> None:
     """Raise if two atoms are closer than :data:`MIN_DISTANCE`; the message names both lines."""
-    n = positions.shape[0]
-    if n < 2:
+    from mpnn.neighbors import neighbor_list
+
+    if positions.shape[0] < 2:
         return
-    distances = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
-    distances[np.diag_indices(n)] = np.inf
-    i, j = np.unravel_index(np.argmin(distances), distances.shape)
-    if distances[i, j] < MIN_DISTANCE:
-        i, j = sorted((int(i), int(j)))
+    try:  # O(n) memory: only the pairs closer than MIN_DISTANCE
+        first, second, _ = neighbor_list(positions, MIN_DISTANCE)
+    except DataError as error:  # atoms at the same position: the distance is 0
+        first, second = _same_position(positions)
+        if not first.size:
+            raise DataError(f"{source}:{first_atom_line}: {error}") from None
+    if first.size:
+        distances = np.linalg.norm(positions[second] - positions[first], axis=1)
+        k = int(np.argmin(distances))
+        i, j = sorted((int(first[k]), int(second[k])))
         raise DataError(
-            f"{source}:{first_atom_line + j}: atom {j + 1} is {distances[i, j]:.3f} Angstrom "
+            f"{source}:{first_atom_line + j}: atom {j + 1} is {distances[k]:.3f} Angstrom "
             f"from atom {i + 1} (line {first_atom_line + i}); atoms closer than "
             f"{MIN_DISTANCE} Angstrom overlap"
         )
+
+
+def _same_position(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first two atoms (by index) at exactly the same position: (i,), (j,) arrays."""
+    _, first, inverse = np.unique(positions, axis=0, return_index=True, return_inverse=True)
+    owner = first[inverse.reshape(-1)]
+    dup = np.flatnonzero(owner != np.arange(positions.shape[0]))[:1]
+    return owner[dup], dup

@@ -129,6 +129,12 @@ class SymmetryFunctions(nn.Module):
                 "scale_center": ((smax - smin) / (gmax - gmin), mean, smin),
                 "sigma": ((smax - smin) / sigma, mean, smin),
             }[mode]
+            bad = torch.nonzero(~torch.isfinite(torch.as_tensor(factor).expand(n))).flatten()
+            if bad.numel():  # max == min or sigma == 0: the scaled function would be inf or NaN
+                raise DataError(
+                    f"scaling of element Z = {self.elements[s]}, symmetry function {int(bad[0]) + 1}: "
+                    f"mode '{mode}' divides by zero (min == max or sigma == 0)"
+                )
             self.statistics[s, :n] = stats[:n]
             self.scale_factor[s, :n] = factor
             self.scale_ref[s, :n] = ref

@@ -86,7 +86,7 @@ class MpnnCalculator(Calculator):
             batch.cell = torch.tensor(np.asarray(atoms.cell.array), dtype=torch.float64).unsqueeze(0)
             batch.pbc = torch.zeros(1, 3, dtype=torch.bool)
         batch = batch.to(device=self.device, dtype=self.dtype)
-        out = evaluate(self.model, batch, forces=True, stress=has_volume, atomic=True)
+        out = evaluate(self.model, batch, forces=True, stress=has_volume, atomic=True, names=["atoms"])
         energy = float(out["energy"][0])
         self.results = {
             "energy": energy,

@@ -18,16 +18,24 @@ The energy of a model is ``model(batch)``, shape (B,) or (B, 1) (a
 :class:`~mpnn.models.PropertyModel` trained on one energy target); with ``atomic=True`` a model
 with ``atomic_energies(batch) -> (N,)`` (a :class:`~mpnn.models.PotentialModel`) is evaluated once
 through them and E_b is their sum over the atoms of b.
+
+Outside training (``create_graph=False``) every output is checked: a NaN or inf (a model fed
+inputs far outside its training, a broken scaling) is a one-line
+:class:`~mpnn.errors.DataError` naming the structure (:func:`mpnn.sanity.require_finite`), so
+no caller writes or integrates it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from mpnn.batch import Batch
+from mpnn.sanity import require_finite
 from mpnn.scatter import segment_sum
 
 #: Voigt order of the six independent stress components: (row, column) of the 3x3 tensor.
@@ -69,6 +77,7 @@ def evaluate(
     stress: bool = False,
     atomic: bool = False,
     create_graph: bool = False,
+    names: Sequence[str] | None = None,
 ) -> dict[str, Tensor]:
     """Energy and its derivatives for every structure of ``batch``.
 
@@ -80,7 +89,9 @@ def evaluate(
         stress: compute ``"stress"`` (B, 6) Voigt, eV/Angstrom^3 (see the module docstring).
         atomic: also return ``"energies"`` (N,) atomic energies, eV, when the model has them.
         create_graph: keep the graph of the derivatives (to train on forces); otherwise every
-            output is detached.
+            output is detached and checked: a NaN or inf in any output (the stress rows of
+            structures with a 3-D cell) raises a one-line DataError naming the structure.
+        names: (B,) names of the structures for that error (default ``"structure b of the batch"``).
 
     Returns:
         ``{"energy": (B,), "forces": (N, 3), "stress": (B, 6), "energies": (N,)}``, the keys asked for.
@@ -114,7 +125,24 @@ def evaluate(
                 out["stress"] = to_voigt(grads[-1]) / _volumes(batch).to(grads[-1].dtype).unsqueeze(1)
     if not create_graph:
         out = {key: value.detach() for key, value in out.items()}
+        _check_finite(out, batch, names)
     return out
+
+
+def _check_finite(out: dict[str, Tensor], batch: Batch, names: Sequence[str] | None) -> None:
+    """Refuse NaN or inf in the outputs (in the stress only where the structure has a 3-D cell)."""
+    values = {key: value.cpu().numpy() for key, value in out.items()}
+    if "stress" in values:  # rows without a 3-D cell are NaN by definition
+        has_cell = np.isfinite(_volumes(batch).cpu().numpy())
+        values["stress"] = np.where(has_cell[:, None], values["stress"], 0.0)
+    if all(np.isfinite(v).all() for v in values.values()):
+        return
+    if names is None:
+        names = [f"structure {b} of the batch" for b in range(batch.num_graphs)]
+    rows = batch.batch.cpu().numpy()
+    for key in ("energy", "stress", "energies", "forces"):
+        if key in values:
+            require_finite(values[key], key, names, rows if key in ("energies", "forces") else None)
 
 
 def _volumes(batch: Batch) -> Tensor:

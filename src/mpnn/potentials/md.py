@@ -15,14 +15,22 @@ With a temperature, initial momenta are drawn from the Maxwell-Boltzmann distrib
 The trajectory is extended XYZ: every ``interval`` steps (step 0 included) one frame with positions
 (Angstrom), momenta (amu Angstrom/ASE time unit; ``atoms.get_velocities()`` after reading),
 ``energy`` (eV), ``forces`` (eV/Angstrom), ``stress`` when the cell is 3-D, and ``step``,
-``time_fs``, ``kinetic_energy``, ``temperature_K`` in the frame's info. Each frame is formatted
-first and then appended and flushed in one write, so a crash leaves the frames written so far
-readable; the file is created only after the first energy and forces are computed.
+``time_fs``, ``kinetic_energy``, ``temperature_K`` and ``units`` in the frame's info. Frames go to
+``<trajectory>.partial`` (each formatted first, then appended and flushed in one write), which is
+renamed to the trajectory when the run ends: a crash or an interruption leaves an existing
+trajectory as it was and the frames written so far readable in the ``.partial`` file; nothing is
+created before the first energy and forces are computed.
+
+Checks: a time step or temperature no real dynamics uses gets an
+:class:`~mpnn.sanity.UnphysicalWarning` (:func:`mpnn.sanity.check_md_settings`); a non-finite
+energy or force stops the run with a one-line :class:`~mpnn.errors.DataError` (the calculator's
+check), and so do non-finite positions or momenta, before the frame is written.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +41,15 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from torch import nn
 
 from mpnn.errors import DataError
+from mpnn.sanity import check_md_settings
 
 __all__ = ["MDLog", "run_md"]
+
+#: The ``units`` key of every frame: the file states its units.
+TRAJECTORY_UNITS = (
+    "length=Angstrom energy=eV forces=eV/Angstrom stress=eV/Angstrom^3 momenta=amu*Angstrom/ASE_time "
+    "time_fs=fs temperature_K=K"
+)
 
 
 @dataclass
@@ -70,10 +85,23 @@ def _frame(atoms: Atoms, step: int, time_fs: float) -> str:
         time_fs=time_fs,
         kinetic_energy=atoms.get_kinetic_energy(),
         temperature_K=atoms.get_temperature(),
+        units=TRAJECTORY_UNITS,
     )
     buffer = io.StringIO()
     write(buffer, frame, format="extxyz")
     return buffer.getvalue()
+
+
+def _require_finite_state(atoms: Atoms, step: int, timestep_fs: float) -> None:
+    """Stop the dynamics with a one-line DataError before a non-finite frame is recorded."""
+    state = {"positions": atoms.positions, "momenta": atoms.get_momenta()}
+    state["energy"] = np.asarray([atoms.get_potential_energy(), atoms.get_kinetic_energy()])
+    for name, values in state.items():
+        if not np.isfinite(values).all():
+            raise DataError(
+                f"md: step {step}: the {name} are no longer finite; the dynamics diverged "
+                f"(time step {timestep_fs:g} fs too long, or the structure left the model's range)"
+            )
 
 
 def run_md(
@@ -97,7 +125,7 @@ def run_md(
         steps: number of time steps (>= 0). timestep_fs: dt in femtoseconds.
         temperature_K: ``None`` for NVE (velocity Verlet); else Langevin NVT at this temperature,
             which also sets the initial momenta. friction_per_fs: the Langevin friction gamma.
-        trajectory_path: extended-XYZ file to (over)write, or ``None``.
+        trajectory_path: extended-XYZ file to (over)write when the run ends, or ``None``.
         interval: record (and write) a frame every ``interval`` steps.
         seed: seed of the initial momenta and of the Langevin noise.
         progress: show a tqdm progress bar.
@@ -108,13 +136,18 @@ def run_md(
     from ase.md.verlet import VelocityVerlet
     from tqdm import tqdm
 
-    if steps < 0 or interval < 1 or not timestep_fs > 0:
+    if steps < 0 or interval < 1 or not 0 < timestep_fs < np.inf:
         raise DataError(
             f"run_md: need steps >= 0, interval >= 1, timestep > 0 (got {steps}, {interval}, {timestep_fs})"
         )
     for name, value in (("temperature", temperature_K), ("initial temperature", initial_temperature_K)):
-        if value is not None and not value >= 0:
-            raise DataError(f"run_md: {name} must be >= 0 K, got {value}")
+        if value is not None and not 0 <= value < np.inf:
+            raise DataError(f"run_md: {name} must be >= 0 K and finite, got {value}")
+    check_md_settings(
+        timestep_fs,
+        atoms.get_masses(),
+        {"temperature": temperature_K, "initial temperature": initial_temperature_K},
+    )
     if isinstance(model_or_calc, Calculator):
         atoms.calc = model_or_calc
     else:
@@ -144,15 +177,17 @@ def run_md(
         )
     atoms.get_forces()  # the first evaluation: errors surface before any file is written
     log = MDLog()
-    out = None
+    out = path = partial = None
     if trajectory_path is not None:
         path = Path(trajectory_path)
+        partial = path.with_name(path.name + ".partial")
         path.parent.mkdir(parents=True, exist_ok=True)
-        out = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
+        out = open(partial, "w", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
     bar = tqdm(total=steps, disable=not progress, unit="step", desc="md")
 
     def record() -> None:
         step = dyn.nsteps
+        _require_finite_state(atoms, step, timestep_fs)
         log.step.append(step)
         log.time_fs.append(step * timestep_fs)
         log.potential.append(float(atoms.get_potential_energy()))
@@ -171,8 +206,13 @@ def run_md(
     dyn.attach(tick, interval=1)
     try:
         dyn.run(steps)
+    except DataError as error:
+        where = f" (the frames so far are in {partial})" if partial is not None else ""
+        raise DataError(f"{error}{where}") from None
     finally:
         bar.close()
         if out is not None:
             out.close()
+    if partial is not None:
+        os.replace(partial, path)
     return log

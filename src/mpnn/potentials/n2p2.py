@@ -15,6 +15,7 @@ trained here runs in n2p2 and LAMMPS.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,8 @@ import torch
 
 from mpnn.errors import DataError
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
-from mpnn.potentials.n2p2_files import N2p2Potential, read_potential, write_potential
-from mpnn.potentials.n2p2_settings import N2p2Settings, SymmetryFunctionSpec
+from mpnn.potentials.n2p2_files import N2p2Potential, format_potential, read_potential, write_texts
+from mpnn.potentials.n2p2_settings import ATOMIC_NUMBERS, N2p2Settings, SymmetryFunctionSpec, spec_from_dict
 
 #: Angstrom and eV per unit (CODATA 2018, as ASE).
 LENGTH_UNITS = {"angstrom": 1.0, "a": 1.0, "bohr": 0.529177210903, "nm": 10.0}
@@ -94,19 +95,44 @@ def read_n2p2(folder: str | Path, units: tuple[float, float] = (1.0, 1.0)) -> Po
     return model_from_n2p2(read_potential(folder), units)
 
 
-def model_to_n2p2(model: PotentialModel) -> N2p2Potential:
-    """The n2p2 files of an HDNNP, in the model's length and energy units (``config``)."""
-    c = HDNNPConfig(**{k: v for k, v in model.config.items() if k != "model"})
-    sf = model.symmetry_functions
+def _inexpressible(source: str, reason: str) -> DataError:
+    reason = reason.removeprefix(f"{source}: ").removeprefix("unsupported: ")
+    return DataError(f"{source}: cannot be written as an n2p2 potential: {reason}")
+
+
+def model_to_n2p2(model: PotentialModel, source: str = "model") -> N2p2Potential:
+    """The n2p2 files of an HDNNP, in the model's length and energy units (``config``).
+
+    The symmetry functions (with the model's one cutoff function) are written in n2p2's order
+    (:func:`~mpnn.potentials.n2p2_settings.sort_symmetry_functions`); the rows of
+    ``scaling.data`` and the input columns of the first layers follow them, so the files give
+    the model's numbers whatever its own input order. A model n2p2 cannot express raises one
+    :class:`DataError` line ``<source>: cannot be written as an n2p2 potential: <reason>``.
+    """
+    config = getattr(model, "config", None)
+    hdnnp_config = isinstance(config, dict) and config.get("model") == "hdnnp"
+    if not (isinstance(model, PotentialModel) and hdnnp_config):
+        raise _inexpressible(source, "not a Behler-Parrinello potential (n2p2 holds HDNNPs only)")
+    try:
+        c = HDNNPConfig(**{k: v for k, v in config.items() if k != "model"})
+    except TypeError as error:
+        raise _inexpressible(source, f"its configuration is not an HDNNP's ({error})") from None
     elements = list(c.elements)
-    specs = {
-        e: [
-            SymmetryFunctionSpec(**{**d, "neighbors": tuple(d["neighbors"]), "element": e})
-            for d in c.symmetry_functions[k]
-        ]
-        for k, e in enumerate(elements)
-    }
+    unknown = [e for e in elements if e not in ATOMIC_NUMBERS]
+    if unknown:
+        raise _inexpressible(source, f"element(s) {unknown} beyond n2p2's (H to No)")
     scale = float(model.update.energy_scale)
+    if not (math.isfinite(scale) and scale != 0.0):
+        raise _inexpressible(source, f"energy scale {scale!r} (n2p2's conv_energy is its inverse)")
+    try:
+        functions = [
+            [spec_from_dict(d, e, c.cutoff_type, c.cutoff_alpha) for d in c.symmetry_functions[k]]
+            for k, e in enumerate(elements)
+        ]
+    except DataError as error:
+        raise _inexpressible(source, str(error)) from None
+    # n2p2's order of each element's functions (a stable sort, as sort_symmetry_functions)
+    orders = [sorted(range(len(f)), key=lambda i, f=f: f[i].sort_key()) for f in functions]
     offsets = model.update.offsets.detach().cpu().numpy()
     settings = N2p2Settings(
         elements=tuple(elements),
@@ -122,25 +148,43 @@ def model_to_n2p2(model: PotentialModel) -> N2p2Potential:
         conv_energy=c.energy_unit / scale,
         conv_length=1.0,
         atom_energy={e: float(offsets[k]) / c.energy_unit for k, e in enumerate(elements)},
-        symmetry_functions=specs,
+        symmetry_functions={e: [functions[k][i] for i in orders[k]] for k, e in enumerate(elements)},
+        path=source,
     )
-    statistics = sf.statistics.detach().cpu().numpy()
-    scaling = {e: statistics[k, : sf.sizes[k]].copy() for k, e in enumerate(elements)}
-    weights = {
-        e: [
+    statistics = model.symmetry_functions.statistics.detach().cpu().numpy().astype(np.float64)
+    scaling = {e: statistics[k, orders[k]].copy() for k, e in enumerate(elements)}
+    weights = {}
+    for k, (e, network) in enumerate(zip(elements, model.update.networks, strict=True)):
+        layers = [
             (
                 layer.weight.detach().cpu().numpy().astype(np.float64),
                 layer.bias.detach().cpu().numpy().astype(np.float64),
             )
             for layer in network.layers
         ]
-        for e, network in zip(elements, model.update.networks, strict=True)
-    }
+        if layers and layers[0][0].shape[1] == len(orders[k]):
+            layers[0] = (layers[0][0][:, orders[k]].copy(), layers[0][1])
+        weights[e] = layers
     return N2p2Potential(settings, scaling, weights)
 
 
-def export_n2p2(model: PotentialModel, folder: str | Path) -> None:
-    """Write ``model`` as an n2p2 potential folder (created if needed; files replaced all or none)."""
+def export_n2p2(model: PotentialModel, folder: str | Path, source: str | Path | None = None) -> None:
+    """Write ``model`` as an n2p2 potential folder (created if needed; files replaced all or none).
+
+    ``source``: the folder the model was read from, named in errors. ``folder`` may neither be,
+    contain or lie inside it, nor hold another kind of folder (a training run, whose ``input.nn``
+    would then hide it; :mod:`mpnn.outputs`). Everything is checked and formatted before anything
+    is created or replaced.
+    """
+    from mpnn.outputs import N2P2, check_output_folder, check_outputs
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_potential(folder, model_to_n2p2(model))
+    name = str(source) if source is not None else "model"
+    check_outputs(folders=[folder], read_dirs=[source])
+    check_output_folder(folder, N2P2, foreign=True)
+    potential = model_to_n2p2(model, name)
+    try:
+        texts = format_potential(potential)
+    except DataError as error:
+        raise _inexpressible(name, str(error)) from None
+    write_texts(folder, texts)

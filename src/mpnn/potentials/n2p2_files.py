@@ -111,10 +111,34 @@ def read_scaling(path: str | Path, settings: N2p2Settings) -> dict[str, np.ndarr
         values[k, : len(words) - 2] = [_number(w, path, line) for w in words[2:]]
         if len(words) == 5 and settings.scaling == "sigma":
             raise DataError(f"{path}:{line}: no sigma column, but input.nn scales with sigma")
+        _check_divisor(values[k], settings, f"{path}:{line}: element {e}, symmetry function {index[1]}")
     if len(rows) != len(expected):
         raise DataError(_count_message(path, settings, rows, counts))
     bounds = np.cumsum([0] + [counts[e] for e in settings.elements])
     return {e: values[bounds[i] : bounds[i + 1]].copy() for i, e in enumerate(settings.elements)}
+
+
+def _check_divisor(row: np.ndarray, settings: N2p2Settings, where: str) -> None:
+    """Refuse a row that n2p2's scaling would divide by zero (its result would be inf or NaN).
+
+    n2p2 (``SymFnc::setScalingType``) sets the factor (Smax - Smin) / (Gmax - Gmin) (modes scale and
+    scale_center) or (Smax - Smin) / sigma (sigma) without a check, so a function constant on the
+    training set (min == max) makes every energy and force NaN or inf; n2p2's ``nnp-prune range``
+    removes such functions.
+    """
+    mode = settings.scaling
+    if mode not in ("scale", "scale_center", "sigma"):
+        return
+    divisor = row[3] if mode == "sigma" else row[1] - row[0]
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        factor = (settings.scale_max - settings.scale_min) / divisor
+    if not np.isfinite(factor):
+        what = f"sigma is {row[3]:g}" if mode == "sigma" else f"min and max are both {row[0]:g}"
+        raise DataError(
+            f"{where}: {what}, and n2p2's '{mode}' scaling divides by "
+            f"{'sigma' if mode == 'sigma' else 'max - min'} (inf or NaN energies); remove the function "
+            "from input.nn (n2p2's nnp-prune range does) or give it a range"
+        )
 
 
 def _count_message(path: str | Path, settings: N2p2Settings, rows: list, counts: dict[str, int]) -> str:
@@ -213,9 +237,8 @@ def read_potential(folder: str | Path) -> N2p2Potential:
     return N2p2Potential(settings, scaling, weights)
 
 
-def write_potential(folder: str | Path, potential: N2p2Potential) -> None:
-    """Write all files of ``potential`` into ``folder``; none is replaced unless all could be written."""
-    folder = Path(folder)
+def format_potential(potential: N2p2Potential) -> dict[str, str]:
+    """File name -> text of every file of ``potential`` (checked: raises before anything is written)."""
     s = potential.settings
     texts = {"input.nn": format_input_nn(s), "scaling.data": format_scaling(s, potential.scaling)}
     counts = s.n_symmetry_functions()
@@ -227,12 +250,27 @@ def write_potential(folder: str | Path, potential: N2p2Potential) -> None:
             raise DataError(f"{weights_file_name(e)}: weight shapes {shapes} do not match the settings "
                             f"{want}")
         texts[weights_file_name(e)] = format_weights(layers)
+    return texts
+
+
+def write_potential(folder: str | Path, potential: N2p2Potential) -> None:
+    """Write all files of ``potential`` into ``folder``; none is replaced unless all could be written."""
+    write_texts(folder, format_potential(potential))
+
+
+def write_texts(folder: str | Path, texts: dict[str, str]) -> None:
+    """Write file name -> text into ``folder`` (created if needed): all staged, then all renamed."""
+    folder = Path(folder)
+    created = not folder.exists()
     staged: dict[Path, Path] = {}
     try:
         for name, text in texts.items():
             staged[folder / name] = stage_text(folder / name, text)
         for target, tmp in staged.items():
             os.replace(tmp, target)
-    finally:
+    except BaseException:
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # leave no empty folder behind a failed write
+        raise

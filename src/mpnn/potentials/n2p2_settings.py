@@ -61,9 +61,10 @@ import dataclasses
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ase.data import chemical_symbols
 
@@ -72,10 +73,15 @@ from mpnn.errors import DataError
 #: Elements n2p2's ``ElementMap`` knows (H .. No); their order is by atomic number.
 KNOWN_ELEMENTS: tuple[str, ...] = tuple(chemical_symbols[1:103])
 ATOMIC_NUMBERS: dict[str, int] = {s: z for z, s in enumerate(KNOWN_ELEMENTS, start=1)}
+#: Every element's atomic number (n2p2's order extends to the elements beyond its table).
+_ALL_NUMBERS: dict[str, int] = {s: z for z, s in enumerate(chemical_symbols) if z}
 SYMMETRY_FUNCTION_TYPES = (2, 3, 9, 12, 13, 20, 21, 22, 23, 24, 25)
 ACTIVATIONS = "ltsprgcSeh"
 SCALINGS = ("none", "scale", "center", "scale_center", "sigma")
 CUTOFF_TYPES = range(9)  # 0 hard, 1 cos, 2 tanhu, 3 tanh, 4 exp, 5-8 poly1-poly4
+#: Bounds on the declared network size (checked before anything is allocated; n2p2's potentials
+#: have a few hidden layers of tens of neurons).
+MAX_LAYERS, MAX_NEURONS = 100, 100_000
 
 # Fields after "E type" of each symmetry-function line; "rs?" is optional (default 0).
 _LAYOUT: dict[int, tuple[str, ...]] = {
@@ -164,7 +170,7 @@ class SymmetryFunctionSpec:
         """n2p2's ``operator<`` as a tuple, lengths in n2p2's internal units (see module docstring)."""
         rc, rl, rs = self.rc * conv_length, self.rl * conv_length, self.rs * conv_length
         eta = self.eta / (conv_length * conv_length)
-        z = tuple(ATOMIC_NUMBERS[n] for n in self.neighbors)
+        z = tuple(_ALL_NUMBERS[n] for n in self.neighbors)
         cut = (self.cutoff_type, self.cutoff_alpha)
         t = self.type
         if t in (2, 12):
@@ -175,7 +181,7 @@ class SymmetryFunctionSpec:
             rest = (self.subtype, *z, rc, rl) + ((self.angle_left, self.angle_right) if t != 20 else ())
         else:
             rest = (self.subtype, rc, rl) + ((self.angle_left, self.angle_right) if t != 23 else ())
-        return (ATOMIC_NUMBERS[self.element], t, rest)
+        return (_ALL_NUMBERS[self.element], t, rest)
 
     def to_line(self) -> str:
         """The ``symfunction_short`` line n2p2 reads back as this function (floats exact)."""
@@ -218,6 +224,50 @@ class N2p2Settings:
 def atomic_number(symbol: str) -> int:
     """Atomic number of an element symbol n2p2 knows; ``KeyError`` otherwise."""
     return ATOMIC_NUMBERS[symbol]
+
+
+#: Fields of a spec dict (:attr:`mpnn.models.hdnnp.HDNNPConfig.symmetry_functions`) n2p2 expresses.
+SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(SymmetryFunctionSpec))
+
+
+def spec_from_dict(
+    spec: Mapping[str, Any], element: str, cutoff_type: int = 0, cutoff_alpha: float = 0.0
+) -> SymmetryFunctionSpec:
+    """One symmetry function of centre ``element`` as a model stores it -> its ``symfunction_short``.
+
+    ``spec``: a dict of :class:`SymmetryFunctionSpec` fields (``type``, ``neighbors`` as element
+    symbols or atomic numbers, ``rc``, ``eta``, ...; lengths in the model's unit), as in
+    :attr:`mpnn.models.hdnnp.HDNNPConfig.symmetry_functions` and
+    :func:`mpnn.symmetry.defaults.default_symmetry_functions`. ``cutoff_type`` and ``cutoff_alpha``
+    are the model's one cutoff function (the model applies it to every function, whatever a dict
+    says). The two neighbours of an angular function are put in element order (the functions are
+    symmetric in them). Raises a one-line :class:`DataError` for what n2p2 cannot express.
+    """
+    unknown = sorted(set(spec) - SPEC_FIELDS)
+    if unknown:
+        raise DataError(f"symmetry function {dict(spec)}: field(s) {unknown} have no n2p2 equivalent")
+    kind = spec.get("type")
+    if kind not in SYMMETRY_FUNCTION_TYPES or "rc" not in spec:
+        raise DataError(f"symmetry function {dict(spec)}: n2p2 has no type {kind!r} (it knows "
+                        f"{', '.join(map(str, SYMMETRY_FUNCTION_TYPES))}) or no rc is given")
+    neighbors = []
+    for n in spec.get("neighbors", ()):
+        symbol = chemical_symbols[n] if isinstance(n, int) and 1 <= n < len(chemical_symbols) else n
+        if symbol not in _ALL_NUMBERS:
+            raise DataError(f"symmetry function {dict(spec)}: neighbour {n!r} is not an element")
+        neighbors.append(symbol)
+    wanted = sum(1 for name in _LAYOUT[kind] if name in ("e1", "e2"))
+    if len(neighbors) != wanted:
+        raise DataError(f"symmetry function {dict(spec)}: type {kind} needs {wanted} neighbour element(s)")
+    fields = {**spec, "element": element, "cutoff_type": int(cutoff_type),
+              "cutoff_alpha": float(cutoff_alpha),
+              "neighbors": tuple(sorted(neighbors, key=_ALL_NUMBERS.__getitem__))}
+    for name in ("rc", "eta", "rs", "lambda_", "zeta", "rl", "angle_left", "angle_right"):
+        value = fields.get(name, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise DataError(f"symmetry function {dict(spec)}: {name} must be a finite number, not {value!r}")
+        fields[name] = float(value)
+    return SymmetryFunctionSpec(**fields)
 
 
 def sort_symmetry_functions(
@@ -415,13 +465,16 @@ def _float(word: str, source: str, line: int, what: str) -> float:
     return value
 
 
-def _int(word: str, source: str, line: int, what: str, minimum: int | None = None) -> int:
+def _int(word: str, source: str, line: int, what: str, minimum: int | None = None,
+         maximum: int | None = None) -> int:
     try:
         value = int(word)
     except ValueError:
         raise _err(source, line, f"{what}: not an integer: {word!r}") from None
     if minimum is not None and value < minimum:
         raise _err(source, line, f"{what} must be at least {minimum}, found {value}")
+    if maximum is not None and value > maximum:
+        raise _err(source, line, f"{what} must be at most {maximum}, found {value}")
     return value
 
 
@@ -509,6 +562,7 @@ def _symmetry_function(args: list[str], elements: tuple[str, ...], cutoff_type: 
     rc = values.pop("rc")
     if rc <= 0.0:
         raise _err(source, line, f"cutoff radius must be positive, found {rc!r}")
+    _check_shape_parameters(values, source, line)
     if sf_type >= 20:
         if values["rl"] >= rc:
             raise _err(source, line, f"lower radial bound rl={values['rl']!r} must be below rc={rc!r}")
@@ -517,6 +571,17 @@ def _symmetry_function(args: list[str], elements: tuple[str, ...], cutoff_type: 
     neighbors.sort(key=ATOMIC_NUMBERS.__getitem__)
     return SymmetryFunctionSpec(element, sf_type, tuple(neighbors), rc, cutoff_type=cutoff_type,
                                 cutoff_alpha=alpha, line=line, **values)
+
+
+def _check_shape_parameters(values: dict, source: str, line: int) -> None:
+    """Parameters whose functions are not finite: eta < 0 (a growing exponential), lambda outside
+    [-1, 1] (1 + lambda cos < 0 under a power) and zeta <= 0 (a pole where 1 + lambda cos = 0)."""
+    if values.get("eta", 0.0) < 0.0:
+        raise _err(source, line, f"eta must be >= 0, found {values['eta']!r}")
+    if "lambda_" in values and not -1.0 <= values["lambda_"] <= 1.0:
+        raise _err(source, line, f"lambda must be in [-1, 1] (n2p2 uses -1, 1), found {values['lambda_']!r}")
+    if "zeta" in values and values["zeta"] <= 0.0:
+        raise _err(source, line, f"zeta must be positive, found {values['zeta']!r}")
 
 
 def _subtype(word: str, source: str, line: int) -> str:
@@ -545,16 +610,17 @@ def _activations(words: list[str], source: str, line: int) -> list[str]:
 def _topology(entries: _Entries, elements: tuple[str, ...], source: str) -> tuple[dict, dict]:
     """Hidden-layer sizes and activations per element, as ``Mode::setupNeuralNetwork`` sets them."""
     g_line, g_args = _single(entries, "global_hidden_layers_short", source, (1,))
-    g_layers = _int(g_args[0], source, g_line, "global_hidden_layers_short", 1) if g_line else 0
+    g_layers = _int(g_args[0], source, g_line, "global_hidden_layers_short", 1, MAX_LAYERS) if g_line else 0
     layers = {e: g_layers for e in elements}
     for line, _, args in entries.get("element_hidden_layers_short", []):
         _nargs(args, (2,), "element_hidden_layers_short", source, line)
-        layers[_element(args[0], elements, source, line)] = _int(args[1], source, line, "hidden layers", 1)
+        e = _element(args[0], elements, source, line)
+        layers[e] = _int(args[1], source, line, "hidden layers", 1, MAX_LAYERS)
     for e in elements:
         if layers[e] == 0:
             raise _err(source, 0, f"number of hidden layers unset for {e} (global_hidden_layers_short)")
     gn_line, gn_args = _single(entries, "global_nodes_short", source, (g_layers,) if g_layers else (0,))
-    g_nodes = [_int(w, source, gn_line, "global_nodes_short", 1) for w in gn_args]
+    g_nodes = [_int(w, source, gn_line, "global_nodes_short", 1, MAX_NEURONS) for w in gn_args]
     ga_line, g_acts = _single(entries, "global_activation_short", source, (g_layers + 1,))
     _activations(g_acts, source, ga_line)
     nodes = {e: [0] * layers[e] for e in elements}
@@ -574,7 +640,7 @@ def _topology(entries: _Entries, elements: tuple[str, ...], source: str) -> tupl
                 values = _activations(args[1:], source, line)
                 acts[e][:-1] = values[:-1]  # n2p2 master keeps the output activation of the global line
             else:
-                values = [_int(w, source, line, "element_nodes_short", 1) for w in args[1:]]
+                values = [_int(w, source, line, "element_nodes_short", 1, MAX_NEURONS) for w in args[1:]]
                 nodes[e][:-1] = values[:-1]  # n2p2 master keeps the last hidden layer of the global line
             checks.append((line, word, e, values[-1], acts[e] if size else nodes[e]))
     for line, word, e, wanted, got in checks:

@@ -12,38 +12,104 @@ A run directory holds:
 ===================  ==========================================================================
 
 Checkpoints are dictionaries of tensors and plain Python values, loaded with
-``torch.load(..., weights_only=True)``; the model is rebuilt from ``config.json``.
+``torch.load(..., weights_only=True)``; the model is rebuilt from ``config.json``. Each kind of
+file has one checked loader (:func:`load_state_file`, :func:`load_last`, :func:`load_split_file`):
+a file that loads but has the wrong structure, or a truncated one, is a one-line
+:class:`DataError` naming it. Files are written through temporaries (:func:`atomic_write`);
+those a killed process left behind are removed when a run starts or resumes
+(:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from mpnn.errors import DataError
+from mpnn.errors import DataError, MpnnError
 from mpnn.models import PropertyModel, build_model
+from mpnn.train.validate import check_model_options, is_int
 
 CONFIG, SPLIT, BEST, LAST = "config.json", "split.pt", "best.pt", "last.pt"
 
 
+#: The temporaries of :func:`atomic_write`: ``.<name>.<8 characters of mkstemp>.tmp``.
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    """Write through a temporary file in the same folder, then rename it over ``path``.
+
+    A failure removes the temporary and leaves ``path`` as it was; an I/O error is an
+    :class:`MpnnError` naming ``path`` (never the temporary).
+    """
+    path = Path(path)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) or _is_write_failure(error, tmp):
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            reason = reason.replace(tmp, str(path)) if tmp else reason
+            raise MpnnError(f"{path}: cannot write: {' '.join(reason.split())}") from None
         raise
+
+
+def _is_write_failure(error: BaseException, tmp: str | None) -> bool:
+    """A RuntimeError of torch.save's writer, or one that names the temporary."""
+    if not isinstance(error, RuntimeError):
+        return False
+    text = str(error)
+    return bool(tmp and tmp in text) or "PytorchStreamWriter" in text or "inline_container" in text
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporaries that :func:`atomic_write` left in ``folder`` when a process was
+    killed: files named like ours (:data:`TEMPORARY`) and last modified before this process
+    started (a live writer's temporary is younger). Returns the removed paths."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    started = _process_start()
+    removed = []
+    for path in folder.iterdir():
+        if not TEMPORARY.match(path.name):
+            continue
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < started:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    return removed
+
+
+def _process_start() -> float:
+    """When this process started (seconds since the epoch)."""
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except Exception:  # no psutil: the time this module was imported
+        return _IMPORTED
+
+
+_IMPORTED = time.time()
 
 
 def _umask() -> int:
@@ -68,13 +134,133 @@ def save_json(obj: Any, path: str | Path) -> None:
 
 
 def load_tensors(path: str | Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU; a bad file is a :class:`DataError`."""
+    """``torch.load(path, weights_only=True)`` on CPU; a bad file is a :class:`DataError`.
+
+    This checks nothing of the structure: use :func:`load_state_file`, :func:`load_last` or
+    :func:`load_split_file` for the files of a run.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except Exception as error:  # a corrupted or foreign file
-        raise DataError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+    except (IsADirectoryError, PermissionError) as error:
+        raise DataError(f"{path}: cannot read: {error.strerror}") from None
+    except Exception as error:  # a truncated, corrupted or foreign file
+        if "Weights only load failed" in str(error):
+            raise DataError(f"{path}: not a checkpoint of mpnn (it holds Python objects)") from None
+        raise DataError(f"{path}: truncated or corrupt checkpoint") from None
+
+
+def _kind(value: Any) -> str:
+    """A short description of a loaded value, for messages."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, dict):
+        return f"a dict with keys {', '.join(map(repr, list(value)[:4]))}" if value else "an empty dict"
+    return f"a {type(value).__name__}"
+
+
+def check_state_dict(saved: Any, where: str | Path) -> dict[str, torch.Tensor]:
+    """``saved`` if it is a model state dict (names -> tensors), else a :class:`DataError`."""
+    if (
+        not isinstance(saved, dict)
+        or not saved
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in saved.items())
+    ):
+        raise DataError(f"{where}: not a model checkpoint (expected named tensors, got {_kind(saved)})")
+    return saved
+
+
+def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model state dict in ``path`` (``best.pt``), checked to be names -> tensors."""
+    return check_state_dict(load_tensors(path), path)
+
+
+#: What ``last.pt`` holds: model state dict, optimizer state dict, torch RNG state, counters.
+LAST_KEYS = ("model", "optimizer", "torch_rng", "state")
+
+
+def load_last(path: str | Path) -> dict[str, Any]:
+    """The contents of ``last.pt`` (:data:`LAST_KEYS`), each checked for its structure."""
+    saved = load_tensors(path)
+    missing = [k for k in LAST_KEYS if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        expected = f"a dict with {', '.join(LAST_KEYS)}"
+        raise DataError(f"{path}: not a {LAST} checkpoint (expected {expected}, got {_kind(saved)})")
+    check_state_dict(saved["model"], f"{path}: model")
+    optimizer = saved["optimizer"]
+    if not (
+        isinstance(optimizer, dict)
+        and isinstance(optimizer.get("state"), dict)
+        and isinstance(optimizer.get("param_groups"), list)
+    ):
+        raise DataError(f"{path}: optimizer: expected an optimizer state dict, got {_kind(optimizer)}")
+    rng = saved["torch_rng"]
+    if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1):
+        raise DataError(f"{path}: torch_rng: expected a 1-D uint8 tensor, got {_kind(rng)}")
+    if not isinstance(saved["state"], dict):
+        raise DataError(f"{path}: state: expected a dict of counters, got {_kind(saved['state'])}")
+    return saved
+
+
+def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str | Path) -> None:
+    """``model.load_state_dict(state)``; a mismatch is a :class:`DataError` naming ``where``."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{where}: does not fit the model: {first}") from None
+
+
+def restore_last(
+    saved: dict[str, Any], optimizer: torch.optim.Optimizer, counters: SavedCounters, where: str | Path
+) -> None:
+    """Set the optimizer state, the torch RNG state and the counters from ``saved`` (of
+    :func:`load_last`); a mismatch is a :class:`DataError` naming ``where``."""
+    try:
+        optimizer.load_state_dict(saved["optimizer"])
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{where}: optimizer: does not fit the model: {first}") from None
+    try:
+        torch.set_rng_state(saved["torch_rng"])
+    except (RuntimeError, TypeError, ValueError):
+        raise DataError(f"{where}: torch_rng: not a random generator state") from None
+    counters.load(saved["state"], where)
+
+
+def load_split_file(path: str | Path, parts: tuple[str, ...], num: int | None) -> dict[str, np.ndarray]:
+    """The index arrays ``parts`` of a split file (``split.pt``), each (n,) int64, unique, in
+    [0, num) (``num``: the data set's size, or None to take ``num_molecules`` from the file),
+    and disjoint. A ``num_molecules`` in the file must equal ``num``."""
+    saved = load_tensors(path)
+    if not isinstance(saved, dict) or any(p not in saved for p in parts):
+        expected = f"a dict with {', '.join(parts)}"
+        raise DataError(f"{path}: not a split file (expected {expected}, got {_kind(saved)})")
+    stored = saved.get("num_molecules")
+    if stored is not None and (not isinstance(stored, int) or isinstance(stored, bool) or stored < 1):
+        raise DataError(f"{path}: num_molecules: expected a positive integer, got {stored!r}")
+    if num is not None and stored is not None and stored != num:
+        raise DataError(
+            f"{path}: the split was drawn from {stored} molecules, "
+            f"this data set has {num} (different data? give the run's --data)"
+        )
+    bound = num if num is not None else stored
+    split: dict[str, np.ndarray] = {}
+    seen: set[int] = set()
+    for part in parts:
+        index = saved[part]
+        if not (isinstance(index, torch.Tensor) and index.dtype == torch.int64 and index.dim() == 1):
+            raise DataError(f"{path}: {part}: expected a 1-D int64 tensor of indices, got {_kind(index)}")
+        values = index.numpy()
+        if values.size and (values.min() < 0 or (bound is not None and values.max() >= bound)):
+            raise DataError(f"{path}: {part}: indices outside [0, {bound}) (another data set?)")
+        unique = set(values.tolist())
+        if len(unique) != values.size or unique & seen:
+            raise DataError(f"{path}: {part}: repeated indices, or indices of another part")
+        seen |= unique
+        split[part] = values
+    return split
 
 
 def load_json(path: str | Path) -> Any:
@@ -96,16 +282,17 @@ def load_model(run_dir: str | Path, which: str = BEST) -> tuple[PropertyModel, d
     """The trained model of ``run_dir`` (``best.pt`` by default) and its ``config.json``."""
     run_dir = Path(run_dir)
     config = load_json(run_dir / CONFIG)
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise DataError(f"{run_dir / CONFIG}: not a run configuration (no model settings)")
+    check_model_options(config["model"], f"{run_dir / CONFIG}: model.")
     try:
         model = build_model(config["model"])
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{run_dir / CONFIG}: cannot rebuild the model: {error}") from None
-    state = load_tensors(run_dir / which)
-    if which == LAST:
-        state = state["model"]
+    state = load_last(run_dir / which)["model"] if which == LAST else load_state_file(run_dir / which)
     try:
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as error:
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
         first = str(error).strip().splitlines()[0]
         raise DataError(f"{run_dir / which}: does not fit {run_dir / CONFIG}: {first}") from None
     return model.eval(), config
@@ -118,6 +305,22 @@ class SavedCounters:
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
-    def load(self, saved: dict[str, Any]) -> None:
+    def load(self, saved: dict[str, Any], where: str | Path = "last.pt") -> None:
+        """Set every counter from ``saved``; each must be there with the type of its default
+        (ints int, numbers real, lists lists), else a :class:`DataError` naming ``where``."""
+        for key, default in vars(self).items():
+            value = saved.get(key) if isinstance(saved, dict) else None
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = is_int(value)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+            elif isinstance(default, list):
+                ok = isinstance(value, list) and all(isinstance(v, dict) for v in value)
+            else:
+                ok = key in saved
+            if not ok:
+                raise DataError(f"{where}: state.{key}: expected {type(default).__name__}, got {value!r}")
         for key in vars(self):
             setattr(self, key, saved[key])

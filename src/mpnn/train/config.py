@@ -25,6 +25,7 @@ from mpnn.models import MODELS
 from mpnn.train.data import DataSpec
 from mpnn.train.loop import TrainSettings
 from mpnn.train.run import RunSpec, parse_targets
+from mpnn.train.validate import check_fields, check_model_options
 
 SECTIONS = ("targets", "joint", "data", "model", "training")
 _PATH_KEYS = ("source", "uncharacterized", "atomref")
@@ -136,6 +137,7 @@ def normalize_config(config: dict[str, Any], where: str, *, base_dir: Path | Non
         bad = [key for key in values if key not in known]
         if bad:
             raise DataError(f"{where}: unknown setting {section}.{bad[0]}; known: {', '.join(known)}")
+        check_fields(values, kind.RULES, f"{where}: {section}.")
         values = dict(values)
         for key in _PATH_KEYS if section == "data" else ():
             if isinstance(values.get(key), str):
@@ -185,6 +187,7 @@ def spec_from_config(config: dict[str, Any], where: str | None = None) -> RunSpe
     """The :class:`RunSpec` of a normalised configuration over the defaults of ``mpnn train``
     (all 13 targets jointly, enn-s2s, 180 s); errors start with ``where`` if given."""
     merged = merge_configs(RunSpec(list(TARGETS), joint=True).to_json(), config)
+    check_model_options(merged["model"], f"{where}: model." if where else "model settings: model.")
     try:
         return RunSpec.from_json(merged)
     except (TypeError, ValueError) as error:

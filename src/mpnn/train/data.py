@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from mpnn.errors import DataError
-from mpnn.train.checkpoint import load_tensors
+from mpnn.train.checkpoint import load_split_file
+from mpnn.train.validate import Rule, check_fields, integer, text
 
 #: Gilmer et al.: 10,000 validation and 10,000 test molecules, here at most 10% of the set each.
 PAPER_HOLDOUT, MAX_HOLDOUT_FRACTION = 10_000, 0.1
@@ -42,6 +43,19 @@ class DataSpec:
     subset: int | None = None
     valid: int | None = None
     test: int | None = None
+
+    #: The type and range of each field (:mod:`mpnn.train.validate`); config files use the same.
+    RULES: ClassVar[dict[str, Rule]] = {
+        "source": text(optional=True),
+        "uncharacterized": text(optional=True),
+        "atomref": text(optional=True),
+        "subset": integer(1, optional=True),
+        "valid": integer(0, optional=True),
+        "test": integer(0, optional=True),
+    }
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "data.")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,10 +149,4 @@ def split_to_tensors(split: dict[str, np.ndarray], num: int) -> dict[str, Any]:
 
 def load_split(path: str | Path, num: int) -> dict[str, np.ndarray]:
     """The split of ``split.pt``, checked against a data set of ``num`` molecules."""
-    saved = load_tensors(path)
-    if saved.get("num_molecules") != num:
-        raise DataError(
-            f"{path}: the split was drawn from {saved.get('num_molecules')} molecules, "
-            f"this data set has {num} (different data? give the run's --data)"
-        )
-    return {k: saved[k].numpy() for k in ("train", "valid", "test")}
+    return load_split_file(path, ("train", "valid", "test"), num)

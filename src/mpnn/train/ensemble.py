@@ -32,13 +32,15 @@ from typing import Any
 import numpy as np
 
 import mpnn
+from mpnn import outputs
 from mpnn.errors import DataError
-from mpnn.train.checkpoint import SPLIT, load_json, load_model, load_tensors, save_json, write_text
+from mpnn.outputs import check_output_folder, check_outputs
+from mpnn.train.checkpoint import SPLIT, load_json, load_model, load_split_file, save_json, write_text
 from mpnn.train.data import DataSpec, load_molecules, load_split
 from mpnn.train.loader import target_values
 from mpnn.train.metrics import TargetError, mean_ratio, read_errors_csv, target_columns, target_errors
 from mpnn.train.predict import predict_table
-from mpnn.train.run import RUN, TEST_METRICS
+from mpnn.train.run import RUN, TEST_METRICS, read_spec
 from mpnn.train.search import model_dirs, validation_errors
 
 ENSEMBLE = "ensemble.json"
@@ -94,9 +96,9 @@ def _mismatch(run: Path, reference: Path, what: str) -> DataError:
 
 def check_targets(runs: Sequence[Path]) -> None:
     """Refuse runs whose targets (``run.json``) differ from those of the first."""
-    first = list(load_json(runs[0] / RUN)["targets"])
+    first = read_spec(runs[0] / RUN).targets
     for run in runs[1:]:
-        if list(load_json(run / RUN)["targets"]) != first:
+        if read_spec(run / RUN).targets != first:
             raise _mismatch(run, runs[0], "targets")
 
 
@@ -132,15 +134,14 @@ def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _identity(run: Path) -> tuple[list[str], dict[str, Any], dict[str, np.ndarray]]:
     """(targets, data, split) of a run, for checking that runs can be ensembled."""
-    stored = load_json(run / RUN)
+    stored = read_spec(run / RUN)
     first = model_dirs(run)[0][0]
     split = {k: np.asarray(v) for k, v in _raw_split(first / SPLIT).items()}
-    return list(stored["targets"]), dict(stored["data"]), split
+    return list(stored.targets), stored.data.to_json(), split
 
 
 def _raw_split(path: Path) -> dict[str, Any]:
-    saved = load_tensors(path)
-    return {k: saved[k].numpy() for k in ("train", "valid", "test")}
+    return load_split_file(path, ("train", "valid", "test"), None)
 
 
 def select_members(runs: Sequence[Path], k: int, echo: Callable[[str], None] = print) -> list[Member]:
@@ -255,7 +256,10 @@ def build_ensemble(
     ``out/ensemble.json`` and ``out/test_metrics.csv``; returns the errors."""
     if k < 1:
         raise DataError(f"--k {k}: expected a positive number of members")
-    members = select_members(candidate_runs(paths), k, echo)
+    candidates = candidate_runs(paths)
+    check_outputs(folders=[out], read_dirs=[*paths, *candidates])
+    check_output_folder(out, outputs.ENSEMBLE)  # a new folder, or an ensemble to replace
+    members = select_members(candidates, k, echo)
     for j, member in enumerate(members):
         echo(f"member {j + 1}/{k}: {member.run} (valid ratio {member.valid_ratio:.3f})")
     errors, data, count = evaluate_members([m.run for m in members], "test", workers=workers)
@@ -287,7 +291,7 @@ def evaluate_members(
     """Errors of the mean of ``runs`` on split ``part`` (``train``, ``valid``, ``test``) of the
     first run's split (``split.pt``) and data (or ``data``): (errors, resolved data, molecules)."""
     first = runs[0]
-    data = (data or DataSpec(**load_json(first / RUN)["data"])).resolved()
+    data = (data or read_spec(first / RUN).data).resolved()
     dataset = load_molecules(data, workers=workers, progress=False)
     indices = load_split(model_dirs(first)[0][0] / SPLIT, len(dataset))[part]
     molecules = [dataset[int(i)] for i in indices]

@@ -13,17 +13,29 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mpnn.errors import DataError
 from mpnn.models import PropertyModel
-from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_tensors, save_tensors, write_text
+from mpnn.train.checkpoint import (
+    BEST,
+    LAST,
+    SavedCounters,
+    load_into,
+    load_last,
+    remove_stale_temporaries,
+    restore_last,
+    save_tensors,
+    write_text,
+)
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.metrics import TargetError, history_csv, mean_ratio, target_errors
 from mpnn.train.schedule import lr_factor, progress
+from mpnn.train.validate import Rule, check_fields, integer, number, seed_rule
 
 METRICS = "metrics.csv"
 
@@ -58,14 +70,24 @@ class TrainSettings:
     seed: int = 0
     weight_seed: int | None = None
 
+    #: The type and range of each field (:mod:`mpnn.train.validate`); config files use the same.
+    RULES: ClassVar[dict[str, Rule]] = {
+        "epochs": integer(1, optional=True),
+        "time_budget": number(0, low_open=True, optional=True),
+        "batch_size": integer(1),
+        "lr": number(0, low_open=True),
+        "decay_start": number(0, 1, high_open=True),
+        "decay_factor": number(0, 1, low_open=True),
+        "clip": number(0, optional=True),
+        "patience": integer(0, optional=True),
+        "seed": seed_rule(),
+        "weight_seed": seed_rule(optional=True),
+    }
+
     def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "training.")
         if self.epochs is None and self.time_budget is None:
-            raise ValueError("TrainSettings: give epochs or time_budget")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"TrainSettings: epochs must be >= 1, got {self.epochs}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"TrainSettings: time_budget must be > 0, got {self.time_budget}")
-        lr_factor(0.0, self.decay_start, self.decay_factor)  # validates both
+            raise DataError("training: give epochs or time_budget")
 
     @property
     def init_seed(self) -> int:
@@ -175,11 +197,9 @@ def _resume(model: PropertyModel, optimizer: torch.optim.Optimizer, state: _Stat
     """Load ``out/last.pt`` if present; returns whether it was."""
     if not (out / LAST).is_file():
         return False
-    saved = load_tensors(out / LAST)
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    torch.set_rng_state(saved["torch_rng"])
-    state.load(saved["state"])
+    saved = load_last(out / LAST)
+    load_into(model, saved["model"], out / LAST)
+    restore_last(saved, optimizer, state, out / LAST)
     return True
 
 
@@ -213,6 +233,7 @@ def fit(
     out = Path(out)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     state = _State()
+    remove_stale_temporaries(out)  # left by a killed run
     _resume(model, optimizer, state, out)
     done_here = 0
     while (reason := _stop_reason(state, settings)) is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
+from mpnn.errors import DataError
 from mpnn.train.checkpoint import write_text
 
 
@@ -96,11 +98,68 @@ def write_errors_csv(errors: Sequence[TargetError], path: str | Path) -> None:
     write_text(errors_csv(errors), path)
 
 
+#: The columns :func:`read_errors_csv` needs (an ensemble's file has more).
+ERROR_COLUMNS = ("target", "unit", "mae", "chemical_accuracy")
+
+
+def read_csv_rows(path: str | Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of each data row of a CSV file with a header holding ``columns``.
+
+    A missing, unreadable or foreign file (no such header) is a :class:`DataError` naming it.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path}: not a file of mpnn (no column {missing[0]!r}; expected {', '.join(columns)})"
+                )
+            return [(reader.line_num, row) for row in reader]
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: cannot read: {getattr(error, 'strerror', None) or error}") from None
+
+
+def csv_number(
+    path: str | Path, line: int, row: dict[str, str], column: str, *, positive: bool = False
+) -> float:
+    """``row[column]`` as a finite float (positive if asked); else a :class:`DataError` naming
+    ``path:line`` and the column."""
+    text = row.get(column)
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise DataError(
+            f"{path}:{line}: {column}: expected a {'positive' if positive else 'finite'} number, got {text!r}"
+        )
+    return value
+
+
 def read_errors_csv(path: str | Path) -> list[TargetError]:
-    """The per-target rows of a file written by :func:`write_errors_csv`."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["target"] != "mean"]
-    return [TargetError(r["target"], r["unit"], float(r["mae"]), float(r["chemical_accuracy"])) for r in rows]
+    """The per-target rows of a file written by :func:`write_errors_csv` (or of an ensemble):
+    QM9 target names, finite MAEs >= 0 and positive chemical accuracies, checked."""
+    errors = []
+    for line, row in read_csv_rows(path, ERROR_COLUMNS):
+        target = row["target"]
+        if target == "mean":
+            continue
+        if target not in TARGETS:
+            raise DataError(f"{path}:{line}: unknown target {target!r}")
+        mae = csv_number(path, line, row, "mae")
+        if mae < 0:
+            raise DataError(f"{path}:{line}: mae: expected a number >= 0, got {row['mae']!r}")
+        accuracy = csv_number(path, line, row, "chemical_accuracy", positive=True)
+        errors.append(TargetError(target, row["unit"] or "", mae, accuracy))
+    if not errors:
+        raise DataError(f"{path}: no targets (an empty or unfinished table)")
+    if len({e.target for e in errors}) != len(errors):
+        raise DataError(f"{path}: a target appears twice")
+    return errors
 
 
 def history_csv(history: Sequence[dict[str, float]], names: Sequence[str]) -> str:

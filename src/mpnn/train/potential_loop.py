@@ -23,17 +23,29 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from mpnn.errors import DataError
 from mpnn.models.hdnnp import PotentialModel
-from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_tensors, save_tensors, write_text
+from mpnn.train.checkpoint import (
+    BEST,
+    LAST,
+    SavedCounters,
+    load_into,
+    load_last,
+    remove_stale_temporaries,
+    restore_last,
+    save_tensors,
+    write_text,
+)
 from mpnn.train.potential_data import Descriptors, energies_and_forces
 from mpnn.train.schedule import lr_factor, progress
+from mpnn.train.validate import BOOL, Rule, check_fields, choice, integer, number, seed_rule
 
 METRICS = "metrics.csv"
 SCHEDULES = ("plateau", "linear")
@@ -76,20 +88,32 @@ class PotentialSettings:
     seed: int = 0
     float32: bool = False
 
+    #: The type and range of each field (:mod:`mpnn.train.validate`).
+    RULES: ClassVar[dict[str, Rule]] = {
+        "epochs": integer(1, optional=True),
+        "time_budget": number(0, low_open=True, optional=True),
+        "batch_size": integer(1),
+        "lr": number(0, low_open=True),
+        "schedule": choice(SCHEDULES),
+        "lr_factor": number(0, 1, low_open=True, high_open=True),
+        "lr_patience": integer(1),
+        "min_lr": number(0, low_open=True),
+        "decay_start": number(0, 1, high_open=True),
+        "decay_factor": number(0, 1, low_open=True),
+        "energy_weight": number(0),
+        "force_weight": number(0),
+        "patience": integer(0, optional=True),
+        "clip": number(0, optional=True),
+        "seed": seed_rule(),
+        "float32": BOOL,
+    }
+
     def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "training.")
         if self.epochs is None and self.time_budget is None:
-            raise ValueError("training: give epochs or time_budget")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"training: epochs must be >= 1, got {self.epochs}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"training: time_budget must be > 0, got {self.time_budget}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"training: schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
-        if self.energy_weight < 0 or self.force_weight < 0 or self.energy_weight + self.force_weight == 0:
-            raise ValueError("training: energy and force weights must be >= 0, not both 0")
-        if not 0 < self.lr_factor < 1:
-            raise ValueError(f"training: lr_factor must be in (0, 1), got {self.lr_factor}")
-        lr_factor(0.0, self.decay_start, self.decay_factor)  # validates both
+            raise DataError("training: give epochs or time_budget")
+        if self.energy_weight + self.force_weight == 0:
+            raise DataError("training: energy and force weights must not both be 0")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -234,13 +258,12 @@ def fit_potential(
     train, valid = train.to(dtype), valid.to(dtype)
     optimizer = torch.optim.Adam(model.update.networks.parameters(), lr=settings.lr)
     state = _State(settings.lr)
+    remove_stale_temporaries(out)  # left by a killed run
     if (out / LAST).is_file():
-        saved = load_tensors(out / LAST)
-        model.load_state_dict(saved["model"])
+        saved = load_last(out / LAST)
+        load_into(model, saved["model"], out / LAST)
         model.update.networks.to(dtype)
-        optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["torch_rng"])
-        state.load(saved["state"])
+        restore_last(saved, optimizer, state, out / LAST)
     bar = tqdm(
         total=settings.epochs,
         initial=state.epoch,

@@ -29,14 +29,28 @@ import numpy as np
 import torch
 
 import mpnn
+from mpnn import outputs
 from mpnn.batch import Molecule
 from mpnn.errors import DataError
 from mpnn.models import build_model
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
+from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.symmetry.defaults import DEFAULT_OPTIONS
 from mpnn.train import plots
 from mpnn.train import potential_data as pdata
-from mpnn.train.checkpoint import BEST, CONFIG, LAST, SPLIT, load_json, load_tensors, save_json, save_tensors
+from mpnn.train.checkpoint import (
+    BEST,
+    CONFIG,
+    LAST,
+    SPLIT,
+    load_into,
+    load_json,
+    load_last,
+    load_split_file,
+    load_state_file,
+    save_json,
+    save_tensors,
+)
 from mpnn.train.potential_loop import Errors, PotentialSettings, errors, errors_csv, fit_potential, predict
 from mpnn.train.run import apply_overrides
 
@@ -56,6 +70,8 @@ class PotentialSpec:
         scaling: n2p2's scaling mode of the symmetry functions.
         symmetry: keyword arguments of :func:`~mpnn.symmetry.defaults.default_symmetry_functions`.
         training: the optimisation settings.
+        units: (Angstrom, eV) per length and energy unit of n2p2 ``input.data`` files (``--units``);
+            the structures are converted on reading, so the model is in Angstrom and eV.
     """
 
     train: str
@@ -67,6 +83,19 @@ class PotentialSpec:
     scaling: str = "scale_center"
     symmetry: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_OPTIONS))
     training: PotentialSettings = field(default_factory=lambda: PotentialSettings(epochs=300))
+    units: list[float] = field(default_factory=lambda: [1.0, 1.0])
+
+    def __post_init__(self) -> None:
+        from mpnn.train.validate import check_fields, potential_spec_rules
+
+        rules, symmetry_rules = potential_spec_rules()
+        check_fields(self, rules)
+        unknown = sorted(set(self.symmetry) - set(DEFAULT_OPTIONS))
+        if unknown:
+            raise DataError(f"symmetry.{unknown[0]}: unknown setting; known: {', '.join(DEFAULT_OPTIONS)}")
+        check_fields(self.symmetry, symmetry_rules, "symmetry.")
+        if not isinstance(self.training, PotentialSettings):
+            raise DataError(f"training: expected training settings, got {self.training!r}")
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "training": self.training.to_json()}
@@ -94,11 +123,26 @@ def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
         raise DataError(f"{path}: not a run description ({error})") from None
 
 
-def read_set(path: str, *, forces: bool, elements: Sequence[int] | None = None) -> list[Molecule]:
-    """Structures of ``path`` with energies (and forces if ``forces``); elements checked if given."""
-    from mpnn.data.atoms import atoms_to_molecule, check_elements, read_structures
+def read_set(
+    path: str,
+    *,
+    forces: bool,
+    elements: Sequence[int] | None = None,
+    units: Sequence[float] = (1.0, 1.0),
+) -> list[Molecule]:
+    """Structures of ``path`` with energies (and forces if ``forces``); elements checked if given.
 
-    structures = read_structures(path)
+    ``units``: (Angstrom, eV) per length and energy unit of an n2p2 ``input.data`` file; other
+    units than Angstrom and eV for a file in one of ASE's formats (always Angstrom and eV) are an error.
+    """
+    from mpnn.data.atoms import atoms_to_molecule, check_elements, is_input_data, read_structures
+
+    if tuple(units) != (1.0, 1.0) and not is_input_data(path):
+        raise DataError(
+            f"{path}: --units applies to n2p2 input.data files; this file is read in ASE's units "
+            "(Angstrom, eV)"
+        )
+    structures = read_structures(path, units=(float(units[0]), float(units[1])))
     if not structures:
         raise DataError(f"{path}: no structures")
     if elements is not None:
@@ -158,24 +202,38 @@ def train_potential(
     echo: Callable[[str], None] = print,
     stop_after: int | None = None,
 ) -> list[Errors]:
-    """Train (or resume) the potential of ``spec`` in ``out``; returns the errors of ``best.pt``."""
+    """Train (or resume) the potential of ``spec`` in ``out``; returns the errors of ``best.pt``.
+
+    Nothing is written before everything is checked: ``out`` is new, empty or a potential run
+    (:func:`mpnn.outputs.check_output_folder`) and holds none of the data files; the data are
+    read; a resumed run's ``config.json``, ``split.pt``, ``best.pt`` and ``last.pt`` load and fit.
+    """
     from ase.data import chemical_symbols
 
     out = Path(out)
+    valid_file = spec.valid if isinstance(spec.valid, str) else None
+    check_outputs(folders=[out], inputs=[spec.train, valid_file, spec.test])
+    check_output_folder(out, outputs.POTENTIAL_RUN)
     settings = spec.training
     forces = settings.force_weight > 0
-    everything = read_set(spec.train, forces=forces)
+    everything = read_set(spec.train, forces=forces, units=spec.units)
     numbers = sorted({int(z) for m in everything for z in m.z})
     resuming = (out / LAST).is_file() and (out / CONFIG).is_file()
     if isinstance(spec.valid, str):
-        train_set, valid_set = everything, read_set(spec.valid, forces=forces, elements=numbers)
+        train_set, valid_set = everything, read_set(
+            spec.valid, forces=forces, elements=numbers, units=spec.units
+        )
     else:
         split = (
-            _load_split(out) if resuming else split_indices(len(everything), float(spec.valid), settings.seed)
+            _load_split(out, len(everything))
+            if resuming
+            else split_indices(len(everything), float(spec.valid), settings.seed)
         )
         train_set = [everything[i] for i in split["train"]]
         valid_set = [everything[i] for i in split["valid"]]
-    test_set = read_set(spec.test, forces=forces, elements=numbers) if spec.test else None
+    test_set = (
+        read_set(spec.test, forces=forces, elements=numbers, units=spec.units) if spec.test else None
+    )
     elements = [chemical_symbols[z] for z in numbers]
     echo(
         f"data: {len(train_set)} training, {len(valid_set)} validation"
@@ -184,7 +242,9 @@ def train_potential(
     start = time.perf_counter()
     if resuming:
         model = build_model(load_json(out / CONFIG)["model"])
-        model.load_state_dict(load_tensors(out / LAST)["model"])
+        if (out / BEST).is_file():  # read at the end: checked before any write (last.pt's weights win)
+            load_into(model, load_state_file(out / BEST), out / BEST)
+        load_into(model, load_last(out / LAST)["model"], out / LAST)
         raw = pdata.compute_descriptors(model, train_set, progress=show_progress)
     else:
         model, raw = _new_potential(spec, elements, train_set, show_progress, echo)
@@ -214,13 +274,12 @@ def train_potential(
         f"best epoch {best} "
         f"(valid E {row['valid_energy_mae']:.3f} meV/atom, F {row['valid_force_mae']:.2f} meV/A)"
     )
-    model.load_state_dict(load_tensors(out / BEST))
+    load_into(model, load_state_file(out / BEST), out / BEST)
     return evaluate_run(model, train, valid, test_set, out, forces=forces)
 
 
-def _load_split(out: Path) -> dict[str, np.ndarray]:
-    saved = load_tensors(out / SPLIT)
-    return {k: saved[k].numpy() for k in ("train", "valid")}
+def _load_split(out: Path, count: int) -> dict[str, np.ndarray]:
+    return load_split_file(out / SPLIT, ("train", "valid"), count)
 
 
 def _new_potential(
@@ -234,6 +293,13 @@ def _new_potential(
     model = new_model(spec, elements)
     raw = pdata.compute_descriptors(model, train_set, progress=progress)
     keep = pdata.informative_columns(pdata.statistics(raw, model.symmetry_functions.sizes))
+    empty = [element for element, columns in zip(elements, keep, strict=True) if not columns]
+    if empty:
+        raise DataError(
+            f"{spec.train}: every symmetry function of {', '.join(empty)} is constant on the training "
+            f"set (no neighbours within the {spec.cutoff:g} Angstrom cutoff? data in other units "
+            "need --units)"
+        )
     dropped = sum(model.symmetry_functions.sizes) - sum(len(k) for k in keep)
     if dropped:
         echo(f"symmetry functions: dropped {dropped} that are constant on the training set")
@@ -258,7 +324,12 @@ def _config(model: PotentialModel, spec: PotentialSpec, n_train: int, n_valid: i
         "mpnn_version": mpnn.__version__,
         "model": model.config,
         "run": spec.to_json(),
-        "units": {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom"},
+        "units": {
+            "energy": "eV",
+            "length": "Angstrom",
+            "forces": "eV/Angstrom",
+            "metrics": "energy errors meV/atom, force errors meV/Angstrom (metrics.csv, test_metrics.csv)",
+        },
         "data": {
             "train": n_train,
             "valid": n_valid,

@@ -168,6 +168,12 @@ def predictions_csv(
 ) -> str:
     """CSV text: ``name`` then per target a ``target [unit]`` column of ``values`` (M, K) and,
     with ``spread`` (M, K, an ensemble's std over members), a ``target std [unit]`` column."""
+    from mpnn.sanity import require_finite
+
+    for k, t in enumerate(targets):  # nothing non-finite is ever written
+        require_finite(np.asarray(values)[:, k], f"{t} prediction", names)
+        if spread is not None:
+            require_finite(np.asarray(spread)[:, k], f"{t} spread over the ensemble", names)
     units = [UNITS[c] for c in target_columns(targets)]
     header, columns = ["name"], []
     for k, (t, u) in enumerate(zip(targets, units, strict=True)):

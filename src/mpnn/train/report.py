@@ -29,7 +29,7 @@ from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
 from mpnn.train.checkpoint import atomic_write, load_json
 from mpnn.train.metrics import TargetError, read_errors_csv
-from mpnn.train.run import RUN, TEST_METRICS
+from mpnn.train.run import RUN, TEST_METRICS, read_spec
 
 #: Where :data:`PAPER_RATIOS` come from.
 PAPER_SOURCE = (
@@ -107,23 +107,23 @@ def describe(path: Path) -> str:
     """What the run in ``path`` is, from its ``run.json`` or ``ensemble.json``."""
     if (path / "ensemble.json").is_file():
         record = load_json(path / "ensemble.json")
-        return f"ensemble: mean of the {record.get('k')} runs of best validation error"
+        k = record.get("k") if isinstance(record, dict) else None
+        return f"ensemble: mean of the {k} runs of best validation error"
     if not (path / RUN).is_file():
         return ""
-    spec = load_json(path / RUN)
-    model = spec.get("model", {})
-    options = ", ".join(f"{k}={v}" for k, v in model.items() if k != "model")
-    training, data = spec.get("training", {}), spec.get("data", {})
-    epochs = training.get("epochs")
-    length = f"{epochs} epoch{'s' * (epochs != 1)}" if epochs else f"{training.get('time_budget'):g} s"
-    targets = spec.get("targets", [])
-    how = "jointly" if spec.get("joint") else "one model per target"
+    spec = read_spec(path / RUN)  # checked: a foreign run.json is an error naming it
+    options = ", ".join(f"{k}={v}" for k, v in spec.model.items() if k != "model")
+    training, data = spec.training, spec.data
+    epochs = training.epochs
+    length = f"{epochs} epoch{'s' * (epochs != 1)}" if epochs else f"{training.time_budget:g} s"
+    targets = spec.targets
+    how = "jointly" if spec.joint else "one model per target"
     what = f"target {targets[0]}" if len(targets) == 1 else f"{len(targets)} targets {how}"
-    source = Path(data["source"]).name if data.get("source") else "bundled subset"
-    subset = f", {data['subset']} molecules" if data.get("subset") else ""
+    source = Path(data.source).name if data.source else "bundled subset"
+    subset = f", {data.subset} molecules" if data.subset else ""
     return (
-        f"{model.get('model')}{f' ({options})' if options else ''}; {what}; "
-        f"{length}, lr {training.get('lr'):.3g}; {source}{subset}, seed {training.get('seed')}"
+        f"{spec.model['model']}{f' ({options})' if options else ''}; {what}; "
+        f"{length}, lr {training.lr:.3g}; {source}{subset}, seed {training.seed}"
     )
 
 

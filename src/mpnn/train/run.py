@@ -27,16 +27,20 @@ import numpy as np
 import torch
 
 import mpnn
+from mpnn import outputs
 from mpnn.data.qm9 import TARGETS, UNITS
 from mpnn.errors import DataError
 from mpnn.models import PropertyModel, build_model
+from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.train import plots
 from mpnn.train.checkpoint import (
     BEST,
     CONFIG,
     SPLIT,
+    load_into,
     load_json,
-    load_tensors,
+    load_state_file,
+    remove_stale_temporaries,
     save_json,
     save_tensors,
 )
@@ -70,6 +74,18 @@ class RunSpec:
     model: dict[str, Any] = field(default_factory=lambda: {"model": "enn_s2s"})
     training: TrainSettings = field(default_factory=lambda: TrainSettings(time_budget=180.0))
 
+    def __post_init__(self) -> None:
+        from mpnn.train.validate import check_model_options
+
+        targets = self.targets
+        if not targets or any(t not in TARGETS for t in targets) or len(set(targets)) != len(targets):
+            raise DataError(f"targets: expected QM9 target names ({', '.join(TARGETS)}), got {targets!r}")
+        if not isinstance(self.joint, bool):
+            raise DataError(f"joint: expected true or false, got {self.joint!r}")
+        if not isinstance(self.model, dict) or not isinstance(self.model.get("model"), str):
+            raise DataError(f"model: expected a mapping with a 'model' name, got {self.model!r}")
+        check_model_options(self.model)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "targets": list(self.targets),
@@ -83,7 +99,7 @@ class RunSpec:
     def from_json(cls, data: dict[str, Any]) -> RunSpec:
         return cls(
             list(data["targets"]),
-            bool(data["joint"]),
+            data["joint"],
             DataSpec(**data["data"]),
             dict(data["model"]),
             TrainSettings(**data["training"]),
@@ -167,9 +183,16 @@ def train_run(
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> list[TargetError]:
-    """Train (or resume) every model of ``spec`` in ``out``; returns the test errors per target."""
+    """Train (or resume) every model of ``spec`` in ``out``; returns the test errors per target.
+
+    Nothing is written until everything has been checked: ``out`` is new, empty or a run of
+    ``mpnn train`` (:func:`mpnn.outputs.check_output_folder`) and holds none of the data files; the
+    models build; every file the run resumes from (``split.pt``, ``last.pt``, ``best.pt``) loads
+    and fits (:func:`check_resumable`). A run that fails these checks leaves ``out`` as it was.
+    """
     out = Path(out)
     data = spec.data.resolved()
+    check_run_folder(spec, out)
     dataset = load_molecules(data, workers=workers, progress=show_progress)
     split = make_split(data, len(dataset), spec.training.seed)
     echo(
@@ -177,12 +200,12 @@ def train_run(
         f"valid {len(split['valid'])}, "
         f"test {len(split['test'])}"
     )
-    for _, names in spec.groups():
-        build(spec, names, dataset)  # a bad model setting fails before anything is written
+    check_resumable(spec, dataset, out)  # a bad model setting or resume file fails before any write
     stored = {**spec.to_json(), "data": data.to_json()}
     if (out / RUN).is_file() and load_json(out / RUN) != stored:  # extended: old test files are stale
         for path in [out / TEST_METRICS] + [out / sub / TEST_METRICS for sub, _ in spec.groups() if sub]:
             path.unlink(missing_ok=True)
+    remove_stale_temporaries(out)  # of a killed run (each model's folder: in fit)
     save_json(stored, out / RUN)
     errors: list[TargetError] = []
     for sub, names in spec.groups():
@@ -203,6 +226,52 @@ def train_run(
     if len(spec.groups()) > 1:
         write_errors_csv(errors, out / TEST_METRICS)
     return errors
+
+
+def check_run_folder(spec: RunSpec, out: Path) -> None:
+    """Refuse an ``out`` that holds anything but a run of ``mpnn train``, or holds a data file of
+    ``spec`` (:mod:`mpnn.outputs`); reads no data."""
+    data = spec.data.resolved()
+    check_outputs(folders=[out], inputs=[data.source, data.uncharacterized, data.atomref])
+    check_output_folder(out, outputs.RUN)
+
+
+def check_resumable(spec: RunSpec, dataset: Any, out: Path) -> None:
+    """Build every model of ``spec`` and load, as :func:`train_model` will, each file of its run
+    folder that it resumes from: ``split.pt`` (against ``dataset``), ``last.pt`` (weights,
+    optimizer, counters) and ``best.pt``; a :class:`DataError` names the first that does not fit.
+    Writes nothing (the torch RNG state is put back)."""
+    from mpnn.train.loop import _resume, _State  # what fit does first, here without training
+
+    rng = torch.get_rng_state()
+    try:
+        for sub, names in spec.groups():
+            run_dir = out / sub if sub else out
+            model = build(spec, names, dataset)
+            if (run_dir / SPLIT).is_file():
+                load_split(run_dir / SPLIT, len(dataset))
+            if (run_dir / BEST).is_file():
+                load_into(model, load_state_file(run_dir / BEST), run_dir / BEST)
+            _resume(model, torch.optim.Adam(model.parameters(), lr=spec.training.lr), _State(), run_dir)
+    finally:
+        torch.set_rng_state(rng)
+
+
+def check_runs(
+    runs: Sequence[tuple[RunSpec, Path]], *, workers: int | None = None, show_progress: bool = True
+) -> None:
+    """:func:`check_run_folder` and :func:`check_resumable` of every (spec, folder) of ``runs``
+    (a search's trials, a comparison's runs), each data set loaded once: a search or comparison
+    refuses a bad run before it trains, or writes, anything."""
+    for spec, out in runs:
+        check_run_folder(spec, out)
+    datasets: dict[str, Any] = {}
+    for spec, out in runs:
+        data = spec.data.resolved()
+        key = repr(data)
+        if key not in datasets:
+            datasets[key] = load_molecules(data, workers=workers, progress=show_progress)
+        check_resumable(spec, datasets[key], out)
 
 
 def build(spec: RunSpec, names: Sequence[str], dataset: Any) -> PropertyModel:
@@ -263,7 +332,7 @@ def train_model(
         f"{result.history[-1]['elapsed_s']:.0f} s; best epoch {result.best_epoch} "
         f"(valid MAE/chem. acc. {result.best_ratio:.3f})"
     )
-    model.load_state_dict(load_tensors(run_dir / BEST))
+    load_into(model, load_state_file(run_dir / BEST), run_dir / BEST)
     return evaluate_model(model, names, dataset, split["test"], run_dir, history=result.history)
 
 

@@ -34,6 +34,7 @@ import copy
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,8 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from mpnn import outputs
 from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
+from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.train.checkpoint import load_json, save_json, write_text
 from mpnn.train.config import (
     flatten_config,
@@ -55,10 +58,12 @@ from mpnn.train.config import (
     spec_from_config,
 )
 from mpnn.train.loop import METRICS
-from mpnn.train.metrics import TargetError, mean_ratio, read_errors_csv
-from mpnn.train.run import MUTABLE, RUN, TEST_METRICS, RunSpec, read_spec, train_run
+from mpnn.train.metrics import TargetError, csv_number, mean_ratio, read_csv_rows, read_errors_csv
+from mpnn.train.run import MUTABLE, RUN, TEST_METRICS, RunSpec, check_runs, read_spec, train_run
 
 SEARCH, SEARCH_CSV = "search.json", "search.csv"
+#: What ``mpnn compare`` writes into its folder besides one run folder per label.
+COMPARE_FILES = ("report.md", "report.png")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice")
 _FORMS = "{'uniform': [low, high]}, {'log_uniform': [low, high]}, {'int': [low, high]} or {'choice': [...]}"
 _SAME_FOR_ALL = ("targets", "data.", "training.seed", "training.epochs", "training.time_budget")
@@ -75,7 +80,7 @@ def run_state(spec: RunSpec, out: str | Path) -> str:
     if not path.is_file():
         return "new"
     wanted = flatten_config({**spec.to_json(), "data": spec.data.resolved().to_json()})
-    stored = flatten_config(load_json(path))
+    stored = flatten_config(read_spec(path).to_json())  # checked: a foreign run.json is an error
     for name in sorted(set(stored) | set(wanted)):
         old, new = stored.get(name), wanted.get(name)
         if old != new and name not in MUTABLE:
@@ -111,18 +116,31 @@ def validation_errors(out: str | Path) -> list[TargetError]:
     errors: list[TargetError] = []
     for run_dir, names in model_dirs(out):
         path = run_dir / METRICS
-        try:
-            with open(path, newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file (not trained yet?)") from None
+        if not path.is_file():
+            raise DataError(f"{path}: no such file (not trained yet?)")
+        columns = ["valid_ratio", *(f"valid_mae_{name}" for name in names)]
+        rows = read_csv_rows(path, columns)
         if not rows:
             raise DataError(f"{path}: no epochs yet")
-        best = min(rows, key=lambda row: float(row["valid_ratio"]))  # the first minimum, as fit keeps
+        ratios = [_ratio(path, line, row) for line, row in rows]
+        finite = [k for k, r in enumerate(ratios) if math.isfinite(r)]
+        if not finite:
+            raise DataError(f"{path}: no finite validation error (the training diverged)")
+        line, best = rows[min(finite, key=lambda k: ratios[k])]  # the first minimum, as fit keeps
         for name in names:
             c = TARGETS.index(name)
-            errors.append(TargetError(name, UNITS[c], float(best[f"valid_mae_{name}"]), CHEMICAL_ACCURACY[c]))
+            mae = csv_number(path, line, best, f"valid_mae_{name}")
+            errors.append(TargetError(name, UNITS[c], mae, CHEMICAL_ACCURACY[c]))
     return errors
+
+
+def _ratio(path: Path, line: int, row: dict[str, str]) -> float:
+    """A row's ``valid_ratio``: a number (NaN or inf for an epoch that diverged)."""
+    try:
+        return float(row["valid_ratio"])
+    except (TypeError, ValueError):
+        text = row["valid_ratio"]
+        raise DataError(f"{path}:{line}: valid_ratio: expected a number, got {text!r}") from None
 
 
 # -- built-in files --------------------------------------------------------------------------------
@@ -276,10 +294,12 @@ def run_search(
     out, overrides = Path(out), overrides or {}
     specs = [trial_spec(space, overrides, seed, i) for i in range(trials)]  # all valid before any work
     stored = {**space.to_json(), "seed": seed}
+    check_output_folder(out, outputs.SEARCH)
     if (out / SEARCH).is_file() and load_json(out / SEARCH) != stored:
         raise DataError(
             f"{out / SEARCH}: this folder holds a search with another space or seed; choose another --out"
         )
+    check_all(specs, [trial_dir(out, i) for i in range(trials)], out, workers, show_progress)
     save_json(stored, out / SEARCH)
     results: list[TrialResult] = []
     for i, spec in enumerate(specs):
@@ -299,6 +319,19 @@ def run_search(
             f"(valid {best.valid_ratio:.3f})"
         )
     return sorted(results, key=lambda r: (r.valid_ratio, r.trial))
+
+
+def check_all(
+    specs: Sequence[RunSpec], folders: Sequence[Path], out: Path, workers: int | None, show_progress: bool
+) -> None:
+    """Check every run of a search or comparison before the first is trained or anything is written:
+    ``out`` holds no data file, each folder is new or holds this run (:func:`run_state`), and its
+    models build and resume files load (:func:`mpnn.train.run.check_runs`)."""
+    data = [spec.data.resolved() for spec in specs]
+    check_outputs(folders=[out], inputs=[p for d in data for p in (d.source, d.uncharacterized, d.atomref)])
+    for spec, folder in zip(specs, folders, strict=True):
+        run_state(spec, folder)
+    check_runs(list(zip(specs, folders, strict=True)), workers=workers, show_progress=show_progress)
 
 
 def _quiet(echo: Callable[[str], None], show_progress: bool) -> Callable[[str], None]:
@@ -397,6 +430,9 @@ def run_ablation(
         label: spec_from_config(merge_configs(ablation.base, overrides, layer), f"{ablation.source}: {label}")
         for label, layer in ablation.runs.items()
     }
+    runs = [p.name for p in out.iterdir() if outputs.folder_kind(p) == outputs.RUN] if out.is_dir() else []
+    check_output_folder(out, outputs.COMPARISON, allowed={*specs, *COMPARE_FILES, *runs})  # no other files
+    check_all(list(specs.values()), [out / label for label in specs], out, workers, show_progress)
     done = []
     for k, (label, spec) in enumerate(specs.items()):
         echo(f"run {k + 1}/{len(specs)}: {label} ({spec.model['model']}) -> {out / label}")

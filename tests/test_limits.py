@@ -1,0 +1,135 @@
+"""Issue 9, class 4: a few bytes must not exhaust CPU or memory.
+
+Declared sizes (an XYZ count line, a cell) are bounded before anything is allocated or handed to
+ASE: the hostile files below end ``mpnn`` with exit status 2 and one line within seconds, with a
+small peak of traced memory.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mpnn import cli
+from mpnn.data.atoms import read_structures
+from mpnn.data.xyz import parse_xyz_frames
+from mpnn.errors import DataError
+from mpnn.neighbors import MAX_IMAGES, MAX_NEIGHBORS, MAX_PAIRS, check_size, neighbor_list
+
+TINY = Path(__file__).parent / "fixtures" / "n2p2" / "tiny"  # H, O; cutoff 6 Angstrom
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("mpnn: error: ")]
+    assert len(errors) == 1 and "Traceback" not in "\n".join(err), err
+    return errors[0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One ordinary prediction first: the timings below then exclude the first imports."""
+    folder = tmp_path_factory.mktemp("warm")
+    (folder / "water.xyz").write_text("3\nwater\nO 0 0 0.117\nH 0 0.757 -0.467\nH 0 -0.757 -0.467\n")
+    assert cli.main(["predict", str(TINY), str(folder / "water.xyz"), "-o", str(folder / "o.extxyz")]) == 0
+
+
+def _run_bounded(argv: list[str], seconds: float = 3.0, megabytes: float = 100.0) -> int:
+    """cli.main(argv) -> status, asserting the wall time and the peak of traced allocations."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        status = cli.main(argv)
+    finally:
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert peak < megabytes * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    return status
+
+
+@pytest.mark.parametrize("name", ["huge.xyz", "huge.extxyz"])
+def test_xyz_count_beyond_the_file_is_refused_at_once(tmp_path, capsys, name) -> None:
+    path = tmp_path / name
+    path.write_text("2\nfirst\nH 0 0 0\nH 0 0 0.74\n999999999999\nsecond\nO 0 0 0\n")
+    out = tmp_path / "out.extxyz"
+    assert _run_bounded(["predict", str(TINY), str(path), "-o", str(out)]) == 2
+    line = _one_line_error(capsys)
+    assert f"{path}:5: the count line declares 999999999999 atoms" in line
+    assert not out.exists()
+
+
+def test_own_xyz_reader_allocates_nothing_from_the_count() -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"big.xyz:4: expected atom 2 of 999999999999"):
+            parse_xyz_frames("999999999999\nc\nC 0 0 0\n", "big.xyz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20  # 21.8 TiB before the fix
+
+
+def test_ase_allocation_failure_is_one_line(tmp_path) -> None:
+    poscar = tmp_path / "POSCAR"
+    poscar.write_text("x\n1.0\n1 0 0\n0 1 0\n0 0 1\nO\n999999999999\nCartesian\n0 0 0\n")
+    with pytest.raises(DataError) as info:
+        read_structures(poscar)
+    assert str(info.value).startswith(f"{poscar}: cannot read with ASE") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("edge", [0.3, 0.05])
+def test_tiny_periodic_cell_is_refused_before_the_neighbour_search(tmp_path, capsys, edge) -> None:
+    # one atom in a cube of 0.3 A: about 4/3 pi 6^3 / 0.3^3 = 3.4e4 neighbours (5.6e8 angular triplets)
+    path = tmp_path / "cell.extxyz"
+    lattice = f"{edge} 0 0 0 {edge} 0 0 0 {edge}"
+    path.write_text(f'1\nLattice="{lattice}" Properties=species:S:1:pos:R:3 pbc="T T T"\nO 0 0 0\n')
+    assert _run_bounded(["predict", str(TINY), str(path), "-o", str(tmp_path / "o.extxyz")]) == 2
+    line = _one_line_error(capsys)
+    assert "neighbours per atom" in line or "periodic images" in line
+    assert "check the cell units" in line
+
+
+def test_thin_cell_caps_the_images_per_direction() -> None:
+    cell = np.diag([1000.0, 1000.0, 1e-4])  # the ball of 1e3 A^3 per atom misses the 1e5 images along z
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=rf"reaches 6e\+04 periodic images along it \(bound {MAX_IMAGES}\)"):
+        neighbor_list(np.zeros((1, 3)), 6.0, cell, (True, True, True))
+    assert time.perf_counter() - start < 1.0
+
+
+def test_dense_cluster_of_a_molecule_is_refused() -> None:
+    pos = np.random.default_rng(0).random((20000, 3)) * 10.0  # 20 atoms per A^3: ~1.6e8 pairs
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="neighbours per atom"):
+        neighbor_list(pos, 6.0)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize(("density", "cutoff"), [(0.1, 6.0), (0.085, 12.0)])
+def test_real_large_boxes_are_within_the_bounds(density, cutoff) -> None:
+    # 100,000 atoms of water (0.1 /A^3) or a dense metal (0.085 /A^3, 12 A cutoff: ~615 neighbours)
+    n = 100_000
+    edge = (n / density) ** (1 / 3)
+    pos = np.random.default_rng(1).random((n, 3)) * edge
+    check_size(pos, cutoff, np.eye(3) * edge, np.ones(3, dtype=bool))  # no error
+    neighbours = density * 4 / 3 * np.pi * cutoff**3
+    assert neighbours < MAX_NEIGHBORS / 5 and n * neighbours < MAX_PAIRS
+
+
+def test_small_cells_that_real_work_uses_pass() -> None:
+    # one atom in a 1 A cube with a 6 A cutoff: 894 images (a lattice count, not a density guess)
+    i, _, _ = neighbor_list(np.zeros((1, 3)), 6.0, np.eye(3), (True, True, True))
+    expected = sum(
+        1
+        for a in range(-6, 7)
+        for b in range(-6, 7)
+        for c in range(-6, 7)
+        if 0 < a * a + b * b + c * c < 36
+    )
+    assert len(i) == expected == 894

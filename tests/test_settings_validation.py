@@ -1,0 +1,192 @@
+"""Settings of the wrong type or range are one-line errors naming the field; valid ones pass.
+
+Issue 9, defect class 6: ``epochs: "ten"`` in a ``--config`` file gave a traceback that named no
+field, ``epochs: 1.5`` and ``true`` were accepted, and ``--clip -1`` or ``--timestep inf`` were
+accepted on the command line. One rule per field (:mod:`mpnn.train.validate`) checks config files,
+run descriptions and the specs the command line builds; the argparse types reject inf and NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mpnn import cli
+from mpnn.errors import DataError
+from mpnn.train.config import load_config, normalize_config, spec_from_config
+from mpnn.train.data import DataSpec
+from mpnn.train.loop import TrainSettings
+from mpnn.train.potential_loop import PotentialSettings
+from mpnn.train.potential_run import PotentialSpec
+from mpnn.train.run import RunSpec
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mpnn: error: "), err
+    assert "Traceback" not in err
+    return err.strip()
+
+
+# -- config files ----------------------------------------------------------------------------------
+BAD_CONFIGS = [
+    ("training:\n  epochs: ten\n", "training.epochs: expected a positive integer, got 'ten'"),
+    ("training:\n  epochs: 1.5\n", "training.epochs: expected a positive integer, got 1.5"),
+    ("training:\n  epochs: true\n", "training.epochs: expected a positive integer, got True"),
+    ("training:\n  epochs: 0\n", "training.epochs: expected a positive integer, got 0"),
+    ("training:\n  time_budget: .inf\n", "training.time_budget: expected a positive number, got inf"),
+    ("training:\n  lr: fast\n", "training.lr: expected a positive number, got 'fast'"),
+    ("training:\n  lr: .nan\n", "training.lr: expected a positive number, got nan"),
+    ("training:\n  decay_start: 1.5\n", "training.decay_start: expected a number in [0, 1), got 1.5"),
+    ("training:\n  decay_factor: 0\n", "training.decay_factor: expected a number in (0, 1], got 0"),
+    ("training:\n  clip: -1\n", "training.clip: expected a number >= 0, got -1"),
+    ("training:\n  patience: -2\n", "training.patience: expected an integer >= 0, got -2"),
+    ("training:\n  batch_size: 2.5\n", "training.batch_size: expected a positive integer, got 2.5"),
+    ("training:\n  seed: -1\n", "training.seed: expected an integer >= 0 (below 2**63), got -1"),
+    ("data:\n  subset: many\n", "data.subset: expected a positive integer, got 'many'"),
+    ("data:\n  valid: -1\n", "data.valid: expected an integer >= 0, got -1"),
+    ("data:\n  source: 5\n", "data.source: expected a string, got 5"),
+    ("model:\n  model: enn_s2s\n  dim: big\n", "model.dim: expected an integer, got 'big'"),
+    ("model:\n  model: enn_s2s\n  tie_weights: 'yes'\n", "model.tie_weights: expected true or false"),
+    ("model:\n  model: enn_s2s\n  edge_hidden: [64, x]\n", "model.edge_hidden: expected a list of integers"),
+    ("joint: 'false'\n", "joint must be true or false"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_CONFIGS, ids=[m.split(":")[0] for _, m in BAD_CONFIGS])
+def test_a_config_file_of_the_wrong_types_names_file_and_field(tmp_path, capsys, text, message) -> None:
+    config = tmp_path / "u0.yaml"
+    config.write_text("targets: U0\n" + text)
+    out = tmp_path / "out"
+    assert cli.main(["train", "--config", str(config), "--out", str(out)]) == 2
+    assert one_line_error(capsys).startswith(f"mpnn: error: {config}: {message}")
+    assert not out.exists()
+
+
+def test_json_configs_are_checked_alike(tmp_path, capsys) -> None:
+    config = tmp_path / "u0.json"
+    config.write_text(json.dumps({"training": {"epochs": "ten"}}))
+    assert cli.main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    message = f"{config}: training.epochs: expected a positive integer, got 'ten'"
+    assert one_line_error(capsys) == f"mpnn: error: {message}"
+
+
+def test_valid_config_values_are_accepted(tmp_path) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text(
+        "targets: [U0, gap]\njoint: true\ndata: {subset: 100, valid: 10, test: 10}\n"
+        "model: {model: enn_s2s, dim: 32, edge_hidden: [16], tie_weights: false}\n"
+        "training: {epochs: 2, lr: 1e-3, decay_start: 0, decay_factor: 1, clip: 0, patience: null,"
+        " seed: 7, weight_seed: 3}\n"
+    )
+    spec = spec_from_config(normalize_config(load_config(config), str(config)), str(config))
+    t = spec.training
+    assert (t.epochs, t.lr, t.decay_start, t.decay_factor, t.clip, t.patience) == (2, 1e-3, 0, 1, 0, None)
+    assert (t.seed, t.weight_seed, spec.data.subset, spec.model["dim"], spec.joint) == (7, 3, 100, 32, True)
+    assert spec.model["tie_weights"] is False and spec.model["edge_hidden"] == [16]
+
+
+# -- the dataclasses themselves --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: TrainSettings(epochs=True), "training.epochs: expected a positive integer, got True"),
+        (lambda: TrainSettings(time_budget=float("inf")), "training.time_budget: expected a positive"),
+        (lambda: TrainSettings(epochs=1, weight_seed=-1), "training.weight_seed: expected an integer >= 0"),
+        (lambda: TrainSettings(), "training: give epochs or time_budget"),
+        (lambda: DataSpec(subset=0), "data.subset: expected a positive integer, got 0"),
+        (lambda: PotentialSettings(epochs=1, lr_factor=1.0), "training.lr_factor: expected a number in (0"),
+        (lambda: PotentialSettings(epochs=1, float32="no"), "training.float32: expected true or false"),
+        (lambda: PotentialSettings(epochs=1, schedule="cosine"), "training.schedule: expected one of"),
+        (lambda: PotentialSettings(epochs=1, force_weight=0, energy_weight=0), "training: energy and force"),
+        (lambda: PotentialSpec(train="x", cutoff=float("nan")), "cutoff: expected a positive number"),
+        (lambda: PotentialSpec(train="x", nodes=[8, 0]), "nodes: expected a non-empty list of positive"),
+        (lambda: PotentialSpec(train="x", valid=1.0), "valid: expected a fraction in (0, 1) or a file"),
+        (lambda: PotentialSpec(train="x", symmetry={"zetas": [0.5]}), "symmetry.zetas: expected"),
+        (lambda: PotentialSpec(train="x", symmetry={"radial": 4}), "symmetry.radial: unknown setting"),
+        (lambda: RunSpec(["U0"], joint="no"), "joint: expected true or false, got 'no'"),
+        (lambda: RunSpec(["U7"]), "targets: expected QM9 target names"),
+        (lambda: RunSpec(["U0"], model={"model": "enn_s2s", "steps": 2.5}), "model.steps: expected an int"),
+    ],
+)
+def test_settings_dataclasses_check_every_field(build, message) -> None:
+    with pytest.raises(DataError) as info:
+        build()
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_valid_settings_are_accepted() -> None:
+    assert TrainSettings(epochs=3, clip=None, patience=0).epochs == 3
+    assert TrainSettings(time_budget=10).time_budget == 10  # an int is a number of seconds
+    assert PotentialSettings(epochs=1, energy_weight=0, clip=1).clip == 1
+    spec = PotentialSpec(train="x", valid="valid.xyz", symmetry={"angular_types": [3, 9]})
+    assert spec.valid == "valid.xyz" and spec.symmetry["angular_types"] == [3, 9]
+
+
+# -- the command line ------------------------------------------------------------------------------
+BAD_OPTIONS = [
+    (["--clip", "-1"], "argument --clip: expected a number >= 0, got '-1'"),
+    (["--clip", "inf"], "argument --clip: expected a number >= 0, got 'inf'"),
+    (["--lr", "nan"], "argument --lr: expected a positive number, got 'nan'"),
+    (["--time-budget", "inf"], "argument --time-budget: expected a positive number, got 'inf'"),
+    (["--decay-start", "1"], "argument --decay-start: expected a number in [0, 1), got '1'"),
+    (["--decay-start", "-0.1"], "argument --decay-start: expected a number in [0, 1), got '-0.1'"),
+    (["--decay-factor", "0"], "argument --decay-factor: expected a number in (0, 1], got '0'"),
+    (["--decay-factor", "1.5"], "argument --decay-factor: expected a number in (0, 1], got '1.5'"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0"),
+    (["--weight-seed", "x"], "argument --weight-seed: expected an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
+def test_train_options_out_of_range_are_one_line_errors(tmp_path, capsys, args, message) -> None:
+    assert cli.main(["train", *args, "--out", str(tmp_path / "out")]) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+BAD_POTENTIAL_OPTIONS = [
+    (["--cutoff", "inf"], "argument --cutoff: expected a positive number, got 'inf'"),
+    (["--r-min", "nan"], "argument --r-min: expected a number >= 0, got 'nan'"),
+    (["--zetas", "1,inf"], "argument --zetas: expected zetas >= 1"),
+    (["--force-weight", "inf"], "argument --force-weight: expected a number >= 0, got 'inf'"),
+    (["--valid", "nan"], "argument --valid: expected a fraction in (0, 1) or a file, got 'nan'"),
+    (["--seed", "-3"], "argument --seed: expected an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), BAD_POTENTIAL_OPTIONS, ids=[" ".join(a) for a, _ in BAD_POTENTIAL_OPTIONS]
+)
+def test_train_potential_options_out_of_range(tmp_path, capsys, args, message) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["train-potential", str(tmp_path / "data.xyz"), *args, "--out", str(out)]) == 2
+    assert message in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_md_timestep_must_be_finite(tmp_path, capsys) -> None:
+    args = ["md", str(tmp_path), str(tmp_path / "s.xyz"), "--steps", "1", "--timestep", "inf", "--nve"]
+    assert cli.main(args) == 2
+    assert "argument --timestep: expected a positive number, got 'inf'" in one_line_error(capsys)
+
+
+def test_valid_options_build_the_spec(tmp_path) -> None:
+    args = cli.build_parser().parse_args(
+        ["train", "--target", "U0", "--epochs", "2", "--clip", "0", "--decay-start", "0",
+         "--decay-factor", "1", "--seed", "5", "--lr", "2e-3"]
+    )  # fmt: skip
+    spec = spec_from_config(cli.train_config(args))
+    t = spec.training
+    assert (t.epochs, t.clip, t.decay_start, t.decay_factor, t.seed, t.lr) == (2, 0.0, 0.0, 1.0, 5, 2e-3)
+
+
+def test_a_run_description_of_the_wrong_types_names_the_file(tmp_path: Path, capsys) -> None:
+    spec = RunSpec(["U0"], training=TrainSettings(epochs=1)).to_json()
+    spec["data"]["subset"] = 1.5
+    (tmp_path / "run.json").write_text(json.dumps(spec))
+    assert cli.main(["train", "--out", str(tmp_path), "--quiet"]) == 2
+    err = one_line_error(capsys)
+    assert str(tmp_path / "run.json") in err and "data.subset: expected a positive integer, got 1.5" in err
