@@ -354,3 +354,61 @@ def test_errors_that_are_not_write_failures_pass_unchanged(tmp_path) -> None:
     with pytest.raises(KeyError):
         atomic_write(tmp_path / "x.json", bug)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- found by the fuzz test (tests/test_fuzz_readers.py) -------------------------------------------
+def test_a_config_json_that_is_not_utf8(property_run, tmp_path, capsys) -> None:
+    run = copy_run(property_run, tmp_path)
+    (run / "config.json").write_bytes(b'{"model": "\xff"}')
+    assert cli.main(["evaluate", str(run)]) == 2
+    one_line_error(capsys, str(run / "config.json"), "not UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda o: o["param_groups"][0].pop("eps"), "param_groups[0]: expected the keys"),
+        (lambda o: o["param_groups"][0].update(lr=float("nan")), "param_groups[0].lr"),
+        (lambda o: o["param_groups"][0].update(betas=(0.9,)), "param_groups[0].betas"),
+        (lambda o: o["state"][0].update(exp_avg=torch.zeros(7, 3)), "state[0].exp_avg: shape (7, 3)"),
+        (lambda o: o["state"][0]["exp_avg_sq"].fill_(float("inf")), "state[0].exp_avg_sq: not finite"),
+        (lambda o: o["state"].update({10**6: {}}), "state: entry 1000000 is not one of the"),
+    ],
+    ids=["no-eps", "nan-lr", "short-betas", "shape", "inf-moment", "foreign-index"],
+)
+def test_a_potential_resume_with_a_foreign_optimizer_state(potential_run, tmp_path, capsys, change, message):
+    """``optimizer.load_state_dict`` takes all of these; Adam would fail (or turn NaN) at its first
+    step. The resume refuses them before anything is written."""
+    run = copy_run(potential_run[0], tmp_path)
+    last = torch.load(run / "last.pt", weights_only=True)
+    change(last["optimizer"])
+    torch.save(last, run / "last.pt")
+    before = snapshot(run)
+    args = [str(potential_run[1]), "--out", str(run), "--epochs", "2", *SMALL_OPTIONS, "--quiet"]
+    assert cli_train_potential.main(["--valid", "0.2", *args]) == 2
+    one_line_error(capsys, str(run / "last.pt"), message)
+    assert snapshot(run) == before
+
+
+def test_index_tables_of_a_potential_come_from_its_configuration(potential_run, tmp_path, capsys) -> None:
+    """An integer buffer (here the cutoff index of an angular group, reaching compiled kernels
+    unchecked) edited in best.pt to 2**40: refused, not a segmentation fault."""
+    run = copy_run(potential_run[0], tmp_path)
+    state = torch.load(run / "best.pt", weights_only=True)
+    keys = [k for k, v in state.items() if not v.is_floating_point() and v.numel()]
+    assert keys, "the potential has integer index tables"
+    for key in keys:
+        state[key] = torch.full_like(state[key], 2**40)
+    torch.save(state, run / "best.pt")
+    assert cli.main(["predict", str(run), str(potential_run[1]), "-o", str(tmp_path / "p.extxyz")]) == 2
+    one_line_error(capsys, str(run / "best.pt"), "differs from the structure that the configuration gives")
+    assert not (tmp_path / "p.extxyz").exists()
+
+
+def test_a_symmetry_function_without_its_type(potential_run, tmp_path, capsys) -> None:
+    run = copy_run(potential_run[0], tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    del config["model"]["symmetry_functions"][0][0]["type"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert cli.main(["predict", str(run), str(potential_run[1]), "-o", str(tmp_path / "p.extxyz")]) == 2
+    one_line_error(capsys, str(run / "config.json"), "cannot rebuild the model")

@@ -133,3 +133,28 @@ def test_small_cells_that_real_work_uses_pass() -> None:
         if 0 < a * a + b * b + c * c < 36
     )
     assert len(i) == expected == 894
+
+
+@pytest.mark.parametrize("distance", [1e6, 1e12, 1e300])
+def test_atoms_absurdly_far_apart_are_refused_not_a_crash(tmp_path, capsys, distance) -> None:
+    """Two atoms 1e6 A apart made vesin 0.6 kill the process (SIGFPE); now one line, at once."""
+    path = tmp_path / "far.xyz"
+    path.write_text(f"2\n\nH 0 0 0\nH 0 {-distance!r} 0\n")
+    assert _run_bounded(["predict", str(TINY), str(path), "-o", str(tmp_path / "o.extxyz")]) == 2
+    assert "more than 1e+05 A; check the units" in _one_line_error(capsys)
+
+
+def test_a_long_structure_is_searched_with_wider_bins_and_the_same_pairs() -> None:
+    """Along 5e4 A, a 0.1 A search (the same-position check) would need 5e5 bins per row, beyond
+    the backends' limit: the radius is widened for the search and the list cut back to 0.1 A.
+    Reference: brute force over all pairs."""
+    rng = np.random.default_rng(0)
+    pos = np.concatenate([rng.uniform(0, 5e4, (40, 1)), rng.uniform(0, 0.3, (40, 2))], axis=1)
+    pos[1] = pos[0] + [0.05, 0.0, 0.0]  # one pair within 0.1 A
+    for cutoff in (0.1, 6.0, 2000.0):
+        i, j, _ = neighbor_list(pos, cutoff)
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+        bi, bj = np.nonzero((d < cutoff) & ~np.eye(len(pos), dtype=bool))
+        assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == sorted(
+            zip(bi.tolist(), bj.tolist(), strict=True)
+        )

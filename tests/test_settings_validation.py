@@ -190,3 +190,50 @@ def test_a_run_description_of_the_wrong_types_names_the_file(tmp_path: Path, cap
     assert cli.main(["train", "--out", str(tmp_path), "--quiet"]) == 2
     err = one_line_error(capsys)
     assert str(tmp_path / "run.json") in err and "data.subset: expected a positive integer, got 1.5" in err
+
+
+# -- sizes are bounded before anything is allocated ------------------------------------------------
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("dim=1000000000000", "dim: 1000000000000 is beyond the largest size allowed"),
+        ("dim=100000", "parameters, more than the 200,000,000 allowed"),
+        ("edge_hidden=[100000000]", "edge_hidden: 100000000 is beyond the largest size allowed"),
+    ],
+    ids=["huge-dim", "too-many-parameters", "huge-hidden"],
+)
+def test_model_sizes_are_bounded_before_allocating(tmp_path, capsys, option, message) -> None:
+    """An enn-s2s of d = 1e5 would hold 1.5e13 parameters: refused from its shapes alone (PyTorch's
+    meta device), in well under a second, with nothing written."""
+    import time
+
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    args = ["train", "--target", "U0", "--subset", "20", "--epochs", "1", "--model-option", option]
+    assert cli.main([*args, "--out", str(out)]) == 2
+    assert time.perf_counter() - start < 30  # (the data set loads first)
+    assert message in one_line_error(capsys)
+    assert not out.exists()
+
+
+TINY_POTENTIAL = Path(__file__).parent / "fixtures" / "n2p2" / "tiny"  # H, O; cutoff 6 Angstrom
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--seed", "-1"], "argument --seed: expected an integer >= 0"),
+        (["--index", "2"], "no structure 2 (the file holds 2)"),
+        (["--index", "-3"], "no structure -3 (the file holds 2)"),  # ASE itself wraps -3 to a frame
+    ],
+    ids=["negative-seed", "index-past-the-end", "index-before-the-start"],
+)
+def test_md_seed_and_index_are_checked(tmp_path, capsys, extra, message) -> None:
+    water = "3\nwater\nO 0 0 0.117\nH 0 0.757 -0.467\nH 0 -0.757 -0.467\n"
+    (tmp_path / "two.xyz").write_text(water * 2)
+    args = ["md", str(TINY_POTENTIAL), str(tmp_path / "two.xyz"), "--steps", "1", "--timestep", "0.5"]
+    out = tmp_path / "t.extxyz"
+    assert cli.main([*args, "--nve", "-o", str(out), *extra]) == 2
+    assert message in one_line_error(capsys)
+    assert not out.exists()
+    assert cli.main([*args, "--nve", "-o", str(out), "--index", "-2", "--quiet"]) == 0

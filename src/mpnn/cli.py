@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _evaluate_parser(sub)
     _predict_parser(sub)
-    add_md_parser(sub, _positive_int, _count, _positive_float)
+    add_md_parser(sub, _positive_int, _count, _positive_float, _seed)
     add_export_parser(sub)
     from mpnn.cli_train_potential import register as register_train_potential  # imports this module
 
@@ -394,15 +394,26 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mpnn``; returns the exit status (0, 2 on errors, 130 when interrupted).
 
-    Warnings are printed as one line each, ``mpnn: warning: <message>``.
+    Warnings are printed as one line each, ``mpnn: warning: <message>``. PyTorch's CPU threads:
+    ``OMP_NUM_THREADS`` when set, else one per core; the caller's setting is restored on return.
     """
+    threads = torch.get_num_threads()
     with warnings.catch_warnings():  # the previous warning display is restored on return
         warnings.showwarning = _show_warning
-        return _main(argv)
+        try:
+            torch.set_num_threads(_thread_count())
+            return _main(argv)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _thread_count() -> int:
+    """``OMP_NUM_THREADS`` if it is a positive integer, else the number of cores."""
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else os.cpu_count() or 1
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    torch.set_num_threads(os.cpu_count() or 1)
     command = None
     try:
         args = build_parser().parse_args(argv)

@@ -17,6 +17,7 @@ from mpnn.cli import (
     _add_data_options,
     _count,
     _positive_int,
+    _seed,
     add_length_options,
     add_model_options,
     train_config,
@@ -117,7 +118,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("ablation", metavar="ABLATION", help="ablation file (JSON/YAML) or built-in name")
-    p.add_argument("--seed", type=int, help="seed of weights, subset, split and order of every run")
+    p.add_argument("--seed", type=_seed, help="seed of weights, subset, split and order of every run")
     p.add_argument("--paper", action="store_true", help="add the paper's enn-s2s and ens5 columns")
     _add_run_options(p)
     p.set_defaults(func=cmd_compare)

@@ -188,7 +188,7 @@ def cmd_predict_potential(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_md_parser(sub: Any, positive_int: Any, count: Any, positive_float: Any) -> None:
+def add_md_parser(sub: Any, positive_int: Any, count: Any, positive_float: Any, seed: Any = int) -> None:
     """The ``mpnn md`` subcommand."""
     p = sub.add_parser(
         "md",
@@ -242,7 +242,7 @@ def add_md_parser(sub: Any, positive_int: Any, count: Any, positive_float: Any) 
         help="units of the n2p2 files, e.g. bohr,hartree (default: angstrom,ev)",
     )
     p.add_argument("--interval", type=positive_int, default=1, metavar="K", help="write every K steps")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of velocities and noise")
+    p.add_argument("--seed", type=seed, default=0, metavar="S", help="seed of velocities and noise")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_md)
 

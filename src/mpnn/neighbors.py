@@ -49,6 +49,13 @@ MAX_PAIRS = 1e8
 MAX_NEIGHBORS = 5e3
 #: Refuse a periodic cell so thin that the cutoff reaches more than this many images along one row.
 MAX_IMAGES = 100
+#: The cell-list backends bin each box row into cells of the search radius; vesin 0.6 crashes the
+#: process beyond about 1e5 bins along one row. A structure longer than this many cutoffs (12
+#: micrometres at 6 Angstrom) is searched with radius length / MAX_BINS and the list then cut.
+MAX_BINS = 20_000
+#: Refuse a structure longer than this (Angstrom) along a box row: 10 micrometres is no atomistic
+#: structure, and vesin 0.6 crashes the process on some far larger ones (a unit mix-up).
+MAX_EXTENT = 1e5
 #: In a batch, molecules up to this size go through one vectorised all-pairs pass instead of a
 #: cell list each (per-call overhead dominates below about 50 atoms).
 DENSE_MAX_ATOMS = 48
@@ -125,6 +132,15 @@ def check_size(pos: np.ndarray, cutoff: float, cell: np.ndarray, pbc: np.ndarray
     if n == 0:
         return
     box = backend_box(pos, cell, pbc)
+    with np.errstate(over="ignore", invalid="ignore"):
+        lengths = np.sqrt(np.square(box).sum(axis=1))
+    if not lengths.max() <= MAX_EXTENT:
+        k = int(np.nanargmax(np.where(np.isnan(lengths), np.inf, lengths)))
+        what = "the cell is" if pbc[k] else "the atoms spread over"
+        raise DataError(
+            f"{what} {lengths[k]:.3g} A along row {k}, more than {MAX_EXTENT:.0e} A; "
+            "check the units and the coordinates"
+        )
     volume = abs(float(np.linalg.det(box)))
     areas = np.linalg.norm(np.cross(box[[1, 2, 0]], box[[2, 0, 1]]), axis=1)
     thickness = volume / areas
@@ -196,7 +212,14 @@ def neighbor_list(
     if backend == "vesin" and not vesin_available():
         raise DataError("neighbour-list backend 'vesin' needs vesin >= 0.5.8 (pip install -U vesin)")
     box = backend_box(pos, cell, pbc)
-    i, j, shifts, dist = (vesin_pairs if use_vesin else ase_pairs)(pos, cutoff, box, pbc)
+    search = max(cutoff, float(np.linalg.norm(box, axis=1).max()) / MAX_BINS)
+    if search > cutoff:  # a very long structure: fewer, wider bins, then the pairs within cutoff
+        check_size(pos, search, cell, pbc)
+        box = backend_box(pos, cell, pbc, minimum=search)
+    i, j, shifts, dist = (vesin_pairs if use_vesin else ase_pairs)(pos, search, box, pbc)
+    if search > cutoff:
+        keep = dist < cutoff
+        i, j, shifts, dist = i[keep], j[keep], shifts[keep], dist[keep]
     bad = np.flatnonzero(dist < SAME_POSITION_TOL)
     if bad.size:
         _raise_same_position(i, j, shifts, bad)

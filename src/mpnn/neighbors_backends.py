@@ -46,12 +46,14 @@ def vesin_available() -> bool:
     return _version_tuple(getattr(vesin, "__version__", "0")) >= VESIN_MIN_VERSION
 
 
-def backend_box(pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+def backend_box(pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray, minimum: float = 0.0) -> np.ndarray:
     """(3, 3) box for the backends: periodic rows of ``cell`` kept, non-periodic rows made up.
 
     The made-up rows span the orthogonal complement of the periodic rows (via SVD), each of length
-    (extent of the atoms along it) + 1 Angstrom; the box is made right-handed by flipping the sign
-    of a made-up row if needed. ``cell`` rows in non-periodic directions are ignored.
+    (extent of the atoms along it) + 1 Angstrom, and at least ``minimum`` (the search radius: the
+    backends loop over cutoff / length shells even along non-periodic rows); the box is made
+    right-handed by flipping the sign of a made-up row if needed. ``cell`` rows in non-periodic
+    directions are ignored.
     """
     if pbc.all():
         return cell.copy()
@@ -63,7 +65,7 @@ def backend_box(pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarra
     extent = np.ptp(pos @ complement.T, axis=0) if pos.shape[0] else np.zeros(complement.shape[0])
     box = np.zeros((3, 3))
     box[pbc] = periodic
-    box[~pbc] = complement * (extent + 1.0)[:, None]
+    box[~pbc] = complement * np.maximum(extent + 1.0, minimum)[:, None]
     if np.linalg.det(box) < 0:
         last = np.flatnonzero(~pbc)[-1]
         box[last] = -box[last]

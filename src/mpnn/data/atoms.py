@@ -133,7 +133,11 @@ def _read_ase(path: Path, index: str | int | slice, selection: int | slice) -> l
     if kind in ("xyz", "extxyz"):
         check_xyz_counts(path)
     try:
+        if isinstance(selection, int):  # ASE wraps some negative indices and says StopIteration
+            return [_one_structure(path, selection)]
         read = ase.io.read(path, index=index)
+    except DataError:
+        raise
     except MemoryError:
         raise DataError(f"{path}: cannot read with ASE: the file declares more than memory holds") from None
     except Exception as error:  # ASE raises many kinds (ValueError, KeyError, StopIteration, ...)
@@ -147,6 +151,24 @@ def _read_ase(path: Path, index: str | int | slice, selection: int | slice) -> l
         if first >= 0 and step > 0:  # positions in the file, for error messages
             return [(first + step * k, atoms) for k, atoms in enumerate(read)]
     return list(enumerate(read))
+
+
+def _one_structure(path: Path, k: int) -> tuple[int, Atoms]:
+    """(position in the file, structure) of structure ``k`` (negative: from the end), reading the
+    file once and holding at most ``|k|`` structures."""
+    from collections import deque
+
+    import ase.io
+
+    last: deque[tuple[int, Atoms]] = deque(maxlen=max(-k, 1))
+    count = 0
+    for count, atoms in enumerate(ase.io.iread(path, index=":"), start=1):
+        if count - 1 == k:
+            return k, atoms
+        last.append((count - 1, atoms))
+    if k < 0 and count >= -k:
+        return last[0]
+    raise DataError(f"{path}: no structure {k} (the file holds {count})")
 
 
 def check_xyz_counts(path: str | Path) -> None:

@@ -32,18 +32,59 @@ MODELS = {
 }
 
 
+#: Bounds checked before a model is allocated: any integer of its configuration (widths, steps,
+#: layer sizes) and its number of parameters (4 bytes each in float32, 3x that to train with Adam).
+MAX_SIZE = 1_000_000
+MAX_PARAMETERS = 200_000_000
+
+
 def build_model(config: dict[str, Any]) -> PropertyModel | PotentialModel:
-    """A fresh model from ``{"model": name, **hyperparameters}``; unknown keys are an error."""
+    """A fresh model from ``{"model": name, **hyperparameters}``; unknown keys are an error, and
+    so are sizes beyond :data:`MAX_SIZE` or :data:`MAX_PARAMETERS` (checked before allocating)."""
     settings = dict(config)
     name = settings.pop("model", None)
-    if name not in MODELS:
+    if not isinstance(name, str) or name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
     config_type, build = MODELS[name]
+    _check_sizes(settings, f"model {name}")
     try:
         parsed = config_type(**settings)
     except TypeError as error:
         raise ValueError(f"model {name}: {error}") from None
+    _check_parameter_count(build, parsed, name)
     return build(parsed)
+
+
+def _check_sizes(value: Any, where: str) -> None:
+    """Every integer in ``value`` (nested lists and dicts) is at most :data:`MAX_SIZE`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_sizes(item, f"{where}: {key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_sizes(item, where)
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
+        raise ValueError(f"{where}: {value} is beyond the largest size allowed ({MAX_SIZE:,})")
+
+
+def _check_parameter_count(build: Any, parsed: Any, name: str) -> None:
+    """Build ``parsed`` on PyTorch's meta device (shapes, no memory) and bound its size."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            dry = build(parsed)
+    except RuntimeError as error:  # "Storage size calculation overflowed", ...
+        if "overflow" in str(error):
+            raise ValueError(f"model {name}: sizes too large to allocate") from None
+        return  # a builder that needs real values (e.g. the symmetry-function tables): MAX_SIZE holds
+    except (NotImplementedError, ValueError, TypeError, IndexError):
+        return
+    count = sum(t.numel() for t in dry.parameters()) + sum(t.numel() for t in dry.buffers())
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"model {name}: {count:,} parameters, more than the {MAX_PARAMETERS:,} allowed (sizes too large?)"
+        )
 
 
 __all__ = [

@@ -204,7 +204,19 @@ def load_last(path: str | Path) -> dict[str, Any]:
 
 
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str | Path) -> None:
-    """``model.load_state_dict(state)``; a mismatch is a :class:`DataError` naming ``where``."""
+    """``model.load_state_dict(state)``; a mismatch is a :class:`DataError` naming ``where``.
+
+    Integer tensors (index tables of the symmetry functions, columns, ...) are structure that the
+    model derives from its configuration, not learned: a saved one must equal the model's own, as
+    an index out of range would reach compiled kernels unchecked.
+    """
+    current = model.state_dict()
+    for key, value in state.items() if isinstance(state, dict) else ():
+        fixed = current.get(key)
+        if fixed is None or not isinstance(value, torch.Tensor) or value.is_floating_point():
+            continue
+        if value.shape != fixed.shape or value.dtype != fixed.dtype or not torch.equal(value, fixed):
+            raise DataError(f"{where}: {key}: differs from the structure that the configuration gives")
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
@@ -212,11 +224,66 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str
         raise DataError(f"{where}: does not fit the model: {first}") from None
 
 
+def check_optimizer_state(saved: dict[str, Any], optimizer: torch.optim.Optimizer, where: str) -> None:
+    """Raise a one-line :class:`DataError` unless ``saved`` (an optimizer state dict, as in
+    ``last.pt``) fits ``optimizer``: the same parameter groups with the same settings, of the same
+    kinds and finite, and per-parameter state tensors of the parameters' shapes, finite.
+
+    ``optimizer.load_state_dict`` checks little of this; a mismatch would fail (or compute NaN)
+    only at the first step, deep inside PyTorch.
+    """
+    groups, current = saved.get("param_groups"), optimizer.param_groups
+    if not isinstance(groups, list) or len(groups) != len(current):
+        raise DataError(f"{where}: expected {len(current)} parameter group(s), got {_kind(groups)}")
+    params = [p for group in current for p in group["params"]]
+    for k, (group, fresh) in enumerate(zip(groups, current, strict=True)):
+        if not isinstance(group, dict) or set(group) != set(fresh):
+            raise DataError(f"{where}: param_groups[{k}]: expected the keys {', '.join(sorted(fresh))}")
+        for key, value in fresh.items():
+            if key == "params":
+                ok = isinstance(group[key], list) and len(group[key]) == len(value)
+            else:
+                ok = _same_kind(group[key], value)
+            if not ok:
+                raise DataError(f"{where}: param_groups[{k}].{key}: {group[key]!r} does not fit {value!r}")
+    state = saved.get("state")
+    for index, entry in state.items() if isinstance(state, dict) else ():
+        if not (isinstance(index, int) and 0 <= index < len(params) and isinstance(entry, dict)):
+            raise DataError(f"{where}: state: entry {index!r} is not one of the {len(params)} parameters")
+        for name, value in entry.items():
+            shaped = isinstance(value, torch.Tensor) and value.dim() > 0
+            if shaped and value.shape != params[index].shape:
+                raise DataError(
+                    f"{where}: state[{index}].{name}: shape {tuple(value.shape)}, "
+                    f"expected {tuple(params[index].shape)}"
+                )
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not value.isfinite().all():
+                raise DataError(f"{where}: state[{index}].{name}: not finite")
+
+
+def _same_kind(value: Any, reference: Any) -> bool:
+    """Whether a saved optimizer setting ``value`` is of the kind of ``reference`` (and finite)."""
+    if isinstance(reference, bool) or reference is None:
+        return value is None or isinstance(value, bool)
+    if isinstance(reference, (int, float, torch.Tensor)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        number = number or (isinstance(value, torch.Tensor) and value.numel() == 1)
+        return number and bool(torch.isfinite(torch.as_tensor(value, dtype=torch.float64)))
+    if isinstance(reference, (tuple, list)):
+        return (
+            isinstance(value, (tuple, list))
+            and len(value) == len(reference)
+            and all(_same_kind(v, r) for v, r in zip(value, reference, strict=True))
+        )
+    return isinstance(value, type(reference))
+
+
 def restore_last(
     saved: dict[str, Any], optimizer: torch.optim.Optimizer, counters: SavedCounters, where: str | Path
 ) -> None:
     """Set the optimizer state, the torch RNG state and the counters from ``saved`` (of
     :func:`load_last`); a mismatch is a :class:`DataError` naming ``where``."""
+    check_optimizer_state(saved["optimizer"], optimizer, f"{where}: optimizer")
     try:
         optimizer.load_state_dict(saved["optimizer"])
     except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as error:
@@ -269,6 +336,8 @@ def load_json(path: str | Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start})") from None
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: malformed JSON: {error.msg}") from None
 
@@ -287,14 +356,11 @@ def load_model(run_dir: str | Path, which: str = BEST) -> tuple[PropertyModel, d
     check_model_options(config["model"], f"{run_dir / CONFIG}: model.")
     try:
         model = build_model(config["model"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise DataError(f"{run_dir / CONFIG}: cannot rebuild the model: {error}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        text = " ".join(str(error).split()) or type(error).__name__
+        raise DataError(f"{run_dir / CONFIG}: cannot rebuild the model: {text}") from None
     state = load_last(run_dir / which)["model"] if which == LAST else load_state_file(run_dir / which)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise DataError(f"{run_dir / which}: does not fit {run_dir / CONFIG}: {first}") from None
+    load_into(model, state, f"{run_dir / which} (with {run_dir / CONFIG})")
     return model.eval(), config
 
 
