@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import create_units
+from test_train_potential import emt
 
 from mpnn import cli
 from mpnn.data.n2p2_data import write_input_data
@@ -48,10 +48,7 @@ def labelled_clusters(count: int = 8, seed: int = 3) -> list[Atoms]:
     out = []
     for _ in range(count):
         atoms = Atoms(list(rng.choice(["Cu", "Al"], 3)), positions=base + rng.normal(scale=0.1, size=(3, 3)))
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        out.append(atoms)
+        out.append(emt(atoms))
     return out
 
 
