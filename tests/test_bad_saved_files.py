@@ -25,7 +25,8 @@ from test_train_potential import SMALL_OPTIONS, clusters
 
 from mpnn import cli, cli_train_potential
 from mpnn.errors import MpnnError
-from mpnn.train.checkpoint import TEMPORARY, atomic_write, load_split_file, remove_stale_temporaries
+from mpnn.files import TEMPORARY, atomic_write, remove_stale_temporaries
+from mpnn.train.checkpoint import load_split_file
 
 TINY = ["--dim", "16", "--steps", "1", "--batch-size", "8", "--quiet"]
 

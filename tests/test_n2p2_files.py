@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mpnn import files
 from mpnn.errors import DataError
-from mpnn.potentials import n2p2_files
 from mpnn.potentials.n2p2_files import (
     N2p2Potential,
     read_potential,
@@ -321,15 +321,15 @@ def test_write_potential_writes_all_or_nothing(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(DataError, match=r"weights\.008\.data: weight shapes"):
         write_potential(tmp_path, bad)
     calls = []
-    real = n2p2_files.stage_text
+    real = files.stage
 
-    def failing(path: Path, text: str) -> Path:
+    def failing(path: Path, write) -> Path:
         calls.append(path.name)
         if len(calls) == 3:
             raise OSError("disk full")
-        return real(path, text)
+        return real(path, write)
 
-    monkeypatch.setattr(n2p2_files, "stage_text", failing)
+    monkeypatch.setattr(files, "stage", failing)
     p.weights["H"][0][0][0, 0] = 42.0
     with pytest.raises(OSError, match="disk full"):
         write_potential(tmp_path, p)

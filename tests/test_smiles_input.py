@@ -27,8 +27,9 @@ from mpnn.data.featurize import NODE_FEATURES, featurize_mol, featurize_molecule
 from mpnn.data.qm9 import ATOMIC_NUMBERS, bundled_release_path, iter_release
 from mpnn.data.smiles import is_smiles_file, molecule_from_smiles, read_smiles_file, read_smiles_molecules
 from mpnn.errors import DataError, FeaturizationError
+from mpnn.files import save_json
 from mpnn.models import MODELS, EnnS2SConfig, enn_s2s
-from mpnn.train.checkpoint import save_json, save_tensors
+from mpnn.train.checkpoint import save_tensors
 from mpnn.train.predict import read_structures, to_molecule
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "qm9"

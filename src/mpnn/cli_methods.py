@@ -168,7 +168,7 @@ def _columns(runs: list[tuple[str, Path]], paper: bool) -> list[Any]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``mpnn report``: the Markdown table (printed or written) and the optional chart."""
-    from mpnn.train.checkpoint import write_text
+    from mpnn.files import write_text
     from mpnn.train.report import bar_chart, report_markdown, unique_labels
 
     check_outputs(files=[args.out, args.plot], read_dirs=args.runs)
@@ -190,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``mpnn compare``: train (or resume) every run, then write and print the report."""
-    from mpnn.train.checkpoint import write_text
+    from mpnn.files import write_text
     from mpnn.train.report import bar_chart, markdown_table, report_markdown
     from mpnn.train.search import load_ablation, run_ablation
 

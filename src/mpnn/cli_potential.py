@@ -148,7 +148,7 @@ def write_extxyz(structures: Sequence[Atoms], path: str | Path) -> None:
     """All structures into one extended-XYZ file, written atomically."""
     from ase.io import write
 
-    from mpnn.train.checkpoint import write_text
+    from mpnn.files import write_text
 
     buffer = io.StringIO()
     write(buffer, list(structures), format="extxyz")

@@ -107,7 +107,8 @@ def cmd_predict_property(args: argparse.Namespace) -> int:
     otherwise nothing is read or written and the error names the first model that reads them.
     """
     from mpnn.data.smiles import is_smiles_file
-    from mpnn.train.checkpoint import load_model, write_text
+    from mpnn.files import write_text
+    from mpnn.train.checkpoint import load_model
     from mpnn.train.ensemble import ensemble_members, is_ensemble, mean_and_spread
     from mpnn.train.predict import (
         predict_table,

@@ -20,8 +20,6 @@ field           shape         dtype    meaning
 from __future__ import annotations
 
 import operator
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -33,6 +31,7 @@ from torch import Tensor
 
 from mpnn.batch import Molecule
 from mpnn.errors import DataError
+from mpnn.files import atomic_write
 
 #: Version of the saved layout; files of another version are rebuilt, never misread.
 FORMAT_VERSION = 1
@@ -188,7 +187,7 @@ class MoleculeSet:
             meta=dict(self.meta),
             failures=[[int(i), str(reason)] for i, reason in self.failures],
         )
-        _atomic_torch_save(payload, Path(path))
+        atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
     @classmethod
     def load(cls, path: str | PathLike[str]) -> MoleculeSet:
@@ -221,20 +220,6 @@ def _gather_segments(ptr: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
     new_ptr[1:] = torch.cumsum(counts, 0)
     shift = torch.repeat_interleave(starts - new_ptr[:-1], counts)
     return torch.arange(int(new_ptr[-1])) + shift, new_ptr
-
-
-def _atomic_torch_save(payload: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a data file is readable like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def from_arrays(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from mpnn.data.qm9 import iter_release_files, read_atomref, read_uncharacterized
 from mpnn.errors import DataError, MpnnError
+from mpnn.files import stage
 
 #: ``dsgdb9nsd.xyz.tar.bz2``: the 133,885 xyz files.
 QM9_URL = "https://ndownloader.figshare.com/files/3195389"
@@ -105,17 +105,18 @@ def download_file(
     ``check`` raises :class:`DataError` for a bad file; ``sha256`` (hex) is compared if given.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    digests: list[str] = []
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
+            digests.append(_copy_url(url, out, progress=progress, timeout=timeout, label=dest.name))
+
+    tmp = stage(dest, write)
     try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _copy_url(url, out, progress=progress, timeout=timeout, label=dest.name)
-        if sha256 is not None and digest != sha256.lower():
-            raise DataError(f"{url}: sha256 {digest} differs from the expected {sha256}")
+        if sha256 is not None and digests[0] != sha256.lower():
+            raise DataError(f"{url}: sha256 {digests[0]} differs from the expected {sha256}")
         if check is not None:
             _check_as(check, tmp, url)
-        tmp.chmod(0o644)  # mkstemp makes it private
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -30,8 +30,6 @@ lines other than 0 or 3.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 from mpnn.errors import DataError
+from mpnn.files import write_text
 
 _ELEMENTS = frozenset(chemical_symbols[1:])
 _FIELDS = {"begin": (1, 2), "lattice": (4,), "atom": (10,), "energy": (2,), "charge": (2,), "end": (1,)}
@@ -151,17 +150,7 @@ def write_input_data(path: str | Path, atoms_list: Iterable[Atoms], length: floa
         lines += _block(atoms, index, length, energy)
     if not lines:
         raise DataError(f"{path}: no structures to write")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a data file is readable like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text("\n".join(lines) + "\n", path)
 
 
 def _block(atoms: Atoms, index: int, length: float, energy: float) -> list[str]:

@@ -54,6 +54,7 @@ from torch import Tensor, nn
 from mpnn.batch import Batch
 from mpnn.messages.contraction import BlockLayout, SlotLayout, is_complete_graph
 from mpnn.scatter import segment_count, segment_sum
+from mpnn.updates.mlp import mlp
 
 PATHS = ("naive", "cached", "contracted", "auto")
 
@@ -80,14 +81,6 @@ class EdgeContext:
     z: Tensor | None = None
     matrices: Tensor | None = None
     layout: BlockLayout | SlotLayout | None = None
-
-
-def mlp(widths: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    """Linear layers of the given widths, each followed by the activation."""
-    layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:], strict=True):
-        layers += [nn.Linear(a, b), activation()]
-    return nn.Sequential(*layers)
 
 
 class EdgeNetwork(nn.Module):
@@ -127,7 +120,9 @@ class EdgeNetwork(nn.Module):
             )
         self.in_dim, self.out_dim, self.aggregation, self.path = in_dim, out_dim, aggregation, path
         self.blocks, self.block_in, self.block_out = blocks, in_dim // blocks, out_dim // blocks
-        self.hidden = mlp([edge_features, *hidden])
+        if not hidden:
+            raise ValueError("EdgeNetwork: hidden needs at least one width (H)")
+        self.hidden = mlp([edge_features, *hidden], "relu", last_activation=True)
         # k output layers of z, one per block, stacked: k·(d_in/k)·(d_out/k) outputs
         self.matrix = nn.Linear(hidden[-1], blocks * self.block_in * self.block_out)
         self.root = nn.Linear(in_dim, out_dim, bias=False) if root_weight else None

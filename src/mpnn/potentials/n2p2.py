@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from mpnn.errors import DataError
+from mpnn.files import write_texts
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
-from mpnn.potentials.n2p2_files import N2p2Potential, format_potential, read_potential, write_texts
+from mpnn.potentials.n2p2_files import N2p2Potential, format_potential, read_potential
 from mpnn.potentials.n2p2_settings import ATOMIC_NUMBERS, N2p2Settings, SymmetryFunctionSpec, spec_from_dict
 
 #: Angstrom and eV per unit (CODATA 2018, as ASE).

@@ -28,20 +28,18 @@ all are written, so a failure leaves no half-written potential.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mpnn.errors import DataError
+from mpnn.files import write_text, write_texts
 from mpnn.potentials.n2p2_settings import (
     N2p2Settings,
     atomic_number,
     format_input_nn,
     read_input_nn,
-    stage_text,
-    write_text_atomic,
 )
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
@@ -151,7 +149,7 @@ def _count_message(path: str | Path, settings: N2p2Settings, rows: list, counts:
 
 def write_scaling(path: str | Path, settings: N2p2Settings, scaling: dict[str, np.ndarray]) -> None:
     """Write ``scaling`` (per element (n_sf, 4)) as n2p2's ``scaling.data``."""
-    write_text_atomic(Path(path), format_scaling(settings, scaling))
+    write_text(format_scaling(settings, scaling), path)
 
 
 def format_scaling(settings: N2p2Settings, scaling: dict[str, np.ndarray]) -> str:
@@ -196,7 +194,7 @@ def read_weights(path: str | Path, n_inputs: int, nodes: tuple[int, ...]) -> Lay
 
 def write_weights(path: str | Path, layers: Layers) -> None:
     """Write ``layers`` (per layer (W (out, in), b (out,))) in n2p2's annotated weights format."""
-    write_text_atomic(Path(path), format_weights(layers))
+    write_text(format_weights(layers), path)
 
 
 def format_weights(layers: Layers) -> str:
@@ -258,19 +256,3 @@ def write_potential(folder: str | Path, potential: N2p2Potential) -> None:
     write_texts(folder, format_potential(potential))
 
 
-def write_texts(folder: str | Path, texts: dict[str, str]) -> None:
-    """Write file name -> text into ``folder`` (created if needed): all staged, then all renamed."""
-    folder = Path(folder)
-    created = not folder.exists()
-    staged: dict[Path, Path] = {}
-    try:
-        for name, text in texts.items():
-            staged[folder / name] = stage_text(folder / name, text)
-        for target, tmp in staged.items():
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-        if created and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()  # leave no empty folder behind a failed write
-        raise

@@ -59,8 +59,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +67,7 @@ from typing import Any
 from ase.data import chemical_symbols
 
 from mpnn.errors import DataError
+from mpnn.files import write_text
 
 #: Elements n2p2's ``ElementMap`` knows (H .. No); their order is by atomic number.
 KNOWN_ELEMENTS: tuple[str, ...] = tuple(chemical_symbols[1:103])
@@ -290,7 +289,7 @@ def read_input_nn(path: str | Path) -> N2p2Settings:
 
 def write_input_nn(path: str | Path, settings: N2p2Settings) -> None:
     """Write ``settings`` as an ``input.nn`` that n2p2 and :func:`read_input_nn` read back unchanged."""
-    write_text_atomic(Path(path), format_input_nn(settings))
+    write_text(format_input_nn(settings), path)
 
 
 def parse_input_nn(text: str, source: str = "input.nn") -> N2p2Settings:
@@ -369,29 +368,6 @@ def format_input_nn(settings: N2p2Settings) -> str:
         raise DataError(f"{s.path}: unsupported: n2p2 could not read these settings back ({error})") from None
     _check_round_trip(s, back, elements)
     return text
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    tmp = stage_text(path, text)
-    try:
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def stage_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a new temporary file beside ``path`` and return its name (not renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a potential file is readable like any other
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
 
 
 # ---------------------------------------------------------------------------------------------- parsing

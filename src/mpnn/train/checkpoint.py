@@ -15,122 +15,31 @@ Checkpoints are dictionaries of tensors and plain Python values, loaded with
 ``torch.load(..., weights_only=True)``; the model is rebuilt from ``config.json``. Each kind of
 file has one checked loader (:func:`load_state_file`, :func:`load_last`, :func:`load_split_file`):
 a file that loads but has the wrong structure, or a truncated one, is a one-line
-:class:`DataError` naming it. Files are written through temporaries (:func:`atomic_write`);
-those a killed process left behind are removed when a run starts or resumes
-(:func:`remove_stale_temporaries`).
+:class:`DataError` naming it. Files are written through temporaries
+(:func:`mpnn.files.atomic_write`); those a killed process left behind are removed when a run
+starts or resumes (:func:`mpnn.files.remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mpnn.errors import DataError, MpnnError
+from mpnn.errors import DataError
+from mpnn.files import atomic_write
 from mpnn.models import PropertyModel, build_model
 from mpnn.train.validate import check_model_options, is_int
 
 CONFIG, SPLIT, BEST, LAST = "config.json", "split.pt", "best.pt", "last.pt"
 
 
-#: The temporaries of :func:`atomic_write`: ``.<name>.<8 characters of mkstemp>.tmp``.
-TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it over ``path``.
-
-    A failure removes the temporary and leaves ``path`` as it was; an I/O error is an
-    :class:`MpnnError` naming ``path`` (never the temporary).
-    """
-    path = Path(path)
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException as error:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, OSError) or _is_write_failure(error, tmp):
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            reason = reason.replace(tmp, str(path)) if tmp else reason
-            raise MpnnError(f"{path}: cannot write: {' '.join(reason.split())}") from None
-        raise
-
-
-def _is_write_failure(error: BaseException, tmp: str | None) -> bool:
-    """A RuntimeError of torch.save's writer, or one that names the temporary."""
-    if not isinstance(error, RuntimeError):
-        return False
-    text = str(error)
-    return bool(tmp and tmp in text) or "PytorchStreamWriter" in text or "inline_container" in text
-
-
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Remove the temporaries that :func:`atomic_write` left in ``folder`` when a process was
-    killed: files named like ours (:data:`TEMPORARY`) and last modified before this process
-    started (a live writer's temporary is younger). Returns the removed paths."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    started = _process_start()
-    removed = []
-    for path in folder.iterdir():
-        if not TEMPORARY.match(path.name):
-            continue
-        try:
-            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < started:
-                path.unlink()
-                removed.append(path)
-        except OSError:  # gone meanwhile, or not ours to remove
-            continue
-    return removed
-
-
-def _process_start() -> float:
-    """When this process started (seconds since the epoch)."""
-    try:
-        import psutil
-
-        return float(psutil.Process().create_time())
-    except Exception:  # no psutil: the time this module was imported
-        return _IMPORTED
-
-
-_IMPORTED = time.time()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_tensors(obj: Any, path: str | Path) -> None:
     """``torch.save`` atomically; ``obj`` must hold only tensors and plain Python values."""
     atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
-
-
-def write_text(text: str, path: str | Path) -> None:
-    """Write a text file atomically."""
-    atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def save_json(obj: Any, path: str | Path) -> None:
-    """Write JSON atomically (indented, keys in insertion order)."""
-    write_text(json.dumps(obj, indent=2) + "\n", path)
 
 
 def load_tensors(path: str | Path) -> Any:

@@ -34,8 +34,9 @@ import numpy as np
 import mpnn
 from mpnn import outputs
 from mpnn.errors import DataError
+from mpnn.files import save_json, write_text
 from mpnn.outputs import check_output_folder, check_outputs
-from mpnn.train.checkpoint import SPLIT, load_json, load_model, load_split_file, save_json, write_text
+from mpnn.train.checkpoint import SPLIT, load_json, load_model, load_split_file
 from mpnn.train.data import DataSpec, load_molecules, load_split
 from mpnn.train.loader import target_values
 from mpnn.train.metrics import TargetError, mean_ratio, read_errors_csv, target_columns, target_errors

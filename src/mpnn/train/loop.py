@@ -20,18 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from mpnn.errors import DataError
+from mpnn.files import remove_stale_temporaries, write_text
 from mpnn.models import PropertyModel
-from mpnn.train.checkpoint import (
-    BEST,
-    LAST,
-    SavedCounters,
-    load_into,
-    load_last,
-    remove_stale_temporaries,
-    restore_last,
-    save_tensors,
-    write_text,
-)
+from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_into, load_last, restore_last, save_tensors
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.metrics import TargetError, history_csv, mean_ratio, target_errors
 from mpnn.train.schedule import lr_factor, progress

@@ -16,7 +16,7 @@ import numpy as np
 
 from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
-from mpnn.train.checkpoint import write_text
+from mpnn.files import write_text
 
 
 def target_columns(names: Sequence[str]) -> list[int]:

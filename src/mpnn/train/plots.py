@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mpnn.train.checkpoint import atomic_write
+from mpnn.files import atomic_write
 
 
 def _figure(width: float, height: float) -> Figure:

@@ -31,18 +31,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mpnn.errors import DataError
+from mpnn.files import remove_stale_temporaries, write_text
 from mpnn.models.hdnnp import PotentialModel
-from mpnn.train.checkpoint import (
-    BEST,
-    LAST,
-    SavedCounters,
-    load_into,
-    load_last,
-    remove_stale_temporaries,
-    restore_last,
-    save_tensors,
-    write_text,
-)
+from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_into, load_last, restore_last, save_tensors
 from mpnn.train.potential_data import Descriptors, energies_and_forces
 from mpnn.train.schedule import lr_factor, progress
 from mpnn.train.validate import BOOL, Rule, check_fields, choice, integer, number, seed_rule

@@ -32,6 +32,7 @@ import mpnn
 from mpnn import outputs
 from mpnn.batch import Molecule
 from mpnn.errors import DataError
+from mpnn.files import save_json
 from mpnn.models import build_model
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
 from mpnn.outputs import check_output_folder, check_outputs
@@ -48,7 +49,6 @@ from mpnn.train.checkpoint import (
     load_last,
     load_split_file,
     load_state_file,
-    save_json,
     save_tensors,
 )
 from mpnn.train.potential_loop import Errors, PotentialSettings, errors, errors_csv, fit_potential, predict
@@ -349,7 +349,7 @@ def evaluate_run(
     forces: bool = True,
 ) -> list[Errors]:
     """Errors on train and valid (descriptors) and test (the full model); ``test_metrics.csv``, plots."""
-    from mpnn.train.checkpoint import write_text
+    from mpnn.files import write_text
 
     rows = []
     for name, desc in (("train", train), ("valid", valid)):

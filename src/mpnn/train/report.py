@@ -27,7 +27,8 @@ from matplotlib.figure import Figure
 
 from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
-from mpnn.train.checkpoint import atomic_write, load_json
+from mpnn.files import atomic_write
+from mpnn.train.checkpoint import load_json
 from mpnn.train.metrics import TargetError, read_errors_csv
 from mpnn.train.run import RUN, TEST_METRICS, read_spec
 

@@ -30,20 +30,11 @@ import mpnn
 from mpnn import outputs
 from mpnn.data.qm9 import TARGETS, UNITS
 from mpnn.errors import DataError
+from mpnn.files import remove_stale_temporaries, save_json
 from mpnn.models import PropertyModel, build_model
 from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.train import plots
-from mpnn.train.checkpoint import (
-    BEST,
-    CONFIG,
-    SPLIT,
-    load_into,
-    load_json,
-    load_state_file,
-    remove_stale_temporaries,
-    save_json,
-    save_tensors,
-)
+from mpnn.train.checkpoint import BEST, CONFIG, SPLIT, load_into, load_json, load_state_file, save_tensors
 from mpnn.train.data import DataSpec, load_molecules, load_split, make_split, split_to_tensors
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.loop import TrainSettings, fit, fit_standardization, predict

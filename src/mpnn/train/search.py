@@ -47,8 +47,9 @@ import numpy as np
 from mpnn import outputs
 from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
+from mpnn.files import save_json, write_text
 from mpnn.outputs import check_output_folder, check_outputs
-from mpnn.train.checkpoint import load_json, save_json, write_text
+from mpnn.train.checkpoint import load_json
 from mpnn.train.config import (
     flatten_config,
     load_config,
