@@ -374,8 +374,9 @@ def test_a_config_json_that_is_not_utf8(property_run, tmp_path, capsys) -> None:
         (lambda o: o["state"][0].update(exp_avg=torch.zeros(7, 3)), "state[0].exp_avg: shape (7, 3)"),
         (lambda o: o["state"][0]["exp_avg_sq"].fill_(float("inf")), "state[0].exp_avg_sq: not finite"),
         (lambda o: o["state"].update({10**6: {}}), "state: entry 1000000 is not one of the"),
+        (lambda o: o["state"][0].pop("exp_avg_sq"), "the optimizer cannot step with this state"),
     ],
-    ids=["no-eps", "nan-lr", "short-betas", "shape", "inf-moment", "foreign-index"],
+    ids=["no-eps", "nan-lr", "short-betas", "shape", "inf-moment", "foreign-index", "no-moment"],
 )
 def test_a_potential_resume_with_a_foreign_optimizer_state(potential_run, tmp_path, capsys, change, message):
     """``optimizer.load_state_dict`` takes all of these; Adam would fail (or turn NaN) at its first

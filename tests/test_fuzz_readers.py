@@ -170,7 +170,7 @@ def mutate_file(data: st.DataObject, path: Path) -> None:
 
 
 # -- structure files ---------------------------------------------------------------------------
-@fuzz(60)
+@fuzz(150)
 @given(data=st.data())
 def test_xyz_qm9_and_smiles_files_for_property_runs(property_run, seeds, data) -> None:
     qm9 = [FIXTURES / "qm9" / f"dsgdb9nsd_{k:06d}.xyz" for k in (23, 212)]
@@ -181,7 +181,7 @@ def test_xyz_qm9_and_smiles_files_for_property_runs(property_run, seeds, data) -
         run_checked(["predict", str(property_run), str(path), "-o", str(out)], (out,))
 
 
-@fuzz(60)
+@fuzz(150)
 @given(data=st.data())
 def test_extxyz_and_input_data_for_potentials(seeds, data) -> None:
     seed = data.draw(st.sampled_from([seeds / "water.extxyz", seeds / "input.data"]))
@@ -195,7 +195,7 @@ def test_extxyz_and_input_data_for_potentials(seeds, data) -> None:
             run_checked(["predict", str(FIXTURES / "n2p2" / "tiny"), str(path), "-o", str(out)], (out,))
 
 
-@fuzz(12, seconds=15)
+@fuzz(50, seconds=15)
 @given(data=st.data())
 def test_training_data_for_train_potential(seeds, data) -> None:
     seed = data.draw(st.sampled_from([seeds / "train.extxyz", seeds / "train.data"]))
@@ -216,13 +216,13 @@ def fuzz_potential_folder(data: st.DataObject, folder: Path, structure: Path, un
         run_checked(["predict", str(copy), str(structure), "--units", units, "-o", str(out)], (out,))
 
 
-@fuzz(60)
+@fuzz(150)
 @given(data=st.data())
 def test_input_nn_scaling_and_weights(seeds, data) -> None:
     fuzz_potential_folder(data, FIXTURES / "n2p2" / "tiny", seeds / "water.extxyz", "angstrom,ev")
 
 
-@fuzz(15)
+@fuzz(30)
 @given(data=st.data())
 def test_n2p2_example_potential_files(n2p2_examples, seeds, data) -> None:
     """The same on n2p2's water potential (GPL-3.0: read in place from ../shared/data, not bundled)."""
@@ -237,7 +237,7 @@ def test_n2p2_example_potential_files(n2p2_examples, seeds, data) -> None:
 
 
 # -- run configurations, checkpoints, metrics -------------------------------------------------------
-@fuzz(10, seconds=15)
+@fuzz(40, seconds=15)
 @given(data=st.data())
 def test_run_configs(data) -> None:
     suffix = data.draw(st.sampled_from([".json", ".yaml"]))
@@ -249,7 +249,7 @@ def test_run_configs(data) -> None:
         run_checked(["train", "--config", str(path), "--out", str(Path(tmp) / "run"), "--quiet"])
 
 
-@fuzz(25, seconds=15)
+@fuzz(50, seconds=15)
 @given(data=st.data())
 def test_property_run_checkpoints_and_json(property_run, seeds, data) -> None:
     name = data.draw(st.sampled_from(["best.pt", "last.pt", "split.pt", "config.json", "run.json"]))
@@ -268,7 +268,7 @@ def test_property_run_checkpoints_and_json(property_run, seeds, data) -> None:
         run_checked(commands[command], (out,))
 
 
-@fuzz(20, seconds=15)
+@fuzz(40, seconds=15)
 @given(data=st.data())
 def test_potential_run_checkpoints_and_json(seeds, data) -> None:
     name = data.draw(st.sampled_from(["best.pt", "last.pt", "split.pt", "config.json"]))
@@ -288,7 +288,7 @@ def test_potential_run_checkpoints_and_json(seeds, data) -> None:
         run_checked(commands[command], (out,))
 
 
-@fuzz(40)
+@fuzz(100)
 @given(data=st.data())
 def test_metrics_csv_for_report(property_run, data) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -198,11 +198,38 @@ def restore_last(
     except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"{where}: optimizer: does not fit the model: {first}") from None
+    _dry_step(optimizer, f"{where}: optimizer")
     try:
         torch.set_rng_state(saved["torch_rng"])
     except (RuntimeError, TypeError, ValueError):
         raise DataError(f"{where}: torch_rng: not a random generator state") from None
     counters.load(saved["state"], where)
+
+
+def _dry_step(optimizer: torch.optim.Optimizer, where: str) -> None:
+    """Take one step with zero gradients, then put parameters, gradients and optimizer state back
+    exactly: a loaded state the optimizer cannot step with (a moment missing, of another dtype,
+    ...) is a one-line :class:`DataError` here, not a traceback at the first training step."""
+    import copy
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    values = [p.detach().clone() for p in params]
+    grads = [p.grad for p in params]
+    state = copy.deepcopy(optimizer.state_dict())
+    try:
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+    except Exception as error:  # what a foreign state makes the optimizer raise varies
+        text = " ".join(str(error).split()) or type(error).__name__
+        raise DataError(f"{where}: the optimizer cannot step with this state ({text})") from None
+    finally:
+        with torch.no_grad():
+            for p, value in zip(params, values, strict=True):
+                p.copy_(value)
+        for p, grad in zip(params, grads, strict=True):
+            p.grad = grad
+        optimizer.load_state_dict(state)
 
 
 def load_split_file(path: str | Path, parts: tuple[str, ...], num: int | None) -> dict[str, np.ndarray]:
