@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -139,8 +140,12 @@ def test_last_pt_of_the_wrong_shape_stops_a_resume_before_any_write(
         (lambda s: {**s, "test": s["test"] - 10**6}, "test: indices outside [0, "),
         (lambda s: {**s, "test": s["train"][:4]}, "test: repeated indices, or indices of another part"),
         (lambda s: {**s, "num_molecules": "many"}, "num_molecules: expected a positive integer"),
+        (lambda s: {**s, "valid": s["valid"][:0]}, "valid: no molecules"),
     ],
-    ids=["tensor", "list", "empty", "float64", "2-D", "too-large", "negative", "overlap", "count"],
+    ids=[
+        *["tensor", "list", "empty", "float64", "2-D", "too-large", "negative", "overlap", "count"],
+        "no-valid",
+    ],
 )
 def test_split_pt_of_the_wrong_shape(property_run, tmp_path, capsys, change, message) -> None:
     run = copy_run(property_run, tmp_path)
@@ -268,6 +273,12 @@ BAD_TABLES = {
     "no rows": ("target,unit,mae,chemical_accuracy,ratio\nmean,,,,1\n", "no targets"),
     "unknown target": ("target,unit,mae,chemical_accuracy,ratio\nU7,eV,1,1,1\n", ":2: unknown target 'U7'"),
     "binary": (b"\xff\xfe\x00garbage", "cannot read"),
+    # U0 in kcal/mol would be shown in the eV column as if eV (QM9's unit of U0 is eV)
+    "other unit": (
+        "target,unit,mae,chemical_accuracy,ratio\nU0,kcal/mol,1,0.043,1\n",
+        ":2: unit: U0 is in eV, got 'kcal/mol'",
+    ),
+    "no unit": ("target,unit,mae,chemical_accuracy,ratio\nU0,,1,0.043,1\n", ":2: unit: U0 is in eV, got ''"),
 }
 
 
@@ -414,3 +425,88 @@ def test_a_symmetry_function_without_its_type(potential_run, tmp_path, capsys) -
     (run / "config.json").write_text(json.dumps(config))
     assert cli.main(["predict", str(run), str(potential_run[1]), "-o", str(tmp_path / "p.extxyz")]) == 2
     one_line_error(capsys, str(run / "config.json"), "cannot rebuild the model")
+
+
+def test_a_symmetry_function_without_its_type_stops_a_resume(potential_run, tmp_path, capsys) -> None:
+    """train-potential rebuilds a resumed model through the same checked function as predict."""
+    run = copy_run(potential_run[0], tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    del config["model"]["symmetry_functions"][0][0]["type"]
+    (run / "config.json").write_text(json.dumps(config))
+    before = snapshot(run)
+    args = [str(potential_run[1]), "--out", str(run), "--epochs", "2", *SMALL_OPTIONS, "--quiet"]
+    assert cli_train_potential.main(args) == 2
+    one_line_error(capsys, str(run / "config.json"), "cannot rebuild the model")
+    assert snapshot(run) == before
+
+
+def _drop_history_column(path: Path, column: str, value: object = None) -> None:
+    saved = torch.load(path, weights_only=True)
+    row = saved["state"]["history"][0]
+    if value is None:
+        del row[column]
+    else:
+        row[column] = value
+    torch.save(saved, path)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("elapsed_s", None, "state.history[0].elapsed_s: expected a number, got None"),
+        ("valid_mae_U0", None, "state.history[0].valid_mae_U0: expected a number"),
+        ("epoch", 1.5, "state.history[0].epoch: expected an integer, got 1.5"),
+        ("lr", "fast", "state.history[0].lr: expected a number, got 'fast'"),
+    ],
+)
+def test_history_rows_of_last_pt_are_checked_before_a_resume(
+    property_run, tmp_path, capsys, column, value, message
+) -> None:
+    run = copy_run(property_run, tmp_path)
+    _drop_history_column(run / "last.pt", column, value)
+    before = snapshot(run)
+    assert cli.main(["train", "--out", str(run), "--epochs", "2", "--quiet"]) == 2
+    one_line_error(capsys, str(run / "last.pt"), message)
+    assert snapshot(run) == before
+
+
+def test_history_rows_of_a_potential_last_pt_are_checked(potential_run, tmp_path, capsys) -> None:
+    run = copy_run(potential_run[0], tmp_path)
+    _drop_history_column(run / "last.pt", "valid_force_rmse")
+    before = snapshot(run)
+    args = [str(potential_run[1]), "--out", str(run), "--epochs", "2", *SMALL_OPTIONS, "--quiet"]
+    assert cli_train_potential.main(args) == 2
+    one_line_error(capsys, str(run / "last.pt"), "state.history[0].valid_force_rmse: expected a number")
+    assert snapshot(run) == before
+
+
+# -- settings files nested too deeply, and files that are not regular files --------------------------
+def test_a_deeply_nested_run_json_is_one_line(property_run, tmp_path, capsys) -> None:
+    run = copy_run(property_run, tmp_path)
+    (run / "run.json").write_text("[" * 100_000)  # json.loads alone: RecursionError
+    before = snapshot(run)
+    assert cli.main(["train", "--out", str(run), "--epochs", "2", "--quiet"]) == 2
+    one_line_error(capsys, str(run / "run.json"), "nested too deeply")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("config.json", "evaluate"),
+        ("split.pt", "evaluate"),
+        ("test_metrics.csv", "report"),
+        ("run.json", "report"),
+    ],
+)
+def test_a_fifo_in_a_run_is_refused_not_waited_on(property_run, tmp_path, capsys, name, command) -> None:
+    """A named pipe would block its reader forever: refused before it is opened."""
+    run = copy_run(property_run, tmp_path)
+    (run / name).unlink()
+    os.mkfifo(run / name)
+    signal.alarm(60)  # a reader blocked on the FIFO fails the test instead of hanging it
+    try:
+        assert cli.main([command, str(run)]) == 2
+    finally:
+        signal.alarm(0)
+    one_line_error(capsys, str(run / name), "not a regular file")

@@ -153,3 +153,21 @@ def test_md_error_in_a_subprocess_has_no_traceback_and_no_trajectory(cu2s, tmp_p
         f"mpnn: error: {path}: structure 0: atoms 0 and 1 are at the same position"
     ]
     assert not traj.exists()
+
+
+def test_a_folder_of_xyz_files_predicts_as_its_files(tmp_path) -> None:
+    tiny = Path(__file__).parent / "fixtures" / "n2p2" / "tiny"  # H, O; cutoff 6 Angstrom
+    folder = tmp_path / "xyzdir"
+    folder.mkdir()
+    water = Atoms("OH2", [[0, 0, 0.117], [0, 0.757, -0.467], [0, -0.757, -0.467]])
+    write(folder / "b.xyz", water, format="extxyz")
+    write(folder / "a.extxyz", water[:2], format="extxyz")
+    (folder / "notes.txt").write_text("not a structure\n")
+    assert cli.main(["predict", str(tiny), str(folder), "-o", str(tmp_path / "dir.extxyz")]) == 0
+    files = [str(folder / "a.extxyz"), str(folder / "b.xyz")]
+    assert cli.main(["predict", str(tiny), *files, "-o", str(tmp_path / "files.extxyz")]) == 0
+    from_dir, from_files = read(tmp_path / "dir.extxyz", ":"), read(tmp_path / "files.extxyz", ":")
+    assert [len(a) for a in from_dir] == [2, 3]
+    for a, b in zip(from_dir, from_files, strict=True):
+        assert a.get_potential_energy() == b.get_potential_energy()
+        np.testing.assert_array_equal(a.get_forces(), b.get_forces())

@@ -158,3 +158,108 @@ def test_a_long_structure_is_searched_with_wider_bins_and_the_same_pairs() -> No
         assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == sorted(
             zip(bi.tolist(), bj.tolist(), strict=True)
         )
+
+
+# -- compressed files, archives, processes, property-model sizes ----------------------------------
+def test_a_decompression_bomb_is_refused_before_ase_reads_it(tmp_path, capsys, monkeypatch) -> None:
+    import lzma
+
+    import mpnn.data.atoms as atoms_module
+
+    monkeypatch.setattr(atoms_module, "MAX_DECOMPRESSED", 2**20)  # the mechanism, at a test's scale
+    bomb = tmp_path / "b.extxyz.xz"
+    bomb.write_bytes(lzma.compress(b" " * (3 * 2**20)))
+    assert bomb.stat().st_size < 2**20 // 100
+    assert cli.main(["predict", str(TINY), str(bomb), "-o", str(tmp_path / "p.extxyz")]) == 2
+    assert f"{bomb}: decompresses to more than 1 MiB" in _one_line_error(capsys)
+    assert not (tmp_path / "p.extxyz").exists()
+
+
+def test_an_oversized_tar_member_is_refused_from_its_header(tmp_path) -> None:
+    import io
+    import tarfile
+
+    from mpnn.data.qm9 import MAX_MEMBER_BYTES, iter_release_files
+
+    archive = tmp_path / "q.tar.gz"
+    size = 16 * 2**20
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("dsgdb9nsd_000001.xyz")
+        info.size = size
+        tar.addfile(info, io.BytesIO(b"\0" * size))
+    assert size > MAX_MEMBER_BYTES
+    tracemalloc.start()
+    with pytest.raises(DataError, match=rf"q.tar.gz/dsgdb9nsd_000001.xyz: {size} bytes"):
+        list(iter_release_files(archive))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < size / 4  # the member was never read
+
+
+def test_featurisation_workers_are_at_most_the_cores(tmp_path, monkeypatch) -> None:
+    import os
+
+    from mpnn.data import qm9, qm9_build
+
+    seen = []
+
+    def stop(release, state, workers, progress):
+        seen.append(workers)
+        raise DataError("stop")
+
+    monkeypatch.setattr(qm9_build, "_featurize_release", stop)
+    with pytest.raises(DataError, match="stop"):
+        qm9_build.build_qm9(qm9.bundled_release_path(), workers=100000, cache_dir=tmp_path)
+    assert seen == [os.cpu_count() or 1]
+
+
+def test_property_models_refuse_huge_molecules_before_featurising(tmp_path) -> None:
+    from mpnn.data.featurize import MAX_ATOMS, featurize_molecule
+    from mpnn.data.smiles import MAX_SMILES_LENGTH, parse_smiles
+    from mpnn.train.predict import read_inputs
+
+    path = tmp_path / "h2_1k.xyz"
+    rows = "".join(f"H {0.74 * (k % 2)} {2.0 * (k // 2)} 0\n" for k in range(1024))
+    path.write_text(f"1024\nhydrogen molecules\n{rows}")
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=rf"^{path}:1: 1024 atoms; property models take at most {MAX_ATOMS}"):
+        read_inputs([path])
+    with pytest.raises(DataError, match=f"30000 characters; at most {MAX_SMILES_LENGTH}"):
+        parse_smiles("C" * 30000)
+    with pytest.raises(DataError, match=f"{3 * 200 + 2} atoms with hydrogens; property models take at most"):
+        parse_smiles("C" * 200)  # C200H402: 602 atoms
+    assert time.perf_counter() - start < 3
+    assert parse_smiles("C" * 29).GetNumAtoms() == 29  # C29H60, 89 atoms: accepted
+    with pytest.raises(DataError):
+        featurize_molecule(["H"] * (MAX_ATOMS + 1), np.zeros((MAX_ATOMS + 1, 3)))
+
+
+def test_not_a_structure_file_says_what_it_is(tmp_path, capsys) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "empty").mkdir()
+    for given, said in ((tmp_path / "empty", "is a folder"), (fifo, "is not a regular file")):
+        with pytest.raises(DataError, match=f"^{given}: {said}"):
+            read_structures(given)
+    with pytest.raises(DataError, match=f"^{tmp_path / 'gone.xyz'}: no such file"):
+        read_structures(tmp_path / "gone.xyz")
+
+
+def test_neighbour_bounds_name_the_file_structure_and_the_models_cutoff(tmp_path, capsys) -> None:
+    path = tmp_path / "thin.extxyz"
+    head = 'Lattice="0.05 0 0 0 10 0 0 0 10" Properties=species:S:1:pos:R:3 pbc="T T T"'
+    path.write_text(f"2\n{head}\nH 0 0 0\nO 0 1 1\n")
+    assert cli.main(["predict", str(TINY), str(path), "-o", str(tmp_path / "p.extxyz")]) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith(f"mpnn: error: {path}: structure 0: the cell is 0.05 A thick across row 0: ")
+    assert "the model's cutoff 6 A reaches 120 periodic images" in line
+
+
+def test_a_frame_ase_cannot_read_is_named(tmp_path, capsys) -> None:
+    path = tmp_path / "missing.extxyz"
+    good = '1\nProperties=species:S:1:pos:R:3:forces:R:3 pbc="F F F"\nH 0 0 0 1 2 3\n'
+    path.write_text(good + good.replace("1 2 3", "1 2"))
+    with pytest.raises(DataError, match=f"^{path}:4: frame 1: cannot read with ASE: "):
+        read_structures(path)

@@ -301,3 +301,50 @@ def test_a_search_or_comparison_with_a_bad_run_writes_nothing(work, capsys) -> N
     assert "dim 8" in error
     assert "dim 8" in refused(capsys, "compare", "ablation.json", "--out", "c", "--quiet")
     assert snapshot(work) == before and not (work / "s").exists() and not (work / "c").exists()
+
+
+def test_resuming_on_changed_data_is_refused_and_old_runs_still_resume(made, work, capsys) -> None:
+    ase.io.write(work / "d.xyz", clusters(10, 5), format="extxyz")
+    args = ["train-potential", work / "d.xyz", *POTENTIAL, "--out", work / "p6"]
+    assert mpnn(capsys, *args, "--epochs", "1")[0] == 0
+    stored = json.loads((work / "p6" / "config.json").read_text())["data"]["sha256"]
+    assert stored == {"train": hashlib.sha256((work / "d.xyz").read_bytes()).hexdigest()}
+    ase.io.write(work / "d.xyz", clusters(40, 6), format="extxyz")  # other structures, same name
+    before = snapshot(work)
+    line = refused(capsys, *args, "--epochs", "2")
+    assert line.startswith(f"mpnn: error: {work / 'd.xyz'}: the train data changed since the run")
+    assert snapshot(work) == before
+    config = json.loads((work / "pot" / "config.json").read_text())  # a run recorded before the hashes
+    del config["data"]["sha256"]
+    (work / "pot" / "config.json").write_text(json.dumps(config))
+    assert mpnn(capsys, *potential_args(made), "--epochs", "2", "--out", work / "pot")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "out"),
+    [("pot", "test.xyz", "pp.png"), ("pot", "test.xyz", "pp.csv"), ("run", "methane.xyz", "pp.extxyz")],
+)
+def test_an_output_named_for_another_format_is_refused(work, capsys, model, data, out) -> None:
+    before = snapshot(work)
+    line = refused(capsys, "predict", model, data, "-o", out)
+    assert line.startswith(f"mpnn: error: {out}: this command writes ")
+    assert snapshot(work) == before
+
+
+def test_export_into_a_folder_of_another_potential_is_refused(work, capsys) -> None:
+    other = work / "other"
+    shutil.copytree(work / "n2p2", other)
+    (other / "weights.001.data").write_text("1.0\n")  # hydrogen weights of another potential
+    before = snapshot(work)
+    assert "weights.001.data of another n2p2 potential" in refused(capsys, "export", "pot", other)
+    assert snapshot(work) == before
+    assert mpnn(capsys, "export", "pot", "n2p2")[0] == 0  # our own previous export: replaced
+
+
+def test_a_property_model_refuses_a_huge_molecule_naming_the_file(work, capsys) -> None:
+    rows = "".join(f"H {0.74 * (k % 2)} {2.0 * (k // 2)} 0\n" for k in range(1024))
+    (work / "h2_1k.xyz").write_text(f"1024\nhydrogen molecules\n{rows}")
+    before = snapshot(work)
+    line = refused(capsys, "predict", "run", "h2_1k.xyz")
+    assert "h2_1k.xyz:1: 1024 atoms; property models take at most" in line
+    assert snapshot(work) == before

@@ -90,7 +90,12 @@ def test_the_paper_space_has_the_papers_ranges() -> None:
     [
         ({"lr": {"uniform": [0, 1]}}, "'lr' is not a setting like 'training.lr'"),
         ({"training.lr": {"normal": [0, 1]}}, "space.training.lr: expected {'uniform'"),
-        ({"training.lr": {"uniform": [1, 0]}}, "space.training.lr: uniform needs [low, high] with low <="),
+        ({"training.lr": {"uniform": [1, 0]}}, "space.training.lr: uniform needs finite [low,"),
+        # inf and NaN bounds (JSON's Infinity, NaN) reached numpy: an OverflowError traceback
+        ({"training.lr": {"uniform": [1e-4, math.inf]}}, "uniform needs finite [low, high]"),
+        ({"training.lr": {"log_uniform": [math.nan, 1]}}, "log_uniform needs finite [low, high]"),
+        ({"training.lr": {"uniform": [-1e308, 1e308]}}, "uniform needs finite [low, high]"),  # high-low: inf
+        ({"model.steps": {"int": [1, 1e30]}}, "int bounds beyond 2**63"),
         ({"training.lr": {"log_uniform": [0, 1]}}, "log_uniform needs low > 0"),
         ({"model.steps": {"int": [1.5, 3]}}, "space.model.steps: int needs integer bounds"),
         ({"model.graph": {"choice": []}}, "space.model.graph: choice needs a non-empty list"),

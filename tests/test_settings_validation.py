@@ -9,12 +9,16 @@ run descriptions and the specs the command line builds; the argparse types rejec
 from __future__ import annotations
 
 import json
+import math
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from mpnn import cli
 from mpnn.errors import DataError
+from mpnn.models import build_model
 from mpnn.train.config import load_config, normalize_config, spec_from_config
 from mpnn.train.data import DataSpec
 from mpnn.train.loop import TrainSettings
@@ -37,8 +41,11 @@ BAD_CONFIGS = [
     ("training:\n  epochs: true\n", "training.epochs: expected a positive integer, got True"),
     ("training:\n  epochs: 0\n", "training.epochs: expected a positive integer, got 0"),
     ("training:\n  time_budget: .inf\n", "training.time_budget: expected a positive number, got inf"),
-    ("training:\n  lr: fast\n", "training.lr: expected a positive number, got 'fast'"),
-    ("training:\n  lr: .nan\n", "training.lr: expected a positive number, got nan"),
+    ("training:\n  lr: fast\n", "training.lr: expected a number in (0, 1], got 'fast'"),
+    ("training:\n  lr: .nan\n", "training.lr: expected a number in (0, 1], got nan"),
+    # 1e300 overflowed Adam's float32 step (a traceback); 1e30 trained to NaN
+    ("training:\n  lr: 1e300\n", "training.lr: expected a number in (0, 1], got 1e+300"),
+    ("training:\n  lr: 1.5\n", "training.lr: expected a number in (0, 1], got 1.5"),
     ("training:\n  decay_start: 1.5\n", "training.decay_start: expected a number in [0, 1), got 1.5"),
     ("training:\n  decay_factor: 0\n", "training.decay_factor: expected a number in (0, 1], got 0"),
     ("training:\n  clip: -1\n", "training.clip: expected a number >= 0, got -1"),
@@ -46,7 +53,12 @@ BAD_CONFIGS = [
     ("training:\n  batch_size: 2.5\n", "training.batch_size: expected a positive integer, got 2.5"),
     ("training:\n  seed: -1\n", "training.seed: expected an integer >= 0 (below 2**63), got -1"),
     ("data:\n  subset: many\n", "data.subset: expected a positive integer, got 'many'"),
-    ("data:\n  valid: -1\n", "data.valid: expected an integer >= 0, got -1"),
+    ("data:\n  valid: -1\n", "data.valid: expected a positive integer, got -1"),
+    ("data:\n  valid: 0\n", "data.valid: expected a positive integer, got 0"),  # early stopping needs it
+    ("data:\n  test: 0\n", "data.test: expected a positive integer, got 0"),
+    # never read: the bundled subset has its own atomref and drops no molecules
+    ("data:\n  atomref: atomref.txt\n", "data.atomref: applies to a QM9 release given as data.source"),
+    ("data:\n  uncharacterized: u.txt\n", "data.uncharacterized: applies to a QM9 release"),
     ("data:\n  source: 5\n", "data.source: expected a string, got 5"),
     ("model:\n  model: enn_s2s\n  dim: big\n", "model.dim: expected an integer, got 'big'"),
     ("model:\n  model: enn_s2s\n  tie_weights: 'yes'\n", "model.tie_weights: expected true or false"),
@@ -97,6 +109,9 @@ def test_valid_config_values_are_accepted(tmp_path) -> None:
         (lambda: TrainSettings(epochs=1, weight_seed=-1), "training.weight_seed: expected an integer >= 0"),
         (lambda: TrainSettings(), "training: give epochs or time_budget"),
         (lambda: DataSpec(subset=0), "data.subset: expected a positive integer, got 0"),
+        (lambda: DataSpec(atomref="atomref.txt"), "data.atomref: applies to a QM9 release"),
+        (lambda: PotentialSettings(epochs=1, lr=1e30), "training.lr: expected a number in (0, 1], got 1e+30"),
+        (lambda: PotentialSettings(epochs=1, min_lr=2.0), "training.min_lr: expected a number in (0, 1]"),
         (lambda: PotentialSettings(epochs=1, lr_factor=1.0), "training.lr_factor: expected a number in (0"),
         (lambda: PotentialSettings(epochs=1, float32="no"), "training.float32: expected true or false"),
         (lambda: PotentialSettings(epochs=1, schedule="cosine"), "training.schedule: expected one of"),
@@ -129,7 +144,12 @@ def test_valid_settings_are_accepted() -> None:
 BAD_OPTIONS = [
     (["--clip", "-1"], "argument --clip: expected a number >= 0, got '-1'"),
     (["--clip", "inf"], "argument --clip: expected a number >= 0, got 'inf'"),
-    (["--lr", "nan"], "argument --lr: expected a positive number, got 'nan'"),
+    (["--lr", "nan"], "argument --lr: expected a number in (0, 1], got 'nan'"),
+    (["--lr", "1e300"], "argument --lr: expected a number in (0, 1], got '1e300'"),
+    (["--valid", "0"], "argument --valid: expected a positive integer, got '0'"),
+    (["--test", "0"], "argument --test: expected a positive integer, got '0'"),
+    (["--atomref", "atomref.txt"], "data.atomref: applies to a QM9 release given as data.source (--data)"),
+    (["--uncharacterized", "u.txt"], "data.uncharacterized: applies to a QM9 release"),
     (["--time-budget", "inf"], "argument --time-budget: expected a positive number, got 'inf'"),
     (["--decay-start", "1"], "argument --decay-start: expected a number in [0, 1), got '1'"),
     (["--decay-start", "-0.1"], "argument --decay-start: expected a number in [0, 1), got '-0.1'"),
@@ -154,6 +174,10 @@ BAD_POTENTIAL_OPTIONS = [
     (["--force-weight", "inf"], "argument --force-weight: expected a number >= 0, got 'inf'"),
     (["--valid", "nan"], "argument --valid: expected a fraction in (0, 1) or a file, got 'nan'"),
     (["--seed", "-3"], "argument --seed: expected an integer >= 0"),
+    (["--float32", "--lr", "1e300"], "argument --lr: expected a number in (0, 1], got '1e300'"),
+    (["--lr", "1e30"], "argument --lr: expected a number in (0, 1], got '1e30'"),
+    (["--threads", "100000"], "argument --threads: expected an integer in [1, "),  # segfaulted in OpenMP
+    (["--threads", "0"], "argument --threads: expected an integer in [1, "),
 ]
 
 
@@ -237,3 +261,130 @@ def test_md_seed_and_index_are_checked(tmp_path, capsys, extra, message) -> None
     assert message in one_line_error(capsys)
     assert not out.exists()
     assert cli.main([*args, "--nve", "-o", str(out), "--index", "-2", "--quiet"]) == 0
+
+
+# -- settings files: one reader, bounded nesting, regular files only -------------------------------
+def _deep_json(path: Path) -> Path:
+    path.with_suffix(".json").write_text("[" * 100_000)  # json.loads alone: RecursionError
+    return path.with_suffix(".json")
+
+
+def _deep_yaml(path: Path) -> Path:
+    path.with_suffix(".yaml").write_text("[" * 100_000)
+    return path.with_suffix(".yaml")
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)  # opening it to read would wait for a writer forever
+    return path
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+SETTINGS_FILE_FAULTS = {
+    "deep-json": (_deep_json, "nested too deeply"),
+    "deep-yaml": (_deep_yaml, "nested too deeply"),
+    "fifo": (_fifo, "not a regular file"),
+    "folder": (_folder, "is a folder"),
+}
+
+
+@pytest.mark.parametrize("command", ["train --config", "search", "compare"])
+@pytest.mark.parametrize("fault", list(SETTINGS_FILE_FAULTS))
+def test_a_settings_file_that_cannot_be_read_is_one_line(tmp_path, capsys, command, fault) -> None:
+    """--config, a search space and an ablation file share one reader: no RecursionError, no hang."""
+    make, message = SETTINGS_FILE_FAULTS[fault]
+    path = make(tmp_path / "settings")
+    out = tmp_path / "out"
+    signal.alarm(60)  # a reader blocked on the FIFO fails the test instead of hanging it
+    try:
+        assert cli.main([*command.split(), str(path), "--out", str(out)]) == 2
+    finally:
+        signal.alarm(0)
+    err = one_line_error(capsys)
+    assert str(path) in err and message in err
+    assert not out.exists()
+
+
+def test_search_bounds_must_be_finite_and_ordered(tmp_path, capsys) -> None:
+    expected = "space.training.lr: uniform needs finite [low, high] with low <= high"
+    for bounds in ("[1e-4, Infinity]", "[NaN, 1e-3]", "[-1e308, 1e308]", "[1e-3, 1e-4]"):
+        space = tmp_path / "space.json"
+        space.write_text('{"space": {"training.lr": {"uniform": ' + bounds + "}}}")
+        assert cli.main(["search", str(space), "--trials", "1", "--out", str(tmp_path / "out")]) == 2
+        assert expected in one_line_error(capsys)
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("label", ["report.md", "report.png", "REPORT.md"])
+def test_a_comparison_label_may_not_be_one_of_its_own_files(tmp_path, capsys, label) -> None:
+    ablation = tmp_path / "ab.json"
+    ablation.write_text(json.dumps({"runs": {label: {"model": "gcn", "dim": 16}}}))
+    assert cli.main(["compare", str(ablation), "--out", str(tmp_path / "out")]) == 2
+    assert f"runs.{label}: a label may not be report.md or report.png" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_refuses_side_files_without_data(tmp_path, capsys) -> None:
+    """--atomref without --data was silently ignored (the run's own data were used)."""
+    assert cli.main(["evaluate", str(tmp_path), "--atomref", str(tmp_path / "water.xyz")]) == 2
+    assert "--uncharacterized and --atomref apply to --data" in one_line_error(capsys)
+
+
+def test_an_unknown_model_option_is_named_with_the_known_ones(tmp_path, capsys) -> None:
+    with pytest.raises(ValueError, match=r"model gcn: unknown option 'foo'; known options: .*\bdim\b"):
+        build_model({"model": "gcn", "foo": 1})
+    out = tmp_path / "out"
+    args = ["train", "--target", "U0", "--subset", "40", "--valid", "8", "--test", "8", "--epochs", "1"]
+    assert cli.main([*args, "--model", "gcn", "--model-option", "foo=1", "--quiet", "--out", str(out)]) == 2
+    err = one_line_error(capsys)
+    assert "unknown option 'foo'; known options: " in err and "dim" in err and "__init__" not in err
+    assert not out.exists()
+
+
+def test_a_subset_too_small_for_the_default_split_is_refused(tmp_path, capsys) -> None:
+    """10 % of 5 molecules is 0: an empty validation set (torch.cat of nothing) before."""
+    out = tmp_path / "out"
+    args = ["train", "--target", "U0", "--subset", "5", "--epochs", "1", "--quiet", "--out", str(out)]
+    assert cli.main(args) == 2
+    assert "5 molecules are too few for the default split" in one_line_error(capsys)
+    assert not out.exists()
+
+
+# -- a diverging run stops with one line, before that epoch's checkpoints --------------------------
+DIVERGED = "training diverged at epoch 1: non-finite {} loss; lower the learning rate"
+
+
+@pytest.mark.parametrize("which", ["training", "validation"])
+def test_a_diverging_property_run_stops_with_one_line(tmp_path, capsys, monkeypatch, which) -> None:
+    from mpnn.train import loop
+
+    if which == "training":  # the loss of a real step, made non-finite as by too large a step
+        real_step = loop._train_step
+        monkeypatch.setattr(loop, "_train_step", lambda *a: real_step(*a) * math.inf)
+    else:
+        monkeypatch.setattr(loop, "mean_ratio", lambda errors: math.nan)
+    out = tmp_path / "out"
+    args = ["train", "--target", "U0", "--subset", "40", "--valid", "8", "--test", "8", "--epochs", "1"]
+    assert cli.main([*args, "--dim", "16", "--steps", "1", "--quiet", "--out", str(out)]) == 2
+    assert one_line_error(capsys) == f"mpnn: error: {DIVERGED.format(which)}"  # not "best.pt: no such file"
+    assert not (out / "best.pt").exists() and not (out / "last.pt").exists()
+
+
+def test_a_diverging_potential_stops_with_one_line(tmp_path, capsys, monkeypatch) -> None:
+    import ase.io
+    from test_train_potential import SMALL_OPTIONS, clusters
+
+    from mpnn.train import potential_loop
+
+    real_loss = potential_loop.loss_terms
+    monkeypatch.setattr(potential_loop, "loss_terms", lambda *a: real_loss(*a) * math.nan)
+    data, out = tmp_path / "train.xyz", tmp_path / "out"
+    ase.io.write(data, clusters(10, 0), format="extxyz")
+    args = ["train-potential", str(data), "--valid", "0.2", "--epochs", "1", *SMALL_OPTIONS]
+    assert cli.main([*args, "--float32", "--quiet", "--out", str(out)]) == 2
+    assert one_line_error(capsys) == f"mpnn: error: {DIVERGED.format('training')}"
+    assert not (out / "best.pt").exists() and not (out / "last.pt").exists()

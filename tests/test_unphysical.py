@@ -243,3 +243,57 @@ def test_n2p2_examples_raise_no_warning(n2p2_examples) -> None:
             warnings.simplefilter("always")
             read_structures(path, units=(1.0 if angstrom else Bohr, 1.0))
         assert not _unphysical(record), path
+
+
+# -- motion in the file ---------------------------------------------------------------------------
+_WATER = 'Properties=species:S:1:pos:R:3:momenta:R:3:masses:R:1 pbc="F F F"'
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("nan 0 0 1.008", "atom 1: non-finite momentum [nan, 0.0, 0.0]"),
+        ("1e200 0 0 1.008", "atom 1: momentum [1e+200, 0.0, 0.0]"),
+        ("0 0 0 0", "atom 1: mass 0.0 amu is not a positive finite number"),
+        ("0 0 0 -1", "atom 1: mass -1.0 amu is not a positive finite number"),
+    ],
+)
+def test_md_refuses_bad_momenta_and_masses_naming_the_atom_and_leaves_no_file(
+    tmp_path, capsys, row, expected
+) -> None:
+    path = tmp_path / "w.extxyz"
+    path.write_text(f"3\n{_WATER}\nO 0 0 0 0 0 0 15.999\nH 0.96 0 0 {row}\nH -0.24 0.93 0 0 0 0 1.008\n")
+    out = tmp_path / "t.extxyz"
+    args = ["md", str(TINY), str(path), "--steps", "2", "--timestep", "0.5", "--nve", "-o", str(out)]
+    args.append("--quiet")
+    assert cli.main(args) == 2
+    lines = _stderr_lines(capsys)
+    assert lines == [f"mpnn: error: {path}: structure 0, {expected}" + lines[0].split(expected, 1)[1]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.extxyz"]  # no trajectory, no empty .partial
+
+
+@pytest.mark.parametrize("option", [["--temperature", "300"], ["--nve", "--init-temperature", "300"]])
+def test_md_refuses_a_temperature_for_one_atom(tmp_path, capsys, option) -> None:
+    path = tmp_path / "h.extxyz"
+    write(path, Atoms("H", [[0, 0, 0]]))
+    out = tmp_path / "t.extxyz"
+    args = ["md", str(TINY), str(path), "--steps", "2", "--timestep", "0.5", *option, "-o", str(out)]
+    assert cli.main(args) == 2
+    lines = _stderr_lines(capsys)
+    assert len(lines) == 1 and "needs at least 2 atoms" in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.extxyz"]
+
+
+def test_md_failing_at_step_0_leaves_no_partial_file_and_says_energy_is(tmp_path) -> None:
+    path = tmp_path / "traj.extxyz"
+
+    class NaNEnergy(_Diverging):
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            self.results["energy"] = float("nan")
+
+    with pytest.raises(DataError, match=r"^md: step 0: the energy is no longer finite") as caught:
+        o2 = Atoms("O2", [[0, 0, 0], [0, 0, 1.3]])
+        run_md(NaNEnergy(), o2, steps=3, timestep_fs=0.5, trajectory_path=path)
+    assert ".partial" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

@@ -24,6 +24,7 @@ import torch
 
 from mpnn.cli_potential import add_export_parser, add_md_parser, parse_units
 from mpnn.errors import MpnnError
+from mpnn.train.validate import MAX_LR
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 DEFAULT_TIME_BUDGET = 180.0
@@ -70,6 +71,7 @@ _positive_float = _number(float, lambda v: v > 0, "a positive number")
 _nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 _decay_start = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 _decay_factor = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+_learning_rate = _number(float, lambda v: 0 < v <= MAX_LR, f"a number in (0, {MAX_LR:g}]")
 
 
 def model_option(text: str) -> tuple[str, Any]:
@@ -155,14 +157,16 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--subset", type=_positive_int, metavar="N", help="use N random molecules")
     p.add_argument(
         "--valid",
-        type=_count,
+        type=_positive_int,
         metavar="N",
-        help="validation molecules (default: 10%% bundled; 10,000, at most 10%%, with --data)",
+        help="validation molecules, at least 1 (default: 10%% bundled; 10,000, at most 10%%, with --data)",
     )
-    p.add_argument("--test", type=_count, metavar="N", help="test molecules (default as --valid)")
+    p.add_argument(
+        "--test", type=_positive_int, metavar="N", help="test molecules, at least 1 (default as --valid)"
+    )
     add_length_options(p)
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="default: 32")
-    p.add_argument("--lr", type=_positive_float, help="initial learning rate (default: 1e-3)")
+    p.add_argument("--lr", type=_learning_rate, help="initial learning rate, at most 1 (default: 1e-3)")
     p.add_argument(
         "--decay-start",
         type=_decay_start,
@@ -368,6 +372,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """``mpnn evaluate``: the error table of a run on one split."""
     from mpnn.cli_property import cmd_evaluate_property
 
+    if args.data is None and (args.uncharacterized or args.atomref):  # else the run's data is used
+        raise UsageError("--uncharacterized and --atomref apply to --data, not to the run's own data")
     return cmd_evaluate_property(args)
 
 

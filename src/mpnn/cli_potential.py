@@ -24,10 +24,12 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mpnn.errors import DataError
-from mpnn.outputs import N2P2, check_output_folder, check_outputs
+from mpnn.outputs import N2P2, check_output_folder, check_outputs, check_suffix
 
 #: Structures are evaluated in batches of about this many atoms.
 BATCH_ATOMS = 2000
+#: Suffixes of the extended-XYZ files that ``predict`` and ``md`` write.
+EXTXYZ_SUFFIXES = (".extxyz", ".xyz")
 #: The ``units`` key of every structure that ``predict`` and ``md`` write (extended XYZ's own
 #: convention, stated in the file).
 OUTPUT_UNITS = "length=Angstrom energy=eV forces=eV/Angstrom stress=eV/Angstrom^3"
@@ -80,13 +82,30 @@ def load_potential_model(path: str | Path, unit: tuple[float, float]) -> torch.n
     return model.double().eval()
 
 
-def read_all(paths: Sequence[str], unit: tuple[float, float], elements: Sequence[int]) -> list[Atoms]:
-    """Every structure of the files, checked against the model's elements."""
+def structure_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The files named, and for a folder its ``*.xyz`` and ``*.extxyz`` files (sorted by name)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".xyz", ".extxyz") and p.is_file())
+            if not found:
+                raise DataError(f"{path}: no *.xyz or *.extxyz files in this folder")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def read_all(
+    paths: Sequence[str], unit: tuple[float, float], elements: Sequence[int], cutoff: float | None = None
+) -> list[Atoms]:
+    """Every structure of the files (folders: :func:`structure_files`), checked against the model's
+    elements and, with ``cutoff`` (Angstrom), the size of its neighbour lists."""
     from mpnn.data.atoms import check_elements, read_structures
 
     structures: list[Atoms] = []
-    for path in paths:
-        read = read_structures(path, units=unit)
+    for path in structure_files(paths):
+        read = read_structures(path, units=unit, cutoff=cutoff)
         check_elements(read, elements, str(path))
         structures += read
     return structures
@@ -175,9 +194,10 @@ def cmd_predict_potential(args: argparse.Namespace) -> int:
     """``mpnn predict POTENTIAL STRUCTURES... -o OUT.extxyz``."""
     unit = args.units or (1.0, 1.0)
     out = args.out or "predictions.extxyz"
+    check_suffix(out, EXTXYZ_SUFFIXES, "extended XYZ")
     check_outputs(files=[out], inputs=args.inputs, read_dirs=[args.model])
     model = load_potential_model(args.model, unit)
-    structures = read_all(args.inputs, unit, model.elements)
+    structures = read_all(args.inputs, unit, model.elements, float(model.cutoff))
     predicted = predict_structures(model, structures)
     write_extxyz(predicted, out)
     atoms = sum(len(a) for a in predicted)
@@ -255,9 +275,10 @@ def cmd_md(args: argparse.Namespace) -> int:
     if args.init_temperature is not None and not args.nve:
         raise DataError("--init-temperature goes with --nve (--temperature sets the initial velocities)")
     unit = args.units or (1.0, 1.0)
+    check_suffix(args.out, EXTXYZ_SUFFIXES, "an extended-XYZ trajectory")
     check_outputs(files=[args.out], inputs=[args.structure], read_dirs=[args.model])
     model = load_potential_model(args.model, unit)
-    atoms = read_structures(args.structure, index=args.index, units=unit)[0]
+    atoms = read_structures(args.structure, index=args.index, units=unit, cutoff=float(model.cutoff))[0]
     check_elements([atoms], model.elements, f"{args.structure}")
     atoms.calc = None
     log = run_md(

@@ -18,7 +18,7 @@ import numpy as np
 
 from mpnn.cli import UsageError
 from mpnn.errors import DataError
-from mpnn.outputs import check_outputs
+from mpnn.outputs import check_outputs, check_suffix
 
 
 def run_dirs(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -121,6 +121,7 @@ def cmd_predict_property(args: argparse.Namespace) -> int:
     ensemble = is_ensemble(args.model)
     folders = ensemble_members(args.model) if ensemble else [args.model]
     out = args.out or "predictions.csv"
+    check_suffix(out, (".csv",), "a CSV table")
     check_outputs(files=[out], inputs=args.inputs, read_dirs=[args.model, *folders])
     members = [[(d, load_model(d)[0], c["targets"]) for d, c in run_dirs(f)] for f in folders]
     files = xyz_files(args.inputs)

@@ -8,6 +8,7 @@ mpnn.cli_train_potential DATA ...`` runs it alone.  Errors end the command with 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from mpnn.cli import (
     EXIT_INTERRUPTED,
     UsageError,
     _count,
+    _learning_rate,
     _number,
     _positive_float,
     _positive_int,
@@ -67,6 +69,10 @@ _weight = _number(float, lambda v: v >= 0, "a number >= 0")
 _nodes = _number(_int_list, lambda v: bool(v) and min(v) >= 1, "sizes like 64,64")
 _zetas = _number(_float_list, lambda v: bool(v) and min(v) >= 1, "zetas >= 1 like 1,2,4,8,16")
 _types = _number(_int_list, lambda v: bool(v) and set(v) <= {3, 9}, "3, 9 or 3,9")
+#: The most CPU threads: 4 per core (at least 64); beyond that PyTorch's thread pool only
+#: costs memory, and 1e5 threads crash OpenMP (a segmentation fault, not an error).
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+_threads = _number(int, lambda v: 1 <= v <= MAX_THREADS, f"an integer in [1, {MAX_THREADS}]")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -110,7 +116,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (default 300)")
     length.add_argument("--time-budget", type=_positive_float, metavar="S", help="seconds of training")
-    p.add_argument("--lr", type=_positive_float, help="initial learning rate of Adam (default 1e-3)")
+    p.add_argument(
+        "--lr", type=_learning_rate, help="initial learning rate of Adam, at most 1 (default 1e-3)"
+    )
     p.add_argument(
         "--schedule", choices=("plateau", "linear"), help="learning-rate schedule (default linear)"
     )
@@ -128,11 +136,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--float32", action="store_true", default=None, help="train in float32 (faster)")
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_threads,
         default=1,
         metavar="N",
-        help="CPU threads (default 1: the networks are small, and more threads lose time when "
-        "the cores are shared)",
+        help="CPU threads, at most 4 per core (default 1: the networks are small, and more "
+        "threads lose time when the cores are shared)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     p.set_defaults(func=cmd_train_potential)

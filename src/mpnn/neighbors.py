@@ -61,7 +61,7 @@ MAX_EXTENT = 1e5
 DENSE_MAX_ATOMS = 48
 BACKENDS = ("auto", "vesin", "ase")
 
-__all__ = ["BACKENDS", "batch_neighbor_list", "neighbor_list", "triplets"]
+__all__ = ["BACKENDS", "batch_neighbor_list", "check_size", "check_structure", "neighbor_list", "triplets"]
 
 
 def _checked_cutoff(cutoff: float) -> float:
@@ -109,6 +109,14 @@ def _validate(
             raise DataError(f"cell is singular: rows {rows} (pbc True) are zero or linearly dependent")
     check_size(pos, cutoff, cell, pbc)
     return pos, cutoff, cell, pbc
+
+
+def check_structure(
+    pos: np.ndarray, cutoff: float, cell: np.ndarray | None, pbc: Sequence[bool] | np.ndarray
+) -> None:
+    """The checks of :func:`neighbor_list` (shapes, finite values, a regular cell, :func:`check_size`
+    at ``cutoff``) without the search: one-line :class:`DataError` naming ``cutoff``."""
+    _validate(pos, cutoff, cell, pbc)
 
 
 def check_size(pos: np.ndarray, cutoff: float, cell: np.ndarray, pbc: np.ndarray) -> None:

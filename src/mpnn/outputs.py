@@ -10,6 +10,8 @@ with one :class:`~mpnn.errors.DataError` line:
 * an output file that is an existing folder, an output folder that is an existing file;
 * two outputs that are the same file.
 
+:func:`check_suffix` refuses an output file named for another format than the one written.
+
 :func:`check_output_folder` refuses to write one kind of folder (a ``mpnn train`` run, a potential
 run, a search, an ensemble, ...) into a folder that holds another kind, or other files, so a
 mistaken ``--out`` changes nothing. Both only look at the file system; they write nothing.
@@ -118,6 +120,21 @@ def check_outputs(
                 )
 
 
+def check_suffix(out: PathLike, suffixes: Collection[str], what: str) -> None:
+    """Refuse an output file whose suffix is not one of ``suffixes`` (``".csv"``; compared in lower
+    case), since ``what`` (``"extended XYZ"``) is what will be written whatever the name says.
+
+    Raises:
+        DataError: one line naming ``out``, what would be written and the suffixes accepted.
+    """
+    suffix = Path(out).suffix.lower()
+    if suffix not in {s.lower() for s in suffixes}:
+        raise DataError(
+            f"{out}: this command writes {what}, not {suffix or 'a file without a suffix'}; "
+            f"name the output {' or '.join('*' + s for s in suffixes)}"
+        )
+
+
 def folder_kind(folder: PathLike) -> str | None:
     """What ``folder`` holds (:data:`RUN`, :data:`POTENTIAL_RUN`, ... ), or None if none of ours."""
     folder = Path(folder).expanduser()
@@ -127,7 +144,7 @@ def folder_kind(folder: PathLike) -> str | None:
     if (folder / "config.json").is_file():
         try:
             config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):  # ValueError: not UTF-8, malformed JSON
             config = None
         if isinstance(config, dict) and "run" in config:
             return POTENTIAL_RUN

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -40,14 +41,23 @@ from mpnn.sanity import close_atoms, warn_close_atoms
 
 #: Radius (Angstrom) of the neighbour search that finds atoms at the same position.
 _CLOSE = 0.1
+#: A compressed structure file may decompress to at most this many bytes (256 MiB, about two
+#: million atoms of extended XYZ with forces) before ASE reads it.
+MAX_DECOMPRESSED = 256 * 2**20
+#: Largest speed |p| / m (Angstrom per ASE time unit, 10.18 fs) of an atom in a file: 1000 is
+#: about 98 Angstrom/fs, 1e7 m/s; a hydrogen atom at 1e5 K moves at about 5.
+MAX_SPEED = 1000.0
 
 __all__ = [
     "atoms_to_molecule",
     "check_elements",
+    "check_decompressed_size",
+    "check_motion",
     "check_xyz_counts",
     "collate_structures",
     "is_input_data",
     "read_structures",
+    "require_regular_file",
     "validate_atoms",
 ]
 
@@ -67,7 +77,10 @@ def is_input_data(path: str | Path) -> bool:
 
 
 def read_structures(
-    path: str | Path, index: str | int | slice = ":", units: tuple[float, float] = (1.0, 1.0)
+    path: str | Path,
+    index: str | int | slice = ":",
+    units: tuple[float, float] = (1.0, 1.0),
+    cutoff: float | None = None,
 ) -> list[Atoms]:
     """Validated structures of a file (any format ASE reads, or n2p2 ``input.data``).
 
@@ -76,14 +89,15 @@ def read_structures(
         index: which structures, in ASE's syntax (``":"`` all, ``-1`` the last, ``"2:8:2"``).
         units: (Angstrom, eV) per length and energy unit of an n2p2 ``input.data`` file; ignored for
             ASE's formats, which are in Angstrom and eV.
+        cutoff: the model's cutoff (Angstrom): each structure's neighbour list at this radius is
+            bounded (:func:`mpnn.neighbors.check_size`) with an error naming file and structure.
 
     Returns:
         ``ase.Atoms`` objects; energy and forces (eV, eV/Angstrom), when the file has them, are in
         ``atoms.calc`` (a ``SinglePointCalculator``).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    require_regular_file(path)
     selection = _index(index, path)
     if is_input_data(path):
         from mpnn.data.n2p2_data import read_input_data
@@ -97,11 +111,67 @@ def read_structures(
         raise DataError(f"{path}: no structure selected by index {index!r}")
     notes = []
     for k, atoms in picked:
-        note = validate_atoms(atoms, f"{path}: structure {k}")
+        note = validate_atoms(atoms, f"{path}: structure {k}", cutoff)
         if note:
             notes.append((f"structure {k}", note))
     warn_close_atoms(notes, str(path))
     return [atoms for _, atoms in picked]
+
+
+def require_regular_file(path: str | Path) -> None:
+    """Raise a one-line :class:`DataError` unless ``path`` is a regular file (saying what it is:
+    missing, a folder, or a device, FIFO or socket, which would block or read forever)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a structure file")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: is not a regular file (a device, FIFO or socket)")
+
+
+def open_decompressed(path: str | Path) -> IO[bytes]:
+    """``path`` opened for reading bytes, decompressed as ASE does (by the suffix ``.gz``, ``.bz2``
+    or ``.xz``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.open(path, "rb")
+    return open(path, "rb")  # noqa: SIM115 (the caller closes it)
+
+
+def check_decompressed_size(path: str | Path, limit: int | None = None) -> None:
+    """Refuse a compressed file (``.gz``, ``.bz2``, ``.xz``) that decompresses to more than
+    ``limit`` bytes (default :data:`MAX_DECOMPRESSED`), streaming through the decompressor in 1 MiB
+    blocks (constant memory) before ASE reads it: a few kilobytes can hold gigabytes of text."""
+    path = Path(path)
+    limit = MAX_DECOMPRESSED if limit is None else limit
+    if path.suffix.lower() not in (".gz", ".bz2", ".xz"):
+        return
+    total = 0
+    try:
+        with open_decompressed(path) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                total += len(block)
+                if total > limit:
+                    raise DataError(
+                        f"{path}: decompresses to more than {limit / 2**20:.0f} MiB "
+                        f"(mpnn.data.atoms.MAX_DECOMPRESSED); decompress it yourself if it is real"
+                    )
+    except DataError:
+        raise
+    except Exception as error:  # OSError, EOFError, lzma.LZMAError, zlib.error
+        raise DataError(f"{path}: cannot decompress: {' '.join(str(error).split())}") from None
 
 
 def _index(index: str | int | slice, path: Path) -> int | slice:
@@ -130,8 +200,8 @@ def _read_ase(path: Path, index: str | int | slice, selection: int | slice) -> l
         kind = filetype(str(path))
     except Exception:  # an unknown format: ase.io.read below says so
         kind = None
-    if kind in ("xyz", "extxyz"):
-        check_xyz_counts(path)
+    check_decompressed_size(path)
+    starts = check_xyz_counts(path) if kind in ("xyz", "extxyz") else []
     try:
         if isinstance(selection, int):  # ASE wraps some negative indices and says StopIteration
             return [_one_structure(path, selection)]
@@ -142,7 +212,8 @@ def _read_ase(path: Path, index: str | int | slice, selection: int | slice) -> l
         raise DataError(f"{path}: cannot read with ASE: the file declares more than memory holds") from None
     except Exception as error:  # ASE raises many kinds (ValueError, KeyError, StopIteration, ...)
         text = " ".join(str(error).split()) or type(error).__name__
-        raise DataError(f"{path}: cannot read with ASE: {text}") from None
+        where = _failing_frame(path, starts) if starts else ""
+        raise DataError(f"{path}{where}: cannot read with ASE: {text}") from None
     if isinstance(read, Atoms):
         return [(selection if isinstance(selection, int) else 0, read)]
     if isinstance(selection, slice):
@@ -151,6 +222,21 @@ def _read_ase(path: Path, index: str | int | slice, selection: int | slice) -> l
         if first >= 0 and step > 0:  # positions in the file, for error messages
             return [(first + step * k, atoms) for k, atoms in enumerate(read)]
     return list(enumerate(read))
+
+
+def _failing_frame(path: Path, starts: list[int]) -> str:
+    """``":LINE: frame K"`` of the first (extended) XYZ frame ASE cannot read (``starts``: the count
+    lines of :func:`check_xyz_counts`), or ``""``. Reads frame by frame, keeping one at a time."""
+    import ase.io
+
+    k = 0
+    try:
+        for _ in ase.io.iread(path, index=":"):
+            k += 1
+    except Exception:  # the frame that fails, as in the read that failed
+        if k < len(starts):
+            return f":{starts[k]}: frame {k}"
+    return ""
 
 
 def _one_structure(path: Path, k: int) -> tuple[int, Atoms]:
@@ -171,24 +257,28 @@ def _one_structure(path: Path, k: int) -> tuple[int, Atoms]:
     raise DataError(f"{path}: no structure {k} (the file holds {count})")
 
 
-def check_xyz_counts(path: str | Path) -> None:
+def check_xyz_counts(path: str | Path) -> list[int]:
     """Refuse an (extended) XYZ file whose count line declares more atoms than lines follow.
 
     Walks the frames as ASE does (count line, comment line, that many atom lines, until a blank
     line or the end) without storing them, so a count like ``999999999999`` is refused at once
     instead of ASE reading past the end for hours or allocating terabytes.
 
+    Returns:
+        the (1-based) line of each frame's count line, as far as the frames could be walked.
+
     Raises:
         DataError: ``"file:line: ..."`` naming the count line.
     """
-    with open(path, "rb") as f:
+    starts: list[int] = []
+    with open_decompressed(path) as f:
         total = 0
         last = b"\n"
         for block in iter(lambda: f.read(1 << 20), b""):
             total += block.count(b"\n")
             last = block[-1:]
         total += last != b"\n"
-        f.seek(0)
+    with open_decompressed(path) as f:
         lines = iter(f)
         lineno = 0  # lines consumed
         while lineno < total:
@@ -197,7 +287,8 @@ def check_xyz_counts(path: str | Path) -> None:
             try:
                 count = int(line)
             except ValueError:
-                return  # not a count line (or a blank one, the end for ASE): ASE reports it
+                return starts  # not a count line (or a blank one, the end for ASE): ASE reports it
+            starts.append(lineno)
             left = total - lineno
             if count < 0 or count + 1 > left:
                 raise DataError(
@@ -207,10 +298,15 @@ def check_xyz_counts(path: str | Path) -> None:
             for _ in range(count + 1):
                 next(lines)
             lineno += count + 1
+    return starts
 
 
-def validate_atoms(atoms: Atoms, where: str = "structure") -> str | None:
+def validate_atoms(atoms: Atoms, where: str = "structure", cutoff: float | None = None) -> str | None:
     """Raise a one-line :class:`DataError` starting with ``where`` if ``atoms`` is unusable.
+
+    ``cutoff`` (Angstrom): also bound the neighbour list of the model that will read ``atoms``
+    (:func:`mpnn.neighbors.check_size`); masses and momenta (when present) are checked by
+    :func:`check_motion`.
 
     Returns:
         ``None``, or a note on the closest pair of atoms when two atoms are closer than
@@ -232,14 +328,53 @@ def validate_atoms(atoms: Atoms, where: str = "structure") -> str | None:
     if not np.isfinite(cell).all():
         raise DataError(f"{where}: non-finite cell")
     check_reference(atoms, where)
-    from mpnn.neighbors import neighbor_list
+    check_motion(atoms, where)
+    from mpnn.neighbors import check_structure, neighbor_list
 
     pbc = np.asarray(atoms.pbc, dtype=bool)
     try:
-        neighbor_list(pos, _CLOSE, cell if pbc.any() else None, pbc)
+        if cutoff is not None:  # the radius that matters, named in the message
+            try:
+                check_structure(pos, float(cutoff), cell if pbc.any() else None, pbc)
+            except DataError as error:
+                said = f"cutoff {float(cutoff):g} A"
+                text = str(error).replace(said, f"the model's {said}")
+                raise DataError(text) from None
+        try:
+            neighbor_list(pos, _CLOSE, cell if pbc.any() else None, pbc)
+        except DataError as error:  # a size bound of the same-position search: not the model's cutoff
+            text = str(error)
+            if "cutoff" in text and "same position" not in text:
+                text = text.replace(f"cutoff {_CLOSE:g} A", f"even a {_CLOSE:g} A radius")
+            raise DataError(text) from None
         return close_atoms(numbers, pos, cell if pbc.any() else None, pbc)
     except DataError as error:
         raise DataError(f"{where}: {error}") from None
+
+
+def check_motion(atoms: Atoms, where: str = "structure") -> None:
+    """Raise a one-line :class:`DataError` naming ``where`` and the atom if a mass is not a positive
+    finite number (amu) or, when ``atoms`` has momenta, one is not finite or moves its atom faster
+    than :data:`MAX_SPEED` Angstrom per ASE time unit."""
+    masses = np.asarray(atoms.get_masses(), dtype=np.float64)
+    bad = np.flatnonzero(~(np.isfinite(masses) & (masses > 0)))
+    if bad.size:
+        mass = float(masses[bad[0]])
+        raise DataError(f"{where}, atom {bad[0]}: mass {mass!r} amu is not a positive finite number")
+    if not atoms.has("momenta"):
+        return
+    momenta = np.asarray(atoms.get_momenta(), dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(momenta).all(axis=1))
+    if bad.size:
+        raise DataError(f"{where}, atom {bad[0]}: non-finite momentum {momenta[bad[0]].tolist()}")
+    with np.errstate(over="ignore"):
+        speed = np.linalg.norm(momenta, axis=1) / masses
+    bad = np.flatnonzero(~(speed <= MAX_SPEED))
+    if bad.size:
+        raise DataError(
+            f"{where}, atom {bad[0]}: momentum {momenta[bad[0]].tolist()} amu Angstrom/ASE time is a "
+            f"speed above {MAX_SPEED:g} Angstrom per ASE time unit (about 98 Angstrom/fs)"
+        )
 
 
 def check_reference(atoms: Atoms, where: str = "structure") -> None:

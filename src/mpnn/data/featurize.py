@@ -47,6 +47,10 @@ NODE_FEATURES = (
     "num_hs",
 )  # fmt: skip
 
+#: Most atoms (hydrogens included) of one molecule a property model reads. QM9 molecules have at
+#: most 29; property models use a complete graph (N^2 edges), so 1,000 atoms take gigabytes.
+#: Checked before featurising (:func:`check_atom_count`).
+MAX_ATOMS = 500
 #: Covalent radii in Angstrom (RDKit's periodic table, Cordero et al. 2008).
 COVALENT_RADII = {"H": 0.31, "C": 0.76, "N": 0.71, "O": 0.66, "F": 0.57}
 #: SMILES path: no bond may be longer than this many times the sum of covalent radii
@@ -98,6 +102,15 @@ def feature_factory() -> ChemicalFeatures.MolChemicalFeatureFactory:
     return _FACTORY
 
 
+def check_atom_count(n: int) -> None:
+    """Raise a :class:`FeaturizationError` if a molecule of ``n`` atoms exceeds :data:`MAX_ATOMS`."""
+    if n > MAX_ATOMS:
+        raise FeaturizationError(
+            f"{n} atoms; property models take at most {MAX_ATOMS} (mpnn.data.featurize.MAX_ATOMS; "
+            "QM9 molecules have at most 29); use a potential for large structures"
+        )
+
+
 def featurize_molecule(
     symbols: Sequence[str], positions: np.ndarray, smiles: str | Sequence[str] | None = None
 ) -> Featurized:
@@ -113,6 +126,7 @@ def featurize_molecule(
         FeaturizationError: unknown element, bad positions, no candidate SMILES that fits the
             geometry, or an RDKit failure; the message says which.
     """
+    check_atom_count(len(symbols))
     symbols = [str(s) for s in symbols]
     for s in symbols:
         if s not in _ATOMIC_NUMBER:
@@ -174,6 +188,7 @@ def featurize_mol(mol: Chem.Mol, smiles: str | None = None) -> Featurized:
         FeaturizationError: an element outside :data:`ELEMENTS`, a hydrogen that is not an
             atom of the graph, or an unsupported bond type.
     """
+    check_atom_count(mol.GetNumAtoms())
     for k in range(mol.GetNumAtoms()):
         atom = mol.GetAtomWithIdx(k)
         if atom.GetSymbol() not in _ATOMIC_NUMBER:

@@ -42,6 +42,9 @@ __all__ = [
     "targets",
 ]
 
+#: Largest xyz file of a release (bytes), checked from a tar header or the file size before
+#: reading: a QM9 xyz file (at most 29 atoms) has under 2 KB, so 1 MiB is generous.
+MAX_MEMBER_BYTES = 2**20
 #: The 13 targets, in the order of Gilmer et al. 2017, Table 2.
 TARGETS = ("mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G", "Cv", "omega1")
 #: Units of :data:`TARGETS` as returned by :func:`targets`.
@@ -148,11 +151,22 @@ def iter_release_files(path: str | PathLike[str]) -> Iterator[tuple[str, bytes]]
         if not files:
             raise DataError(f"{path}: no *.xyz files in this folder")
         for file in files:
+            check_member_size(str(file), file.stat().st_size)
             yield str(file), file.read_bytes()
     elif path.is_file():
         yield from _iter_tar(path)
     else:
         raise DataError(f"{path}: no such file or folder")
+
+
+def check_member_size(source: str, size: int) -> None:
+    """Refuse a release file (``source``: file or ``archive/member``) of more than
+    :data:`MAX_MEMBER_BYTES`, from its declared size, before it is read."""
+    if size > MAX_MEMBER_BYTES:
+        raise DataError(
+            f"{source}: {size} bytes; a QM9 xyz file has under 2 KB (bound {MAX_MEMBER_BYTES} bytes, "
+            "mpnn.data.qm9.MAX_MEMBER_BYTES); not a QM9 release"
+        )
 
 
 def _iter_tar(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -163,6 +177,7 @@ def _iter_tar(path: Path) -> Iterator[tuple[str, bytes]]:
                 if member.isfile() and member.name.endswith(".xyz"):
                     count += 1
                     name = member.name.removeprefix("./")
+                    check_member_size(f"{path}/{name}", member.size)  # from the header, before reading
                     yield f"{path}/{name}", archive.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:
         raise DataError(f"{path}: not a readable tar archive ({e})") from None

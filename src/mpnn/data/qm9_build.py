@@ -60,7 +60,8 @@ def build_qm9(
         cache_dir: folder of the cache (default :func:`default_cache_dir`). The cache file is keyed
             by the input files' name, size and mtime, :data:`FORMAT_VERSION` and the source of the
             parser and featuriser; a second call with the same inputs loads it.
-        workers: featurisation processes (default ``os.cpu_count()``; 0 or 1: in this process).
+        workers: featurisation processes (default and at most ``os.cpu_count()``; 0 or 1: in this
+            process).
         progress: show a tqdm progress bar.
 
     Returns:
@@ -80,7 +81,8 @@ def build_qm9(
             _log.warning("%s; rebuilding it", e)
     atomref = qm9.read_atomref(atomref_file)
     skip = qm9.read_uncharacterized(unc_file) if unc_file else set()
-    workers = (os.cpu_count() or 1) if workers is None else workers
+    cores = os.cpu_count() or 1
+    workers = cores if workers is None else min(workers, cores)  # more processes than cores gain nothing
     state = {"atomref": atomref, "skip": skip, "featurize_module": FEATURIZE_MODULE}
     parts, failures, dropped = _featurize_release(release, state, workers, progress)
     meta = {

@@ -25,7 +25,8 @@ UTF-8, one molecule per line::
 
 The SMILES is the first whitespace-separated field; the rest of the line, if any, is the name.
 A '#' elsewhere is part of the SMILES (a triple bond) or of the name. Blank lines are skipped.
-Only closed-shell molecules of the QM9 elements H, C, N, O, F are accepted.
+Only closed-shell molecules of the QM9 elements H, C, N, O, F are accepted, of at most
+:data:`MAX_SMILES_LENGTH` characters and :data:`~mpnn.data.featurize.MAX_ATOMS` atoms.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ import torch
 from rdkit import Chem, rdBase
 
 from mpnn.batch import Molecule
-from mpnn.data.featurize import ELEMENTS, featurize_mol
+from mpnn.data.featurize import ELEMENTS, MAX_ATOMS, featurize_mol
 from mpnn.errors import DataError
+
+#: Longest SMILES (characters) parsed: :data:`~mpnn.data.featurize.MAX_ATOMS` atoms written with
+#: brackets, charges and ring closures take well under this.
+MAX_SMILES_LENGTH = 4000
 
 #: File suffixes read as SMILES files (case-insensitive).
 SMILES_SUFFIXES = (".smi", ".smiles")
@@ -56,6 +61,11 @@ def parse_smiles(smiles: str) -> Chem.Mol:
         DataError: the SMILES cannot be parsed or sanitised, has no atoms, contains an element
             other than H, C, N, O, F, or has radical electrons; the message quotes the SMILES.
     """
+    if len(smiles) > MAX_SMILES_LENGTH:
+        raise DataError(
+            f"SMILES {smiles[:20]!r}... has {len(smiles)} characters; at most {MAX_SMILES_LENGTH} "
+            "(mpnn.data.smiles.MAX_SMILES_LENGTH)"
+        )
     with rdBase.BlockLogs():  # RDKit's own log lines would break the one-line error
         mol = Chem.MolFromSmiles(smiles)
     if mol is None:
@@ -68,6 +78,12 @@ def parse_smiles(smiles: str) -> Chem.Mol:
                             f"(only {', '.join(ELEMENTS)})")  # fmt: skip
         if atom.GetNumRadicalElectrons():
             raise DataError(f"SMILES {smiles!r} has radical electrons (closed-shell molecules only)")
+    atoms = mol.GetNumAtoms() + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
+    if atoms > MAX_ATOMS:
+        raise DataError(
+            f"SMILES {smiles[:20]!r}...: {atoms} atoms with hydrogens; property models take at most "
+            f"{MAX_ATOMS} (mpnn.data.featurize.MAX_ATOMS; QM9 molecules have at most 29)"
+        )
     return mol
 
 

@@ -3,6 +3,7 @@ dictionary stored beside a checkpoint (``config["model"]`` names the configurati
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mpnn.models.base import PropertyModel
@@ -46,6 +47,10 @@ def build_model(config: dict[str, Any]) -> PropertyModel | PotentialModel:
     if not isinstance(name, str) or name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
     config_type, build = MODELS[name]
+    known = sorted(f.name for f in dataclasses.fields(config_type) if f.init)
+    unknown = [key for key in settings if key not in known]
+    if unknown:
+        raise ValueError(f"model {name}: unknown option {unknown[0]!r}; known options: {', '.join(known)}")
     _check_sizes(settings, f"model {name}")
     try:
         parsed = config_type(**settings)

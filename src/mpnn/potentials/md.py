@@ -18,13 +18,15 @@ The trajectory is extended XYZ: every ``interval`` steps (step 0 included) one f
 ``time_fs``, ``kinetic_energy``, ``temperature_K`` and ``units`` in the frame's info. Frames go to
 ``<trajectory>.partial`` (each formatted first, then appended and flushed in one write), which is
 renamed to the trajectory when the run ends: a crash or an interruption leaves an existing
-trajectory as it was and the frames written so far readable in the ``.partial`` file; nothing is
-created before the first energy and forces are computed.
+trajectory as it was and the frames written so far readable in the ``.partial`` file; the
+``.partial`` file is created with the first frame, so a run stopped before it leaves no file.
 
 Checks: a time step or temperature no real dynamics uses gets an
 :class:`~mpnn.sanity.UnphysicalWarning` (:func:`mpnn.sanity.check_md_settings`); a non-finite
 energy or force stops the run with a one-line :class:`~mpnn.errors.DataError` (the calculator's
-check), and so do non-finite positions or momenta, before the frame is written.
+check), and so do non-finite positions or momenta, before the frame is written. Masses must be
+positive and finite and the starting momenta finite and bounded (:func:`mpnn.data.atoms.check_motion`);
+a thermostat or an initial temperature needs at least 2 atoms.
 """
 
 from __future__ import annotations
@@ -94,12 +96,13 @@ def _frame(atoms: Atoms, step: int, time_fs: float) -> str:
 
 def _require_finite_state(atoms: Atoms, step: int, timestep_fs: float) -> None:
     """Stop the dynamics with a one-line DataError before a non-finite frame is recorded."""
-    state = {"positions": atoms.positions, "momenta": atoms.get_momenta()}
-    state["energy"] = np.asarray([atoms.get_potential_energy(), atoms.get_kinetic_energy()])
+    state = {"positions are": atoms.positions, "momenta are": atoms.get_momenta()}
+    with np.errstate(all="ignore"):
+        state["energy is"] = np.asarray([atoms.get_potential_energy(), atoms.get_kinetic_energy()])
     for name, values in state.items():
         if not np.isfinite(values).all():
             raise DataError(
-                f"md: step {step}: the {name} are no longer finite; the dynamics diverged "
+                f"md: step {step}: the {name} no longer finite; the dynamics diverged "
                 f"(time step {timestep_fs:g} fs too long, or the structure left the model's range)"
             )
 
@@ -143,6 +146,20 @@ def run_md(
     for name, value in (("temperature", temperature_K), ("initial temperature", initial_temperature_K)):
         if value is not None and not 0 <= value < np.inf:
             raise DataError(f"run_md: {name} must be >= 0 K and finite, got {value}")
+    from mpnn.data.atoms import check_motion
+
+    check_motion(atoms, "md: the structure")  # a bad mass or momentum is the file's fault, not dt's
+    if len(atoms) < 2:
+        starts = (
+            ("a thermostat (temperature)", temperature_K),
+            ("an initial temperature", initial_temperature_K),
+        )
+        for name, value in starts:
+            if value is not None:
+                raise DataError(
+                    f"md: {name} needs at least 2 atoms (one atom without its centre-of-mass motion "
+                    "has no degrees of freedom); run NVE with the file's momenta"
+                )
     check_md_settings(
         timestep_fs,
         atoms.get_masses(),
@@ -181,11 +198,10 @@ def run_md(
     if trajectory_path is not None:
         path = Path(trajectory_path)
         partial = path.with_name(path.name + ".partial")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out = open(partial, "w", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
     bar = tqdm(total=steps, disable=not progress, unit="step", desc="md")
 
     def record() -> None:
+        nonlocal out
         step = dyn.nsteps
         _require_finite_state(atoms, step, timestep_fs)
         log.step.append(step)
@@ -193,8 +209,12 @@ def run_md(
         log.potential.append(float(atoms.get_potential_energy()))
         log.kinetic.append(float(atoms.get_kinetic_energy()))
         log.temperature.append(float(atoms.get_temperature()))
-        if out is not None:
-            out.write(_frame(atoms, step, step * timestep_fs))
+        if partial is not None:
+            text = _frame(atoms, step, step * timestep_fs)
+            if out is None:  # created at the first frame: a run that records none leaves no file
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                out = open(partial, "w", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
+            out.write(text)
             out.flush()
         bar.set_postfix(T=f"{log.temperature[-1]:.0f} K", E=f"{log.total[-1]:.4f} eV", refresh=False)
 
@@ -207,12 +227,12 @@ def run_md(
     try:
         dyn.run(steps)
     except DataError as error:
-        where = f" (the frames so far are in {partial})" if partial is not None else ""
+        where = f" (the frames so far are in {partial})" if out is not None else ""
         raise DataError(f"{error}{where}") from None
     finally:
         bar.close()
         if out is not None:
             out.close()
-    if partial is not None:
+    if partial is not None and out is not None:
         os.replace(partial, path)
     return log

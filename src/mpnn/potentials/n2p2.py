@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -188,4 +189,20 @@ def export_n2p2(model: PotentialModel, folder: str | Path, source: str | Path | 
         texts = format_potential(potential)
     except DataError as error:
         raise _inexpressible(name, str(error)) from None
+    _refuse_leftovers(folder, texts)
     write_texts(folder, texts)
+
+
+def _refuse_leftovers(folder: Path, texts: dict[str, str]) -> None:
+    """Refuse to export into a folder holding n2p2 files (``input.nn``, ``scaling.data``,
+    ``weights.ZZZ.data``) that the export would not replace: n2p2 would load them with ours
+    (another potential's weights of an element this one lacks)."""
+    if not folder.is_dir():
+        return
+    pattern = re.compile(r"^(input\.nn|scaling\.data|weights\.\d{3}\.data)$")
+    left = sorted(p.name for p in folder.iterdir() if pattern.match(p.name) and p.name not in texts)
+    if left:
+        raise DataError(
+            f"{folder}: holds {', '.join(left)} of another n2p2 potential, which this export would not "
+            "replace (n2p2 would read them with it); export into a new or empty folder"
+        )

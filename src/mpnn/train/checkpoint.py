@@ -23,6 +23,9 @@ starts or resumes (:func:`mpnn.files.remove_stale_temporaries`).
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,11 @@ from mpnn.errors import DataError
 from mpnn.files import atomic_write
 from mpnn.models import PropertyModel, build_model
 from mpnn.train.validate import check_model_options, is_int
+
+
+def is_real(value: Any) -> bool:
+    """A real number (NaN allowed: a force error of a run without forces), not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 CONFIG, SPLIT, BEST, LAST = "config.json", "split.pt", "best.pt", "last.pt"
 
@@ -48,6 +56,7 @@ def load_tensors(path: str | Path) -> Any:
     This checks nothing of the structure: use :func:`load_state_file`, :func:`load_last` or
     :func:`load_split_file` for the files of a run.
     """
+    check_regular_file(path, "a checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -266,16 +275,111 @@ def load_split_file(path: str | Path, parts: tuple[str, ...], num: int | None) -
     return split
 
 
-def load_json(path: str | Path) -> Any:
-    """Read a JSON file; missing or malformed is a :class:`DataError` naming the line."""
+#: Bounds of the settings files (configurations, search spaces, ``run.json``, ...): their size,
+#: and how deeply lists and mappings may nest (ours nest 3 deep; Python's parsers and every
+#: recursive walk of the data would otherwise end in a RecursionError).
+MAX_SETTINGS_BYTES, MAX_NESTING = 64 * 2**20, 32
+
+
+def check_regular_file(path: str | Path, what: str = "a file") -> os.stat_result:
+    """``os.stat(path)`` of a regular file; a folder, a FIFO (which would block the reader
+    forever), a socket or a device is refused before anything opens it, with a one-line
+    :class:`DataError` naming ``path`` (``what``: the kind of file expected, for the message)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        info = os.stat(path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        raise DataError(f"{path}: cannot read: {getattr(error, 'strerror', None) or error}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"{path}: is a folder, expected {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"{path}: not a regular file (a pipe, socket or device); expected {what}")
+    return info
+
+
+def read_settings_text(path: str | Path) -> str:
+    """The UTF-8 text of the settings file ``path``: a regular file (:func:`check_regular_file`)
+    of at most :data:`MAX_SETTINGS_BYTES`. Every error is a one-line :class:`DataError` naming ``path``."""
+    info = check_regular_file(path, "a settings file")
+    if info.st_size > MAX_SETTINGS_BYTES:
+        raise DataError(f"{path}: {info.st_size:,} bytes, too large for a settings file")
+    try:
+        return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
+def parse_settings(text: str, path: str | Path, *, yaml: bool = False) -> Any:
+    """The data of a settings file's ``text`` (JSON, or YAML with ``yaml``), nested at most
+    :data:`MAX_NESTING` deep; malformed or too deeply nested is a :class:`DataError` naming
+    ``path`` (and the line where the parser gives one)."""
+    try:
+        data = _parse_yaml(text, path) if yaml else json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: malformed JSON: {error.msg}") from None
+    except RecursionError:
+        raise DataError(f"{path}: lists or mappings nested too deeply (at most {MAX_NESTING})") from None
+    except ValueError as error:  # DataError, or e.g. an integer of more than 4300 digits
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"{path}: malformed {'YAML' if yaml else 'JSON'}: {error}") from None
+    _check_nesting(data, path)
+    return data
+
+
+def _check_nesting(data: Any, path: str | Path) -> None:
+    """Refuse lists and mappings nested more than :data:`MAX_NESTING` deep (walked without recursion)."""
+    todo, seen = [(data, 0)], set()
+    while todo:
+        value, depth = todo.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_NESTING:
+            raise DataError(f"{path}: lists or mappings nested too deeply (at most {MAX_NESTING})")
+        if id(value) in seen:  # a YAML alias: one object, walked once
+            continue
+        seen.add(id(value))
+        items = value.values() if isinstance(value, dict) else value
+        todo.extend((item, depth + 1) for item in items)
+
+
+#: YAML 1.1 reads ``1e-5`` as a string; this resolver reads it as the float everyone means.
+_YAML_EXPONENT = re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
+def _parse_yaml(text: str, path: str | Path) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise DataError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write JSON") from None
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML_EXPONENT, list("-+0123456789"))
+    try:
+        return yaml.load(text, Loader=Loader)  # a SafeLoader: plain data only
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise DataError(f"{where}: malformed YAML: {getattr(error, 'problem', None) or error}") from None
+
+
+def load_settings(path: str | Path) -> Any:
+    """The data of a settings file: YAML for ``.yaml``/``.yml``, else JSON (:func:`read_settings_text`,
+    :func:`parse_settings`). Every reader of configurations, search spaces, ablations and the
+    JSON files of a run goes through here."""
+    yaml = Path(path).suffix.lower() in (".yaml", ".yml")
+    return parse_settings(read_settings_text(path), path, yaml=yaml)
+
+
+def load_json(path: str | Path) -> Any:
+    """Read a JSON file (``run.json``, ``config.json``, ...) through :func:`load_settings`'s checks;
+    missing, not a regular file, malformed or nested too deeply is a :class:`DataError`."""
+    return parse_settings(read_settings_text(path), path)
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -283,18 +387,30 @@ def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / CONFIG).is_file()
 
 
+def rebuild_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """A fresh model of the stored configuration ``path`` (a run's ``config.json``, property
+    model or potential) and that configuration. The one way a model is rebuilt from a stored
+    file: the ``model`` section is checked against the model's options
+    (:func:`~mpnn.train.validate.check_model_options`) and whatever else the builder refuses
+    (a symmetry function without a ``type``, ...) is a one-line :class:`DataError` naming ``path``."""
+    config = load_json(path)
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise DataError(f"{path}: not a run configuration (no model settings)")
+    check_model_options(config["model"], f"{path}: model.")
+    try:
+        model = build_model(config["model"])
+    except DataError as error:
+        raise DataError(f"{path}: cannot rebuild the model: {error}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        text = " ".join(str(error).split()) or type(error).__name__
+        raise DataError(f"{path}: cannot rebuild the model: {text}") from None
+    return model, config
+
+
 def load_model(run_dir: str | Path, which: str = BEST) -> tuple[PropertyModel, dict[str, Any]]:
     """The trained model of ``run_dir`` (``best.pt`` by default) and its ``config.json``."""
     run_dir = Path(run_dir)
-    config = load_json(run_dir / CONFIG)
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise DataError(f"{run_dir / CONFIG}: not a run configuration (no model settings)")
-    check_model_options(config["model"], f"{run_dir / CONFIG}: model.")
-    try:
-        model = build_model(config["model"])
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        text = " ".join(str(error).split()) or type(error).__name__
-        raise DataError(f"{run_dir / CONFIG}: cannot rebuild the model: {text}") from None
+    model, config = rebuild_model(run_dir / CONFIG)
     state = load_last(run_dir / which)["model"] if which == LAST else load_state_file(run_dir / which)
     load_into(model, state, f"{run_dir / which} (with {run_dir / CONFIG})")
     return model.eval(), config
@@ -302,15 +418,24 @@ def load_model(run_dir: str | Path, which: str = BEST) -> tuple[PropertyModel, d
 
 class SavedCounters:
     """Plain counters of a training run (epoch, best loss, history, ...), saved in ``last.pt``:
-    ``to_dict()`` gives every attribute, ``load(saved)`` sets them back."""
+    ``to_dict()`` gives every attribute (but those named ``_...``), ``load(saved)`` sets them back.
+
+    ``_history_columns`` names what each row of ``history`` holds (a number each; ``epoch`` an
+    integer), as the loop that writes ``metrics.csv`` from them needs."""
+
+    _history_columns: tuple[str, ...] = ()
+
+    def _counters(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return dict(self._counters())
 
     def load(self, saved: dict[str, Any], where: str | Path = "last.pt") -> None:
         """Set every counter from ``saved``; each must be there with the type of its default
-        (ints int, numbers real, lists lists), else a :class:`DataError` naming ``where``."""
-        for key, default in vars(self).items():
+        (ints int, numbers real, lists lists; a history row has every column of
+        ``_history_columns``, numbers), else a :class:`DataError` naming ``where``."""
+        for key, default in self._counters().items():
             value = saved.get(key) if isinstance(saved, dict) else None
             if isinstance(default, bool):
                 ok = isinstance(value, bool)
@@ -324,5 +449,19 @@ class SavedCounters:
                 ok = key in saved
             if not ok:
                 raise DataError(f"{where}: state.{key}: expected {type(default).__name__}, got {value!r}")
-        for key in vars(self):
+            if key == "history":
+                self._check_history(value, where)
+        for key in self._counters():
             setattr(self, key, saved[key])
+
+    def _check_history(self, rows: list[dict[str, Any]], where: str | Path) -> None:
+        """Each row holds every one of ``_history_columns`` as a real number (``epoch`` an int)."""
+        for k, row in enumerate(rows):
+            for column in self._history_columns:
+                value = row.get(column)
+                ok = is_int(value) if column == "epoch" else is_real(value)
+                if not ok:
+                    expected = "an integer" if column == "epoch" else "a number"
+                    raise DataError(
+                        f"{where}: state.history[{k}].{column}: expected {expected}, got {value!r}"
+                    )

@@ -13,8 +13,6 @@ every section optional; ``model`` is a registered model name, a preset name
 from __future__ import annotations
 
 import copy
-import json
-import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 from mpnn.data.qm9 import TARGETS
 from mpnn.errors import DataError
 from mpnn.models import MODELS
+from mpnn.train.checkpoint import load_settings
 from mpnn.train.data import DataSpec
 from mpnn.train.loop import TrainSettings
 from mpnn.train.run import RunSpec, parse_targets
@@ -29,47 +28,15 @@ from mpnn.train.validate import check_fields, check_model_options
 
 SECTIONS = ("targets", "joint", "data", "model", "training")
 _PATH_KEYS = ("source", "uncharacterized", "atomref")
-#: YAML 1.1 reads ``1e-5`` as a string; this resolver reads it as the float everyone means.
-_YAML_EXPONENT = re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """The mapping in a JSON file, or a YAML file (``.yaml``/``.yml``); errors name the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read: {error}") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        data = _load_yaml(text, path)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{error.lineno}: malformed JSON: {error.msg}") from None
+    """The mapping in a JSON file, or a YAML file (``.yaml``/``.yml``); errors name the file
+    (:func:`mpnn.train.checkpoint.load_settings`: a regular file, bounded in size and nesting)."""
+    data = load_settings(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     return data
-
-
-def _load_yaml(text: str, path: Path) -> Any:
-    try:
-        import yaml
-    except ImportError:
-        raise DataError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write JSON") from None
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML_EXPONENT, list("-+0123456789"))
-    try:
-        return yaml.load(text, Loader=Loader)  # a SafeLoader: plain data only
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise DataError(f"{where}: malformed YAML: {getattr(error, 'problem', None) or error}") from None
 
 
 def model_presets() -> dict[str, dict[str, Any]]:

@@ -50,12 +50,18 @@ class DataSpec:
         "uncharacterized": text(optional=True),
         "atomref": text(optional=True),
         "subset": integer(1, optional=True),
-        "valid": integer(0, optional=True),
-        "test": integer(0, optional=True),
+        "valid": integer(1, optional=True),  # early stopping and best.pt need validation molecules
+        "test": integer(1, optional=True),  # every run ends with its test errors
     }
 
     def __post_init__(self) -> None:
         check_fields(self, self.RULES, "data.")
+        for key in ("uncharacterized", "atomref") if self.source is None else ():
+            if getattr(self, key) is not None:  # the bundled subset has its own; never read
+                raise DataError(
+                    f"data.{key}: applies to a QM9 release given as data.source (--data), "
+                    "not to the bundled subset"
+                )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +122,11 @@ def holdout_sizes(spec: DataSpec, num: int) -> tuple[int, int]:
     cap = round(MAX_HOLDOUT_FRACTION * num)
     default = cap if spec.source is None else min(PAPER_HOLDOUT, cap)
     sizes = tuple(default if n is None else n for n in (spec.valid, spec.test))
+    if min(sizes) < 1:
+        raise DataError(
+            f"{num} molecules are too few for the default split (10% each for validation and test); "
+            "give --valid and --test"
+        )
     if sizes[0] + sizes[1] >= num:
         raise DataError(f"valid {sizes[0]} + test {sizes[1]} molecules leave none of {num} for training")
     return sizes  # type: ignore[return-value]
@@ -148,5 +159,9 @@ def split_to_tensors(split: dict[str, np.ndarray], num: int) -> dict[str, Any]:
 
 
 def load_split(path: str | Path, num: int) -> dict[str, np.ndarray]:
-    """The split of ``split.pt``, checked against a data set of ``num`` molecules."""
-    return load_split_file(path, ("train", "valid", "test"), num)
+    """The split of ``split.pt``, checked against a data set of ``num`` molecules; no part empty."""
+    split = load_split_file(path, ("train", "valid", "test"), num)
+    for part, index in split.items():
+        if not index.size:
+            raise DataError(f"{path}: {part}: no molecules (a run needs all three parts)")
+    return split

@@ -25,10 +25,12 @@ from mpnn.models import PropertyModel
 from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_into, load_last, restore_last, save_tensors
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.metrics import TargetError, history_csv, mean_ratio, target_errors
-from mpnn.train.schedule import lr_factor, progress
-from mpnn.train.validate import Rule, check_fields, integer, number, seed_rule
+from mpnn.train.schedule import check_finite_loss, lr_factor, progress
+from mpnn.train.validate import Rule, check_fields, integer, learning_rate, number, seed_rule
 
 METRICS = "metrics.csv"
+#: The columns of every row of the history, but the targets' ``valid_mae_<target>`` before the last.
+HISTORY_COLUMNS = ("epoch", "elapsed_s", "lr", "train_loss", "valid_ratio")
 
 
 @dataclass
@@ -66,7 +68,7 @@ class TrainSettings:
         "epochs": integer(1, optional=True),
         "time_budget": number(0, low_open=True, optional=True),
         "batch_size": integer(1),
-        "lr": number(0, low_open=True),
+        "lr": learning_rate(),
         "decay_start": number(0, 1, high_open=True),
         "decay_factor": number(0, 1, low_open=True),
         "clip": number(0, optional=True),
@@ -155,7 +157,10 @@ def _train_step(
 class _State(SavedCounters):
     """The counters of a run, saved in ``last.pt`` together with model and optimizer."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: Sequence[str] = ()) -> None:
+        #: what history_csv reads from each row (the targets' columns with ``names``)
+        self._history_columns = tuple(HISTORY_COLUMNS[:-1]) + tuple(f"valid_mae_{n}" for n in names)
+        self._history_columns += HISTORY_COLUMNS[-1:]
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.best_ratio, self.best_epoch, self.bad_epochs = math.inf, 0, 0
         self.history: list[dict[str, float]] = []
@@ -223,7 +228,7 @@ def fit(
     """
     out = Path(out)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    state = _State()
+    state = _State(names)
     remove_stale_temporaries(out)  # left by a killed run
     _resume(model, optimizer, state, out)
     done_here = 0
@@ -277,11 +282,14 @@ def _run_epoch(
         lr = settings.lr * lr_factor(p, settings.decay_start, settings.decay_factor)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss_sum += _train_step(model, optimizer, batch, settings.clip) * batch.num_graphs
+        loss = _train_step(model, optimizer, batch, settings.clip)
+        check_finite_loss(loss, state.epoch + 1)
+        loss_sum += loss * batch.num_graphs
         count += batch.num_graphs
         state.step += 1
         bar.set_postfix(loss=f"{loss_sum / count:.4f}", lr=f"{lr:.2e}", refresh=False)
     errors = evaluate(model, valid, names)
+    check_finite_loss(mean_ratio(errors), state.epoch + 1, "validation")
     state.epoch += 1
     state.elapsed += time.perf_counter() - start
     row: dict[str, float] = {

@@ -105,8 +105,12 @@ ERROR_COLUMNS = ("target", "unit", "mae", "chemical_accuracy")
 def read_csv_rows(path: str | Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) of each data row of a CSV file with a header holding ``columns``.
 
-    A missing, unreadable or foreign file (no such header) is a :class:`DataError` naming it.
+    A missing, unreadable or foreign file (no such header), or not a regular file, is a
+    :class:`DataError` naming it.
     """
+    from mpnn.train.checkpoint import check_regular_file
+
+    check_regular_file(path, "a CSV table")
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -153,8 +157,11 @@ def read_errors_csv(path: str | Path) -> list[TargetError]:
         mae = csv_number(path, line, row, "mae")
         if mae < 0:
             raise DataError(f"{path}:{line}: mae: expected a number >= 0, got {row['mae']!r}")
+        unit = UNITS[TARGETS.index(target)]
+        if row["unit"] != unit:  # the tables of mpnn hold each target in its QM9 unit only
+            raise DataError(f"{path}:{line}: unit: {target} is in {unit}, got {row['unit']!r}")
         accuracy = csv_number(path, line, row, "chemical_accuracy", positive=True)
-        errors.append(TargetError(target, row["unit"] or "", mae, accuracy))
+        errors.append(TargetError(target, unit, mae, accuracy))
     if not errors:
         raise DataError(f"{path}: no targets (an empty or unfinished table)")
     if len({e.target for e in errors}) != len(errors):

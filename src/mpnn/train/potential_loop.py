@@ -35,8 +35,8 @@ from mpnn.files import remove_stale_temporaries, write_text
 from mpnn.models.hdnnp import PotentialModel
 from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_into, load_last, restore_last, save_tensors
 from mpnn.train.potential_data import Descriptors, energies_and_forces
-from mpnn.train.schedule import lr_factor, progress
-from mpnn.train.validate import BOOL, Rule, check_fields, choice, integer, number, seed_rule
+from mpnn.train.schedule import check_finite_loss, lr_factor, progress
+from mpnn.train.validate import BOOL, Rule, check_fields, choice, integer, learning_rate, number, seed_rule
 
 METRICS = "metrics.csv"
 SCHEDULES = ("plateau", "linear")
@@ -84,11 +84,11 @@ class PotentialSettings:
         "epochs": integer(1, optional=True),
         "time_budget": number(0, low_open=True, optional=True),
         "batch_size": integer(1),
-        "lr": number(0, low_open=True),
+        "lr": learning_rate(),
         "schedule": choice(SCHEDULES),
         "lr_factor": number(0, 1, low_open=True, high_open=True),
         "lr_patience": integer(1),
-        "min_lr": number(0, low_open=True),
+        "min_lr": learning_rate(),
         "decay_start": number(0, 1, high_open=True),
         "decay_factor": number(0, 1, low_open=True),
         "energy_weight": number(0),
@@ -204,6 +204,7 @@ class _State(SavedCounters):
     """The counters of a run, saved in ``last.pt`` with model and optimizer."""
 
     def __init__(self, lr: float) -> None:
+        self._history_columns = HISTORY_COLUMNS  # what history_csv reads from each row
         self.epoch, self.step, self.elapsed, self.lr = 0, 0, 0.0, lr
         self.best_loss, self.best_epoch, self.bad_epochs, self.plateau_epochs = math.inf, 0, 0, 0
         self.history: list[dict[str, float]] = []
@@ -332,6 +333,7 @@ def _epoch(
         batch = train.select(torch.from_numpy(order[k * settings.batch_size : (k + 1) * settings.batch_size]))
         e, f = energies_and_forces(model.update, batch, forces=need_forces, create_graph=True)
         loss = loss_terms(e, f, batch, settings)
+        check_finite_loss(float(loss.detach()), state.epoch + 1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.clip:
@@ -351,6 +353,7 @@ def _epoch(
         structures += len(batch)
     e_valid, f_valid = predict(model, valid, forces=need_forces)
     valid_loss = float(loss_terms(e_valid, f_valid, valid, settings))
+    check_finite_loss(valid_loss, state.epoch + 1, "validation")
     v = errors("valid", e_valid, valid.energy, valid.atoms_per_structure(), f_valid, valid.forces)
     state.epoch += 1
     state.elapsed += time.perf_counter() - start

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,6 @@ from mpnn import outputs
 from mpnn.batch import Molecule
 from mpnn.errors import DataError
 from mpnn.files import save_json
-from mpnn.models import build_model
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
 from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.symmetry.defaults import DEFAULT_OPTIONS
@@ -49,6 +49,7 @@ from mpnn.train.checkpoint import (
     load_last,
     load_split_file,
     load_state_file,
+    rebuild_model,
     save_tensors,
 )
 from mpnn.train.potential_loop import Errors, PotentialSettings, errors, errors_csv, fit_potential, predict
@@ -214,6 +215,9 @@ def train_potential(
     valid_file = spec.valid if isinstance(spec.valid, str) else None
     check_outputs(folders=[out], inputs=[spec.train, valid_file, spec.test])
     check_output_folder(out, outputs.POTENTIAL_RUN)
+    hashes = data_hashes(spec)
+    if (out / LAST).is_file() and (out / CONFIG).is_file():
+        check_data_hashes(out / CONFIG, spec, hashes)
     settings = spec.training
     forces = settings.force_weight > 0
     everything = read_set(spec.train, forces=forces, units=spec.units)
@@ -241,7 +245,7 @@ def train_potential(
     )
     start = time.perf_counter()
     if resuming:
-        model = build_model(load_json(out / CONFIG)["model"])
+        model, _ = rebuild_model(out / CONFIG)  # checked as every stored configuration
         if (out / BEST).is_file():  # read at the end: checked before any write (last.pt's weights win)
             load_into(model, load_state_file(out / BEST), out / BEST)
         load_into(model, load_last(out / LAST)["model"], out / LAST)
@@ -261,7 +265,7 @@ def train_potential(
         out.mkdir(parents=True, exist_ok=True)
         if not isinstance(spec.valid, str):
             save_tensors({k: torch.from_numpy(v) for k, v in split.items()}, out / SPLIT)
-        save_json(_config(model, spec, len(train_set), len(valid_set)), out / CONFIG)
+        save_json(_config(model, spec, len(train_set), len(valid_set), hashes), out / CONFIG)
     echo(f"{'resuming' if resuming else 'training'} in {out}")
     history, best, reason = fit_potential(
         model, train, valid, settings, out, show_progress=show_progress, stop_after=stop_after
@@ -319,7 +323,60 @@ def _new_potential(
     return model, raw
 
 
-def _config(model: PotentialModel, spec: PotentialSpec, n_train: int, n_valid: int) -> dict[str, Any]:
+def _data_files(spec: PotentialSpec) -> dict[str, str]:
+    """Role (``train``, ``valid``, ``test``) -> data file of ``spec``."""
+    files = {"train": spec.train, "valid": spec.valid, "test": spec.test}
+    return {role: path for role, path in files.items() if isinstance(path, str)}
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error.strerror or error}") from None
+    return digest.hexdigest()
+
+
+def data_hashes(spec: PotentialSpec) -> dict[str, str]:
+    """Role -> SHA-256 of each data file of ``spec``, stored in ``config.json`` (``data.sha256``)."""
+    from mpnn.data.atoms import require_regular_file
+
+    hashes = {}
+    for role, path in _data_files(spec).items():
+        require_regular_file(path)
+        hashes[role] = file_sha256(path)
+    return hashes
+
+
+def check_data_hashes(config_path: Path, spec: PotentialSpec, hashes: dict[str, str]) -> None:
+    """Refuse to resume the run of ``config_path`` on data files whose content changed since it
+    started (its split, scaling and energy offsets belong to the old data); runs recorded before
+    the hashes were stored resume unchecked."""
+    config = load_json(config_path)
+    data = config.get("data") if isinstance(config, dict) else None
+    stored = data.get("sha256") if isinstance(data, dict) else None
+    if not isinstance(stored, dict):
+        return
+    files = _data_files(spec)
+    for role, digest in stored.items():
+        if role in hashes and digest != hashes[role]:
+            raise DataError(
+                f"{files[role]}: the {role} data changed since the run in {config_path.parent} started "
+                "(its split, scaling and energy offsets belong to the old data); train into a new folder"
+            )
+
+
+def _config(
+    model: PotentialModel,
+    spec: PotentialSpec,
+    n_train: int,
+    n_valid: int,
+    hashes: dict[str, str] | None = None,
+) -> dict[str, Any]:
     return {
         "mpnn_version": mpnn.__version__,
         "model": model.config,
@@ -334,6 +391,7 @@ def _config(model: PotentialModel, spec: PotentialSpec, n_train: int, n_valid: i
             "train": n_train,
             "valid": n_valid,
             "split": SPLIT if not isinstance(spec.valid, str) else None,
+            "sha256": hashes or {},
         },
         "energy": {"offsets": model.update.offsets.tolist(), "scale": float(model.update.energy_scale)},
     }

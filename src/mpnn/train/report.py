@@ -85,7 +85,7 @@ def load_run(path: str | Path, label: str | None = None) -> ReportRun:
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: no such folder")
-    if not (path / TEST_METRICS).is_file():
+    if not (path / TEST_METRICS).exists():  # one that is not a regular file: refused by the reader
         raise DataError(f"{path}: no {TEST_METRICS} (not a finished run, ensemble or model folder)")
     errors = read_errors_csv(path / TEST_METRICS)
     unknown = [e.target for e in errors if e.target not in TARGETS]
@@ -106,11 +106,11 @@ def paper_run(name: str) -> ReportRun:
 
 def describe(path: Path) -> str:
     """What the run in ``path`` is, from its ``run.json`` or ``ensemble.json``."""
-    if (path / "ensemble.json").is_file():
+    if (path / "ensemble.json").exists():  # read by load_json, which refuses all but regular files
         record = load_json(path / "ensemble.json")
         k = record.get("k") if isinstance(record, dict) else None
         return f"ensemble: mean of the {k} runs of best validation error"
-    if not (path / RUN).is_file():
+    if not (path / RUN).exists():
         return ""
     spec = read_spec(path / RUN)  # checked: a foreign run.json is an error naming it
     options = ", ".join(f"{k}={v}" for k, v in spec.model.items() if k != "model")

@@ -239,11 +239,12 @@ def check_resumable(spec: RunSpec, dataset: Any, out: Path) -> None:
         for sub, names in spec.groups():
             run_dir = out / sub if sub else out
             model = build(spec, names, dataset)
+            make_split(spec.data.resolved(), len(dataset), spec.training.seed)  # sizes that fit
             if (run_dir / SPLIT).is_file():
                 load_split(run_dir / SPLIT, len(dataset))
             if (run_dir / BEST).is_file():
                 load_into(model, load_state_file(run_dir / BEST), run_dir / BEST)
-            _resume(model, torch.optim.Adam(model.parameters(), lr=spec.training.lr), _State(), run_dir)
+            _resume(model, torch.optim.Adam(model.parameters(), lr=spec.training.lr), _State(names), run_dir)
     finally:
         torch.set_rng_state(rng)
 

@@ -6,6 +6,20 @@ epochs) or in elapsed wall-clock seconds (a time budget); the schedule only sees
 
 from __future__ import annotations
 
+import math
+
+from mpnn.errors import MpnnError
+
+
+def check_finite_loss(value: float, epoch: int, what: str = "training") -> None:
+    """Stop a training loop whose ``what`` ("training" or "validation") loss at 1-based ``epoch``
+    is not finite: a one-line :class:`MpnnError`, raised before that epoch's checkpoints are
+    written (the run folder keeps the last finite epoch)."""
+    if not math.isfinite(value):
+        raise MpnnError(
+            f"training diverged at epoch {epoch}: non-finite {what} loss; lower the learning rate"
+        )
+
 
 def lr_factor(progress: float, decay_start: float = 0.5, decay_factor: float = 0.05) -> float:
     """Multiplier of the initial learning rate at training progress ``progress``.

@@ -61,6 +61,7 @@ from mpnn.train.config import (
 from mpnn.train.loop import METRICS
 from mpnn.train.metrics import TargetError, csv_number, mean_ratio, read_csv_rows, read_errors_csv
 from mpnn.train.run import MUTABLE, RUN, TEST_METRICS, RunSpec, check_runs, read_spec, train_run
+from mpnn.train.validate import MAX_SEED, is_number
 
 SEARCH, SEARCH_CSV = "search.json", "search.csv"
 #: What ``mpnn compare`` writes into its folder besides one run folder per label.
@@ -154,8 +155,8 @@ def builtin_names(folder: str) -> list[str]:
 def read_file_or_builtin(text: str, folder: str, what: str) -> tuple[dict[str, Any], str, Path | None]:
     """(mapping, name for messages, folder that relative paths start from) of a file or built-in name."""
     path = Path(text).expanduser()
-    if path.is_file():
-        return load_config(path), str(path), path.resolve().parent
+    if path.is_file() or (path.exists() and text not in builtin_names(folder)):  # a FIFO, a folder:
+        return load_config(path), str(path), path.resolve().parent  # refused by load_config
     if text in builtin_names(folder):
         builtin = resources.files("mpnn.train").joinpath(folder, f"{text}.json")
         return load_config(Path(str(builtin))), f"{what} {text!r}", None
@@ -215,10 +216,13 @@ def _distribution(name: str, value: Any, where: str) -> tuple[str, list[Any]]:
         if not isinstance(args, list) or not args:
             raise DataError(f"{where}: space.{name}: choice needs a non-empty list of values")
         return kind, args
-    numbers = isinstance(args, list) and len(args) == 2
-    numbers = numbers and all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
-    if not numbers or args[0] > args[1]:
-        raise DataError(f"{where}: space.{name}: {kind} needs [low, high] with low <= high, got {args!r}")
+    numbers = isinstance(args, list) and len(args) == 2 and all(is_number(a) for a in args)
+    if not numbers or args[0] > args[1] or not math.isfinite(float(args[1]) - float(args[0])):
+        raise DataError(
+            f"{where}: space.{name}: {kind} needs finite [low, high] with low <= high, got {args!r}"
+        )
+    if kind == "int" and max(abs(a) for a in args) > MAX_SEED:
+        raise DataError(f"{where}: space.{name}: int bounds beyond 2**63, got {args!r}")
     if kind == "log_uniform" and args[0] <= 0:
         raise DataError(f"{where}: space.{name}: log_uniform needs low > 0, got {args[0]!r}")
     if kind == "int" and not all(float(a).is_integer() for a in args):
@@ -401,6 +405,9 @@ def _ablation_run(label: str, entry: Any, where: str) -> dict[str, Any]:
     where = f"{where}: runs.{label}"
     if not isinstance(label, str) or not _LABEL.match(label):
         raise DataError(f"{where}: a label must be letters, digits and ._+- (it names a folder)")
+    if label.lower() in COMPARE_FILES:
+        names = " or ".join(COMPARE_FILES)
+        raise DataError(f"{where}: a label may not be {names} (the comparison writes that file)")
     if isinstance(entry, str):
         entry = {"model": entry}
     if not isinstance(entry, dict):

@@ -27,6 +27,9 @@ from mpnn.errors import DataError
 
 #: The largest seed (torch.manual_seed takes 64-bit integers).
 MAX_SEED = 2**63 - 1
+#: The largest learning rate of Adam: a step moves each weight by about ``lr``, so beyond 1 a
+#: single step ruins a model of standardised inputs (and from about 1e38 float32 overflows).
+MAX_LR = 1.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,11 @@ def seed_rule(*, optional: bool = False) -> Rule:
 
 
 BOOL = Rule("true or false", lambda v: isinstance(v, bool))
+
+
+def learning_rate() -> Rule:
+    """A learning rate of Adam: a number in (0, :data:`MAX_LR`]."""
+    return number(0, MAX_LR, low_open=True)
 
 
 def check_fields(values: Any, rules: Mapping[str, Rule], prefix: str = "") -> None:
