@@ -9,6 +9,19 @@ SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
 @pytest.fixture
+def one_thread():
+    """PyTorch on one thread for the test (tiny tensors: fastest, and immune to oversubscribed
+    cores), then the caller's count again. Modules use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """The folder of real data sets beside the repository; skips the test when it is absent."""
     if not SHARED_DATA.is_dir():

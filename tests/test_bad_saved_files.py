@@ -32,12 +32,7 @@ from mpnn.train.checkpoint import load_split_file
 TINY = ["--dim", "16", "--steps", "1", "--batch-size", "8", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -240,7 +240,7 @@ def test_not_a_structure_file_says_what_it_is(tmp_path, capsys) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     (tmp_path / "empty").mkdir()
-    for given, said in ((tmp_path / "empty", "is a folder"), (fifo, "is not a regular file")):
+    for given, said in ((tmp_path / "empty", "is a folder"), (fifo, "not a regular file")):
         with pytest.raises(DataError, match=f"^{given}: {said}"):
             read_structures(given)
     with pytest.raises(DataError, match=f"^{tmp_path / 'gone.xyz'}: no such file"):

@@ -33,12 +33,7 @@ SMALL = (
 ).split()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def labelled_clusters(count: int = 8, seed: int = 3) -> list[Atoms]:

@@ -55,7 +55,8 @@ def parse_units(text: str) -> tuple[float, float]:
 def is_property_run(path: str | Path) -> bool:
     """Whether ``path`` is a ``mpnn train`` (QM9 property) output or an ensemble of them (``mpnn
     ensemble``) rather than a potential."""
-    from mpnn.train.checkpoint import CONFIG, load_json
+    from mpnn.train.checkpoint import CONFIG
+    from mpnn.train.settings_files import load_json
 
     path = Path(path)
     if (path / "run.json").is_file() or (path / "ensemble.json").is_file():

@@ -23,8 +23,9 @@ from mpnn.outputs import check_outputs, check_suffix
 
 def run_dirs(folder: str | Path) -> list[tuple[Path, dict[str, Any]]]:
     """The model folders of a ``mpnn train`` output and their ``config.json``."""
-    from mpnn.train.checkpoint import CONFIG, is_run_dir, load_json
+    from mpnn.train.checkpoint import CONFIG, is_run_dir
     from mpnn.train.run import RUN, read_spec
+    from mpnn.train.settings_files import load_json
 
     folder = Path(folder)
     if (folder / RUN).is_file():
@@ -58,9 +59,9 @@ def _data_for(args: argparse.Namespace, config: dict[str, Any]) -> Any:
 
 def _evaluate_ensemble(args: argparse.Namespace) -> int:
     """``mpnn evaluate ENSEMBLE``: the ensemble's table (:func:`~mpnn.train.ensemble.format_ensemble`)."""
-    from mpnn.train.checkpoint import load_json
     from mpnn.train.ensemble import ensemble_members, evaluate_members, format_ensemble
     from mpnn.train.run import RUN
+    from mpnn.train.settings_files import load_json
 
     runs = ensemble_members(args.checkpoint_dir)
     data = _data_for(args, {"data": load_json(runs[0] / RUN)["data"]})

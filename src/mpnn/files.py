@@ -6,6 +6,8 @@ stages and renames one file, :func:`write_texts` several (all staged before any 
 A failure removes the temporaries and leaves every target as it was; an I/O error is a one-line
 :class:`~mpnn.errors.MpnnError` naming the target, never the temporary. The temporaries of a
 killed process are removed by :func:`remove_stale_temporaries` when a run starts in that folder.
+Reading starts with :func:`check_regular_file`: a folder, a FIFO (which would block a reader
+forever), a socket or a device is refused before anything opens it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mpnn.errors import MpnnError
+from mpnn.errors import DataError, MpnnError
 
 #: The temporaries of :func:`stage`: ``.<name>.<8 characters of mkstemp>.tmp``.
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
@@ -102,6 +105,23 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
         except OSError:  # gone meanwhile, or not ours to remove
             continue
     return removed
+
+
+def check_regular_file(path: str | Path, what: str = "a file") -> os.stat_result:
+    """``os.stat(path)`` of a regular file; a folder, a FIFO (which would block the reader
+    forever), a socket or a device is refused before anything opens it, with a one-line
+    :class:`DataError` naming ``path`` (``what``: the kind of file expected, for the message)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        raise DataError(f"{path}: cannot read: {getattr(error, 'strerror', None) or error}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"{path}: is a folder, expected {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"{path}: not a regular file (a pipe, socket or device); expected {what}")
+    return info
 
 
 def _text_writer(text: str) -> Callable[[Path], None]:

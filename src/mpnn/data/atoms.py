@@ -121,13 +121,9 @@ def read_structures(
 def require_regular_file(path: str | Path) -> None:
     """Raise a one-line :class:`DataError` unless ``path`` is a regular file (saying what it is:
     missing, a folder, or a device, FIFO or socket, which would block or read forever)."""
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a structure file")
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if not path.is_file():
-        raise DataError(f"{path}: is not a regular file (a device, FIFO or socket)")
+    from mpnn.files import check_regular_file
+
+    check_regular_file(path, "a structure file")
 
 
 def open_decompressed(path: str | Path) -> IO[bytes]:

@@ -20,10 +20,10 @@ from typing import Any
 from mpnn.data.qm9 import TARGETS
 from mpnn.errors import DataError
 from mpnn.models import MODELS
-from mpnn.train.checkpoint import load_settings
 from mpnn.train.data import DataSpec
 from mpnn.train.loop import TrainSettings
 from mpnn.train.run import RunSpec, parse_targets
+from mpnn.train.settings_files import load_settings
 from mpnn.train.validate import check_fields, check_model_options
 
 SECTIONS = ("targets", "joint", "data", "model", "training")
@@ -32,7 +32,7 @@ _PATH_KEYS = ("source", "uncharacterized", "atomref")
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """The mapping in a JSON file, or a YAML file (``.yaml``/``.yml``); errors name the file
-    (:func:`mpnn.train.checkpoint.load_settings`: a regular file, bounded in size and nesting)."""
+    (:func:`mpnn.train.settings_files.load_settings`: a regular file, bounded in size and nesting)."""
     data = load_settings(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a mapping of settings, got {type(data).__name__}")

@@ -36,13 +36,14 @@ from mpnn import outputs
 from mpnn.errors import DataError
 from mpnn.files import save_json, write_text
 from mpnn.outputs import check_output_folder, check_outputs
-from mpnn.train.checkpoint import SPLIT, load_json, load_model, load_split_file
+from mpnn.train.checkpoint import SPLIT, load_model, load_split_file
 from mpnn.train.data import DataSpec, load_molecules, load_split
 from mpnn.train.loader import target_values
 from mpnn.train.metrics import TargetError, mean_ratio, read_errors_csv, target_columns, target_errors
 from mpnn.train.predict import predict_table
 from mpnn.train.run import RUN, TEST_METRICS, read_spec
 from mpnn.train.search import model_dirs, validation_errors
+from mpnn.train.settings_files import load_json
 
 ENSEMBLE = "ensemble.json"
 

@@ -108,7 +108,7 @@ def read_csv_rows(path: str | Path, columns: Sequence[str]) -> list[tuple[int, d
     A missing, unreadable or foreign file (no such header), or not a regular file, is a
     :class:`DataError` naming it.
     """
-    from mpnn.train.checkpoint import check_regular_file
+    from mpnn.files import check_regular_file
 
     check_regular_file(path, "a CSV table")
     try:

@@ -45,7 +45,6 @@ from mpnn.train.checkpoint import (
     LAST,
     SPLIT,
     load_into,
-    load_json,
     load_last,
     load_split_file,
     load_state_file,
@@ -54,6 +53,7 @@ from mpnn.train.checkpoint import (
 )
 from mpnn.train.potential_loop import Errors, PotentialSettings, errors, errors_csv, fit_potential, predict
 from mpnn.train.run import apply_overrides
+from mpnn.train.settings_files import load_json
 
 TEST_METRICS = "test_metrics.csv"
 

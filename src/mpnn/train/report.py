@@ -28,9 +28,9 @@ from matplotlib.figure import Figure
 from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
 from mpnn.files import atomic_write
-from mpnn.train.checkpoint import load_json
 from mpnn.train.metrics import TargetError, read_errors_csv
 from mpnn.train.run import RUN, TEST_METRICS, read_spec
+from mpnn.train.settings_files import load_json
 
 #: Where :data:`PAPER_RATIOS` come from.
 PAPER_SOURCE = (

@@ -34,11 +34,12 @@ from mpnn.files import remove_stale_temporaries, save_json
 from mpnn.models import PropertyModel, build_model
 from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.train import plots
-from mpnn.train.checkpoint import BEST, CONFIG, SPLIT, load_into, load_json, load_state_file, save_tensors
+from mpnn.train.checkpoint import BEST, CONFIG, SPLIT, load_into, load_state_file, save_tensors
 from mpnn.train.data import DataSpec, load_molecules, load_split, make_split, split_to_tensors
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.loop import TrainSettings, fit, fit_standardization, predict
 from mpnn.train.metrics import TargetError, target_columns, target_errors, write_errors_csv
+from mpnn.train.settings_files import load_json
 
 RUN = "run.json"
 TEST_METRICS = "test_metrics.csv"

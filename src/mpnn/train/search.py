@@ -49,7 +49,6 @@ from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
 from mpnn.files import save_json, write_text
 from mpnn.outputs import check_output_folder, check_outputs
-from mpnn.train.checkpoint import load_json
 from mpnn.train.config import (
     flatten_config,
     load_config,
@@ -61,6 +60,7 @@ from mpnn.train.config import (
 from mpnn.train.loop import METRICS
 from mpnn.train.metrics import TargetError, csv_number, mean_ratio, read_csv_rows, read_errors_csv
 from mpnn.train.run import MUTABLE, RUN, TEST_METRICS, RunSpec, check_runs, read_spec, train_run
+from mpnn.train.settings_files import load_json
 from mpnn.train.validate import MAX_SEED, is_number
 
 SEARCH, SEARCH_CSV = "search.json", "search.csv"
