@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import machine
-from mpnn.cli_train_potential import main as train_potential
+from mpnn.cli import main_train_potential as train_potential
 
 ARCHIVE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "botnet_ethanol_rmd17.tar.gz"
 GOAL_FORCE_MAE = 15.0  # meV/Angstrom

@@ -24,7 +24,7 @@ import pytest
 import torch
 from test_train_potential import SMALL_OPTIONS, clusters
 
-from mpnn import cli, cli_train_potential
+from mpnn import cli
 from mpnn.errors import MpnnError
 from mpnn.files import TEMPORARY, atomic_write, remove_stale_temporaries
 from mpnn.train.checkpoint import load_split_file
@@ -52,7 +52,7 @@ def potential_run(tmp_path_factory) -> tuple[Path, Path]:
     ase.io.write(data, clusters(20, 0), format="extxyz")
     out = folder / "run"
     args = [str(data), "--valid", "0.2", "--epochs", "1", *SMALL_OPTIONS, "--quiet", "--out", str(out)]
-    assert cli_train_potential.main(args) == 0
+    assert cli.main_train_potential(args) == 0
     return out, data
 
 
@@ -243,7 +243,7 @@ def test_potential_split_pt_of_the_wrong_shape(potential_run, tmp_path, capsys, 
     torch.save(change(torch.load(run / "split.pt", weights_only=True)), run / "split.pt")
     before = snapshot(run)
     args = [str(potential_run[1]), "--out", str(run), "--epochs", "2", *SMALL_OPTIONS, "--quiet"]
-    assert cli_train_potential.main(args) == 2
+    assert cli.main_train_potential(args) == 2
     one_line_error(capsys, str(run / "split.pt"), message)
     assert snapshot(run) == before
 
@@ -254,7 +254,7 @@ def test_potential_config_json_of_the_wrong_types(potential_run, tmp_path, capsy
     config["run"]["training"]["lr_factor"] = "half"
     (run / "config.json").write_text(json.dumps(config))
     args = [str(potential_run[1]), "--out", str(run), "--epochs", "2", *SMALL_OPTIONS, "--quiet"]
-    assert cli_train_potential.main(args) == 2
+    assert cli.main_train_potential(args) == 2
     one_line_error(capsys, str(run / "config.json"), "training.lr_factor: expected a number in (0, 1)")
 
 
@@ -393,7 +393,7 @@ def test_a_potential_resume_with_a_foreign_optimizer_state(potential_run, tmp_pa
     torch.save(last, run / "last.pt")
     before = snapshot(run)
     args = [str(potential_run[1]), "--out", str(run), "--epochs", "2", *SMALL_OPTIONS, "--quiet"]
-    assert cli_train_potential.main(["--valid", "0.2", *args]) == 2
+    assert cli.main_train_potential(["--valid", "0.2", *args]) == 2
     one_line_error(capsys, str(run / "last.pt"), message)
     assert snapshot(run) == before
 
@@ -430,7 +430,7 @@ def test_a_symmetry_function_without_its_type_stops_a_resume(potential_run, tmp_
     (run / "config.json").write_text(json.dumps(config))
     before = snapshot(run)
     args = [str(potential_run[1]), "--out", str(run), "--epochs", "2", *SMALL_OPTIONS, "--quiet"]
-    assert cli_train_potential.main(args) == 2
+    assert cli.main_train_potential(args) == 2
     one_line_error(capsys, str(run / "config.json"), "cannot rebuild the model")
     assert snapshot(run) == before
 
@@ -470,7 +470,7 @@ def test_history_rows_of_a_potential_last_pt_are_checked(potential_run, tmp_path
     _drop_history_column(run / "last.pt", "valid_force_rmse")
     before = snapshot(run)
     args = [str(potential_run[1]), "--out", str(run), "--epochs", "2", *SMALL_OPTIONS, "--quiet"]
-    assert cli_train_potential.main(args) == 2
+    assert cli.main_train_potential(args) == 2
     one_line_error(capsys, str(run / "last.pt"), "state.history[0].valid_force_rmse: expected a number")
     assert snapshot(run) == before
 

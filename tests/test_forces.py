@@ -311,7 +311,7 @@ COMPACT = {"Anisole_SCAN", "DMABN_SCAN", "Ethylbenzene_SCAN"}
 
 @pytest.fixture(scope="module")
 def n2p2_cases(n2p2_examples) -> dict[str, Case]:
-    from mpnn.cli_potential import parse_units
+    from mpnn.cli.options import parse_units
     from mpnn.potentials.load import load_potential
 
     cases = {}

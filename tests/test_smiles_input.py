@@ -22,7 +22,7 @@ from rdkit import Chem
 from test_featurize import molecule as qm9_molecule
 
 from mpnn.batch import Molecule, collate
-from mpnn.cli_property import cmd_predict_property
+from mpnn.cli.property import cmd_predict_property
 from mpnn.data.featurize import NODE_FEATURES, featurize_mol, featurize_molecule
 from mpnn.data.qm9 import ATOMIC_NUMBERS, bundled_release_path, iter_release
 from mpnn.data.smiles import is_smiles_file, molecule_from_smiles, read_smiles_file, read_smiles_molecules

@@ -21,7 +21,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mpnn.cli_train_potential import main
+from mpnn.cli import main_train_potential as main
 from mpnn.data.atoms import atoms_to_molecule, collate_structures
 from mpnn.errors import DataError
 from mpnn.inputs import edge_vectors

@@ -15,6 +15,8 @@ with one :class:`~mpnn.errors.DataError` line:
 :func:`check_output_folder` refuses to write one kind of folder (a ``mpnn train`` run, a potential
 run, a search, an ensemble, ...) into a folder that holds another kind, or other files, so a
 mistaken ``--out`` changes nothing. Both only look at the file system; they write nothing.
+
+:func:`folder_task` says whether a folder holds a property model or a potential (``mpnn predict``).
 """
 
 from __future__ import annotations
@@ -153,6 +155,44 @@ def folder_kind(folder: PathLike) -> str | None:
     if (folder / "input.nn").is_file():
         return N2P2
     return None
+
+
+#: The task of each kind of folder that holds a model: ``mpnn predict`` dispatches on it.
+TASKS = {
+    RUN: "property",
+    MODEL: "property",
+    ENSEMBLE: "property",
+    POTENTIAL_RUN: "potential",
+    N2P2: "potential",
+}
+
+
+def folder_task(folder: PathLike) -> str:
+    """``"property"`` (a ``mpnn train`` run, one of its model folders, an ensemble) or
+    ``"potential"`` (a ``mpnn train-potential`` run, an n2p2 potential folder): what ``folder``
+    records (:func:`folder_kind`).
+
+    Raises:
+        DataError: one line naming ``folder``, when it holds no model (an unreadable
+            ``config.json`` is reported as such).
+    """
+    kind = folder_kind(folder)
+    if kind in TASKS:
+        return TASKS[kind]
+    if kind is not None:
+        raise DataError(f"{folder}: holds {kind}, not a model (a run, an ensemble or a potential)")
+    if (Path(folder).expanduser() / "config.json").is_file():
+        from mpnn.train.settings_files import load_json
+
+        load_json(Path(folder).expanduser() / "config.json")  # unreadable: its own error
+        raise DataError(
+            f"{folder}/config.json: neither a model configuration of `mpnn train` (targets) "
+            "nor of `mpnn train-potential` (run)"
+        )
+    raise DataError(
+        f"{folder}: neither an n2p2 potential folder (input.nn) nor a training run (run.json, "
+        "config.json) nor an ensemble (ensemble.json)"
+    )
 
 
 def check_output_folder(

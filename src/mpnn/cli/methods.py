@@ -13,13 +13,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mpnn.cli import (
-    _add_data_options,
+from mpnn.cli.options import (
     _count,
     _positive_int,
     _seed,
+    add_data_options,
     add_length_options,
     add_model_options,
+    add_out_option,
+    add_quiet_option,
+    add_workers_option,
     train_config,
 )
 from mpnn.outputs import check_outputs
@@ -52,7 +55,7 @@ examples:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """The settings every run of a search or comparison shares (they override the file's base)."""
-    _add_data_options(p, "(default: the bundled 4,000-molecule subset)")
+    add_data_options(p, "(default: the bundled 4,000-molecule subset)")
     p.add_argument(
         "--target", metavar="NAMES", help="'U0', 'U0,gap' or 'all' (default: the file's, else all)"
     )
@@ -62,8 +65,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", type=_positive_int, metavar="N", help="test molecules (at least 1)")
     add_length_options(p)
     p.add_argument("--patience", type=_count, metavar="N", help="early stopping patience, 0: never")
-    p.add_argument("--out", metavar="DIR", required=True, help="output folder (resumable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    add_out_option(p, "output folder (resumable)", required=True)
+    add_quiet_option(p)
 
 
 def register(subparsers: Any) -> None:
@@ -94,8 +97,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("runs", nargs="+", metavar="RUN_OR_FOLDER", help="runs, or folders of runs (a search)")
     p.add_argument("--k", type=_positive_int, default=5, help="members (default: 5, the paper's ens5)")
-    p.add_argument("--out", metavar="DIR", required=True, help="output folder")
-    p.add_argument("--workers", type=_positive_int, metavar="N", help="processes for featurisation")
+    add_out_option(p, "output folder", required=True)
+    add_workers_option(p)
     p.set_defaults(func=cmd_ensemble)
 
     p = subparsers.add_parser(
@@ -104,7 +107,7 @@ def register(subparsers: Any) -> None:
         description="Test MAE and error ratio per target of runs, ensembles or model folders.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders with a test_metrics.csv")
-    p.add_argument("-o", "--out", metavar="FILE", help="write the Markdown here (default: print it)")
+    add_out_option(p, "write the Markdown here (default: print it)", short=True, metavar="FILE")
     p.add_argument("--plot", metavar="PNG", help="bar chart of the error ratios")
     p.add_argument("--paper", action="store_true", help="add the paper's enn-s2s and ens5 columns")
     p.set_defaults(func=cmd_report)

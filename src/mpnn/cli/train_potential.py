@@ -1,7 +1,7 @@
 """``mpnn train-potential``: train an HDNNP on energies and forces (:mod:`mpnn.train.potential_run`).
 
-``register(subparsers)`` adds the subcommand to the ``mpnn`` parser; ``python -m
-mpnn.cli_train_potential DATA ...`` runs it alone.  Errors end the command with one line
+``register(subparsers)`` adds the subcommand to the ``mpnn`` parser
+(:func:`mpnn.cli.main_train_potential` runs it alone). Errors end the command with one line
 ``mpnn: error: <message>`` on stderr and exit status 2.
 """
 
@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 
-from mpnn.cli import (
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
+from mpnn.cli.options import (
     UsageError,
     _count,
     _learning_rate,
@@ -27,8 +23,11 @@ from mpnn.cli import (
     _positive_float,
     _positive_int,
     _seed,
+    add_length_options,
+    add_out_option,
+    add_quiet_option,
+    add_units_option,
 )
-from mpnn.cli_potential import parse_units
 from mpnn.errors import MpnnError
 
 EPILOG = """\
@@ -86,11 +85,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("data", metavar="DATA", help="training structures with energies and forces")
     p.add_argument("--test", metavar="FILE", help="test structures (errors of best.pt at the end)")
-    p.add_argument(
-        "--units",
-        type=parse_units,
-        metavar="LENGTH,ENERGY",
-        help="units of n2p2 input.data files: angstrom|bohr|nm,ev|hartree|kcal/mol|kj/mol "
+    add_units_option(
+        p,
+        "units of n2p2 input.data files: angstrom|bohr|nm,ev|hartree|kcal/mol|kj/mol "
         "(default: angstrom,ev); the potential is trained and saved in Angstrom and eV",
     )
     p.add_argument(
@@ -113,9 +110,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         choices=("scale_center", "scale", "center", "sigma", "none"),
         help="n2p2 scaling of the symmetry functions (default scale_center)",
     )
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (default 300)")
-    length.add_argument("--time-budget", type=_positive_float, metavar="S", help="seconds of training")
+    add_length_options(p, epochs_help="epochs (default 300)", budget_help="seconds of training")
     p.add_argument(
         "--lr", type=_learning_rate, help="initial learning rate of Adam, at most 1 (default 1e-3)"
     )
@@ -132,7 +127,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="stop after N epochs without a better validation loss, 0: never (default 200)",
     )
     p.add_argument("--seed", type=_seed, help="seed of weights, split and order (default 0)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default runs/potential-<date-time>)")
+    add_out_option(p, "output folder (default runs/potential-<date-time>)")
     p.add_argument("--float32", action="store_true", default=None, help="train in float32 (faster)")
     p.add_argument(
         "--threads",
@@ -142,7 +137,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="CPU threads, at most 4 per core (default 1: the networks are small, and more "
         "threads lose time when the cores are shared)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    add_quiet_option(p, "no progress bars or messages")
     p.set_defaults(func=cmd_train_potential)
     return p
 
@@ -213,27 +208,3 @@ def cmd_train_potential(args: argparse.Namespace) -> int:
     rows = train_potential(spec, out, show_progress=not args.quiet, echo=echo)
     print(errors_table(rows, title=f"errors of {out / 'best.pt'}:"), end="")
     return 0
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mpnn.cli_train_potential DATA ...`` (the same as ``mpnn train-potential DATA ...``)."""
-    parser = _Parser(prog="mpnn")
-    register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
-    try:
-        args = parser.parse_args(["train-potential", *(sys.argv[1:] if argv is None else argv)])
-        return args.func(args)
-    except (MpnnError, OSError) as error:
-        print(f"mpnn: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("mpnn: interrupted (train-potential resumes from last.pt when run again)", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""``mpnn predict`` for potentials and ``mpnn md``: energies, forces and dynamics from the command line.
+"""``mpnn predict`` for potentials, ``mpnn md`` and ``mpnn export``: energies, forces, dynamics and n2p2
+files from the command line.
 
 A MODEL is an n2p2 potential folder (``input.nn``, ``scaling.data``, ``weights.ZZZ.data``) or a
 potential training-run folder of ours, read by :func:`mpnn.potentials.load.load_potential`.
@@ -7,7 +8,8 @@ structures): lengths ``angstrom`` (1), ``bohr`` (0.529177 A), ``nm`` (10 A); ene
 ``hartree`` (27.2114 eV), ``kcal/mol`` (0.0433641 eV), ``kj/mol`` (0.0103643 eV)
 (:func:`mpnn.potentials.n2p2.parse_units`, CODATA 2018). Every output is in eV and Angstrom:
 energy and ``energies`` per atom (eV), forces (eV/Angstrom), stress (eV/Angstrom^3, Voigt xx yy
-zz yz xz xy) for periodic structures with a 3-D cell.
+zz yz xz xy) for periodic structures with a 3-D cell. ``register(subparsers)`` adds ``md`` and
+``export``; ``predict`` (:mod:`mpnn.cli.predict`) calls :func:`cmd_predict_potential` for potentials.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mpnn.cli.options import (
+    _count,
+    _positive_float,
+    _positive_int,
+    _seed,
+    add_out_option,
+    add_quiet_option,
+    add_units_option,
+)
 from mpnn.errors import DataError
 from mpnn.outputs import N2P2, check_output_folder, check_outputs, check_suffix
 
@@ -40,31 +51,6 @@ def is_placeholder(reference: dict[str, Any]) -> bool:
     0`` line and all-zero forces, as in files written for prediction), not values to compare with."""
     energy, forces = reference.get("energy"), reference.get("forces")
     return energy is not None and float(energy) == 0.0 and (forces is None or not np.any(forces))
-
-
-def parse_units(text: str) -> tuple[float, float]:
-    """``"bohr,hartree"`` -> (Angstrom per length unit, eV per energy unit); an argparse type."""
-    from mpnn.potentials.n2p2 import parse_units as parse
-
-    try:
-        return parse(text)
-    except DataError as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("--units: ")) from None
-
-
-def is_property_run(path: str | Path) -> bool:
-    """Whether ``path`` is a ``mpnn train`` (QM9 property) output or an ensemble of them (``mpnn
-    ensemble``) rather than a potential."""
-    from mpnn.train.checkpoint import CONFIG
-    from mpnn.train.settings_files import load_json
-
-    path = Path(path)
-    if (path / "run.json").is_file() or (path / "ensemble.json").is_file():
-        return True
-    if (path / "input.nn").is_file() or not (path / CONFIG).is_file():
-        return False
-    config = load_json(path / CONFIG)
-    return isinstance(config, dict) and "targets" in config
 
 
 def load_potential_model(path: str | Path, unit: tuple[float, float]) -> torch.nn.Module:
@@ -209,7 +195,13 @@ def cmd_predict_potential(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_md_parser(sub: Any, positive_int: Any, count: Any, positive_float: Any, seed: Any = int) -> None:
+def register(subparsers: Any) -> None:
+    """Add ``md`` and ``export`` to the ``mpnn`` parser."""
+    _md_parser(subparsers)
+    _export_parser(subparsers)
+
+
+def _md_parser(sub: Any) -> None:
     """The ``mpnn md`` subcommand."""
     p = sub.add_parser(
         "md",
@@ -226,45 +218,40 @@ def add_md_parser(sub: Any, positive_int: Any, count: Any, positive_float: Any, 
         metavar="I",
         help="which structure of the file (default: 0, the first; -1: the last)",
     )
-    p.add_argument("--steps", type=count, required=True, metavar="N", help="number of time steps")
-    p.add_argument("--timestep", type=positive_float, required=True, metavar="FS", help="time step, fs")
+    p.add_argument("--steps", type=_count, required=True, metavar="N", help="number of time steps")
+    p.add_argument("--timestep", type=_positive_float, required=True, metavar="FS", help="time step, fs")
     ensemble = p.add_mutually_exclusive_group(required=True)
     ensemble.add_argument(
         "--temperature",
-        type=positive_float,
+        type=_positive_float,
         metavar="K",
         help="Langevin NVT at K kelvin (initial velocities drawn at K)",
     )
     ensemble.add_argument("--nve", action="store_true", help="NVE (velocity Verlet)")
     p.add_argument(
         "--init-temperature",
-        type=positive_float,
+        type=_positive_float,
         metavar="K",
         help="with --nve: initial Maxwell-Boltzmann velocities at K (default: the file's)",
     )
     p.add_argument(
         "--friction",
-        type=positive_float,
+        type=_positive_float,
         default=0.01,
         metavar="G",
         help="Langevin friction, 1/fs (default: %(default)s)",
     )
-    p.add_argument(
-        "-o",
-        "--out",
-        default="trajectory.extxyz",
+    add_out_option(
+        p,
+        "extended-XYZ trajectory (default: %(default)s)",
+        short=True,
         metavar="TRAJ",
-        help="extended-XYZ trajectory (default: %(default)s)",
+        default="trajectory.extxyz",
     )
-    p.add_argument(
-        "--units",
-        type=parse_units,
-        metavar="LENGTH,ENERGY",
-        help="units of the n2p2 files, e.g. bohr,hartree (default: angstrom,ev)",
-    )
-    p.add_argument("--interval", type=positive_int, default=1, metavar="K", help="write every K steps")
-    p.add_argument("--seed", type=seed, default=0, metavar="S", help="seed of velocities and noise")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_units_option(p, "units of the n2p2 files, e.g. bohr,hartree (default: angstrom,ev)")
+    p.add_argument("--interval", type=_positive_int, default=1, metavar="K", help="write every K steps")
+    p.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of velocities and noise")
+    add_quiet_option(p, "no progress bar")
     p.set_defaults(func=cmd_md)
 
 
@@ -309,7 +296,7 @@ def cmd_md(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_export_parser(sub: Any) -> None:
+def _export_parser(sub: Any) -> None:
     """The ``mpnn export`` subcommand."""
     p = sub.add_parser(
         "export",
@@ -320,7 +307,7 @@ def add_export_parser(sub: Any) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="potential run folder or n2p2 potential folder")
     p.add_argument("out", metavar="OUT_DIR", help="folder to write (created; its n2p2 files are replaced)")
-    p.add_argument("--units", type=parse_units, metavar="L,E", help="units of an n2p2 MODEL's files")
+    add_units_option(p, "units of an n2p2 MODEL's files", metavar="L,E")
     p.set_defaults(func=cmd_export)
 
 

@@ -1,0 +1,98 @@
+"""The ``mpnn`` command: its parser, and the entry point that runs one command.
+
+Commands, one module each, each adding its subcommands with ``register(subparsers)``:
+:mod:`mpnn.cli.property` (``train``, ``evaluate``), :mod:`mpnn.cli.predict` (``predict``, for
+property runs and potentials), :mod:`mpnn.cli.potential` (``md``, ``export``),
+:mod:`mpnn.cli.train_potential` (``train-potential``) and :mod:`mpnn.cli.methods` (``search``,
+``ensemble``, ``report``, ``compare``); what they share is in :mod:`mpnn.cli.options`.
+
+Every :class:`~mpnn.errors.MpnnError`, unreadable file and bad argument ends the command with
+one line ``mpnn: error: <message>`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from mpnn.cli import methods, potential, predict, property, train_potential
+from mpnn.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, Parser
+from mpnn.errors import MpnnError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mpnn`` argument parser."""
+    parser = Parser(
+        prog="mpnn",
+        description="Neural message passing for quantum chemistry: QM9 models and interatomic potentials.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    property.register(sub)
+    predict.register(
+        sub, {"property": property.cmd_predict_property, "potential": potential.cmd_predict_potential}
+    )
+    potential.register(sub)
+    train_potential.register(sub)
+    methods.register(sub)
+    return parser
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Print a warning as one line ``mpnn: warning: <message>`` (no source line) on stderr."""
+    print(f"mpnn: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mpnn``; returns the exit status (0, 2 on errors, 130 when interrupted).
+
+    Warnings are printed as one line each, ``mpnn: warning: <message>``. PyTorch's CPU threads:
+    ``OMP_NUM_THREADS`` when set, else one per core; the caller's setting is restored on return.
+    """
+    threads = torch.get_num_threads()
+    with warnings.catch_warnings():  # the previous warning display is restored on return
+        warnings.showwarning = _show_warning
+        try:
+            torch.set_num_threads(_thread_count())
+            return _main(argv)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def main_train_potential(argv: Sequence[str] | None = None) -> int:
+    """``mpnn train-potential ARGV...`` (``argv`` default: ``sys.argv[1:]``)."""
+    return main(["train-potential", *(sys.argv[1:] if argv is None else argv)])
+
+
+def _thread_count() -> int:
+    """``OMP_NUM_THREADS`` if it is a positive integer, else the number of cores."""
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else os.cpu_count() or 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    command = None
+    try:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        return args.func(args)
+    except (MpnnError, OSError) as error:
+        message = " ".join(str(error).split("\n"))
+        print(f"mpnn: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError as error:  # a size no check foresaw: still one line
+        detail = " ".join(str(error).split())
+        print(f"mpnn: error: out of memory{': ' + detail if detail else ''}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        resumable = {"train": "train resumes from last.pt", "search": "the search resumes"}
+        resumable["compare"] = "the comparison resumes"
+        resumable["train-potential"] = "train-potential resumes from last.pt"
+        hint = f" ({resumable[command]} when run again)" if command in resumable else ""
+        print(f"mpnn: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
