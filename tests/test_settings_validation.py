@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mpnn import cli
+from mpnn.cli.options import train_config
 from mpnn.errors import DataError
 from mpnn.models import build_model
 from mpnn.train.config import load_config, normalize_config, spec_from_config
@@ -202,7 +203,7 @@ def test_valid_options_build_the_spec(tmp_path) -> None:
         ["train", "--target", "U0", "--epochs", "2", "--clip", "0", "--decay-start", "0",
          "--decay-factor", "1", "--seed", "5", "--lr", "2e-3"]
     )  # fmt: skip
-    spec = spec_from_config(cli.train_config(args))
+    spec = spec_from_config(train_config(args))
     t = spec.training
     assert (t.epochs, t.clip, t.decay_start, t.decay_factor, t.seed, t.lr) == (2, 0.0, 0.0, 1.0, 5, 2e-3)
 
