@@ -26,9 +26,9 @@ import numpy as np
 
 from benchmarks.common import machine
 from mpnn.data.atoms import read_structures
+from mpnn.n2p2.convert import parse_units
 from mpnn.potentials.load import load_potential
 from mpnn.potentials.md import run_md
-from mpnn.potentials.n2p2 import parse_units
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MEMBER = "n2p2_examples/nnp-predict/H2O_RPBE-D3"

@@ -76,7 +76,7 @@ def test_n2p2_water_in_ev_through_the_calculator(n2p2_examples, n2p2_reference) 
     from mpnn.potentials.load import load_potential
 
     folder = n2p2_examples / "nnp-predict" / "H2O_RPBE-D3"
-    units = (0.529177210903, 27.211386245988)  # CODATA 2018, as mpnn.potentials.n2p2.parse_units
+    units = (0.529177210903, 27.211386245988)  # CODATA 2018, as mpnn.n2p2.convert.parse_units
     atoms = read_structures(folder / "input.data", units=units)[0]
     atoms.calc = MpnnCalculator(load_potential(folder, units=units))
     ref = n2p2_reference["H2O_RPBE-D3"]

@@ -15,7 +15,7 @@ from test_forces import small_cut
 from mpnn import cli
 from mpnn.data.atoms import read_structures
 
-BOHR, HARTREE = 0.529177210903, 27.211386245988  # CODATA 2018, as mpnn.potentials.n2p2.parse_units
+BOHR, HARTREE = 0.529177210903, 27.211386245988  # CODATA 2018, as mpnn.n2p2.convert.parse_units
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_predict_writes_n2p2s_energy_forces_and_a_stress(cu2s, n2p2_reference, t
 
 def test_units_convert_the_potential_and_its_input_data(water, tmp_path, capsys) -> None:
     """A cut of the water box as n2p2 input.data (Bohr) and as extxyz (A): the same eV, eV/A."""
-    from mpnn.data.n2p2_data import write_input_data
+    from mpnn.n2p2.input_data import write_input_data
 
     atoms = small_cut(read_structures(water / "input.data", units=(BOHR, HARTREE))[0], target=24)
     write_input_data(tmp_path / "input.data", [atoms], length=BOHR, energy=HARTREE)

@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from test_train import synthetic_set
 from test_train_potential import SMALL_OPTIONS, clusters
 
-from mpnn.data.n2p2_data import write_input_data
+from mpnn.n2p2.input_data import write_input_data
 from mpnn.train import plots
 from mpnn.train import run as run_module
 

@@ -14,8 +14,8 @@ import pytest
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mpnn.data.n2p2_data import read_input_data, write_input_data
 from mpnn.errors import DataError
+from mpnn.n2p2.input_data import read_input_data, write_input_data
 
 FIXTURE = Path(__file__).parent / "fixtures" / "n2p2" / "input.data"
 #: name -> (structures, atoms), from SOURCES.md.

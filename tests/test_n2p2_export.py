@@ -1,4 +1,4 @@
-"""Writing potentials of ours as n2p2 folders (:func:`mpnn.potentials.n2p2.export_n2p2`).
+"""Writing potentials of ours as n2p2 folders (:func:`mpnn.n2p2.convert.export_n2p2`).
 
 Reference values come from outside the code under test: the model's own forward pass and autograd
 forces in float64 before it is written; the written folder is read back by the n2p2 reader
@@ -18,10 +18,10 @@ from ase.build import molecule
 from mpnn.data.atoms import collate_structures
 from mpnn.errors import DataError
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
+from mpnn.n2p2.convert import export_n2p2
+from mpnn.n2p2.input_nn import read_input_nn
 from mpnn.potentials.forces import evaluate
 from mpnn.potentials.load import load_potential
-from mpnn.potentials.n2p2 import export_n2p2
-from mpnn.potentials.n2p2_settings import read_input_nn
 from mpnn.symmetry.defaults import default_symmetry_functions, n2p2_order
 
 ELEMENTS = ["H", "C", "O"]

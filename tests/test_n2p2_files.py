@@ -17,7 +17,13 @@ import pytest
 
 from mpnn import files
 from mpnn.errors import DataError
-from mpnn.potentials.n2p2_files import (
+from mpnn.n2p2.input_nn import (
+    parse_input_nn,
+    read_input_nn,
+    sort_symmetry_functions,
+    write_input_nn,
+)
+from mpnn.n2p2.potential_files import (
     N2p2Potential,
     read_potential,
     read_scaling,
@@ -25,12 +31,6 @@ from mpnn.potentials.n2p2_files import (
     write_potential,
     write_scaling,
     write_weights,
-)
-from mpnn.potentials.n2p2_settings import (
-    parse_input_nn,
-    read_input_nn,
-    sort_symmetry_functions,
-    write_input_nn,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "n2p2"

@@ -15,9 +15,9 @@ import torch
 
 from mpnn.data.atoms import collate_structures, read_structures
 from mpnn.errors import DataError
+from mpnn.n2p2.convert import export_n2p2, parse_units
 from mpnn.potentials.forces import evaluate
 from mpnn.potentials.load import load_potential
-from mpnn.potentials.n2p2 import export_n2p2, parse_units
 from mpnn.symmetry import compiled
 
 GAUSSIAN = ["H2O_RPBE-D3", "Cu2S_PBE"]

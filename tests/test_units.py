@@ -20,7 +20,7 @@ from ase.units import create_units
 from test_train_potential import emt
 
 from mpnn import cli
-from mpnn.data.n2p2_data import write_input_data
+from mpnn.n2p2.input_data import write_input_data
 from mpnn.train.checkpoint import BEST, load_tensors
 
 #: ``--units bohr,hartree`` is CODATA 2018 (ASE's default constants are CODATA 2014's)

@@ -25,13 +25,13 @@ from ase.units import Bohr
 from mpnn import cli
 from mpnn.batch import Batch
 from mpnn.data.atoms import read_structures
-from mpnn.data.n2p2_data import read_input_data
 from mpnn.data.qm9_xyz import parse_xyz
 from mpnn.data.xyz import parse_xyz_frames
 from mpnn.errors import DataError
+from mpnn.n2p2.convert import read_n2p2
+from mpnn.n2p2.input_data import read_input_data
 from mpnn.potentials.forces import evaluate
 from mpnn.potentials.md import run_md
-from mpnn.potentials.n2p2 import read_n2p2
 from mpnn.sanity import CLOSE_FRACTION, UnphysicalWarning, close_atoms
 from mpnn.train.predict import predictions_csv
 

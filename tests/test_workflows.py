@@ -55,8 +55,8 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mpnn import cli
-from mpnn.data.n2p2_data import write_input_data
 from mpnn.data.qm9 import bundled_release_path
+from mpnn.n2p2.input_data import write_input_data
 
 TINY = ["--dim", "16", "--steps", "1", "--batch-size", "8", "--quiet"]
 POTENTIAL = (

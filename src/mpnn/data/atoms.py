@@ -100,7 +100,7 @@ def read_structures(
     require_regular_file(path)
     selection = _index(index, path)
     if is_input_data(path):
-        from mpnn.data.n2p2_data import read_input_data
+        from mpnn.n2p2.input_data import read_input_data
 
         everything = read_input_data(path, length=units[0], energy=units[1])
         numbered = list(enumerate(everything))

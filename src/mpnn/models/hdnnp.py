@@ -3,7 +3,7 @@
 message = the atom's symmetry functions over its neighbours (:mod:`mpnn.messages.symmetry_functions`),
 update = the network of its element giving its energy (:mod:`mpnn.updates.element_mlp`),
 readout = the sum over atoms.  The same configuration loads n2p2 potentials
-(:mod:`mpnn.potentials.n2p2`) and is trained by ``mpnn train-potential``.
+(:mod:`mpnn.n2p2.convert`) and is trained by ``mpnn train-potential``.
 """
 
 from __future__ import annotations

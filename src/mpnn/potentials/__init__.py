@@ -1,1 +1,2 @@
-"""Interatomic potentials: n2p2 / RuNNer file formats (import and export) and what builds on them."""
+"""Interatomic potentials built on the models: loading (n2p2 folders through :mod:`mpnn.n2p2`, training
+runs of ours), forces, the ASE calculator, molecular dynamics."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mpnn.errors import DataError
 from mpnn.models.hdnnp import PotentialModel
-from mpnn.potentials.n2p2 import read_n2p2
+from mpnn.n2p2.convert import read_n2p2
 
 
 def load_potential(path: str | Path, units: tuple[float, float] = (1.0, 1.0)) -> PotentialModel:

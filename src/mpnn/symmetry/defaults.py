@@ -31,7 +31,7 @@ from typing import Any
 from ase.data import atomic_numbers
 
 from mpnn.errors import DataError
-from mpnn.potentials.n2p2_settings import spec_from_dict
+from mpnn.n2p2.input_nn import spec_from_dict
 
 #: Default zetas of the angular functions.
 ZETAS = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -56,7 +56,7 @@ def sort_elements(symbols: Sequence[str]) -> list[str]:
 
 def n2p2_order(spec: dict[str, Any]) -> tuple:
     """Sort key of one spec within its element: n2p2's ``operator<`` itself
-    (:meth:`~mpnn.potentials.n2p2_settings.SymmetryFunctionSpec.sort_key`; one cutoff function),
+    (:meth:`~mpnn.n2p2.input_nn.SymmetryFunctionSpec.sort_key`; one cutoff function),
     so that the order here is the order of an exported ``input.nn``."""
     return spec_from_dict(spec, "H").sort_key()[1:]  # the centre element is the same for all
 

@@ -2,7 +2,7 @@
 
 ``scaling.data`` (``Mode::setupSymmetryFunctionScaling``): lines starting with ``#`` are comments;
 one row per symmetry function, elements in n2p2's order (atomic number) and, within an element,
-functions in n2p2's sorted order (:func:`~mpnn.potentials.n2p2_settings.sort_symmetry_functions`)::
+functions in n2p2's sorted order (:func:`~mpnn.n2p2.input_nn.sort_symmetry_functions`)::
 
     e_index sf_index G_min G_max G_mean [G_sigma]        (both indices 1-based)
 
@@ -35,7 +35,7 @@ import numpy as np
 
 from mpnn.errors import DataError
 from mpnn.files import write_text, write_texts
-from mpnn.potentials.n2p2_settings import (
+from mpnn.n2p2.input_nn import (
     N2p2Settings,
     atomic_number,
     format_input_nn,

@@ -1,6 +1,6 @@
 """n2p2 potentials as :class:`~mpnn.models.hdnnp.PotentialModel` and back.
 
-:func:`model_from_n2p2` maps a read potential (:mod:`mpnn.potentials.n2p2_files`) onto the HDNNP
+:func:`model_from_n2p2` maps a read potential (:mod:`mpnn.n2p2.potential_files`) onto the HDNNP
 configuration of the engine: the symmetry functions in n2p2's order, its scaling, its networks
 and its energy terms.  n2p2 files do not record their units; ``units`` = (Angstrom per length
 unit, eV per energy unit) of the files (:func:`parse_units`), so the model always works in
@@ -25,8 +25,9 @@ import torch
 from mpnn.errors import DataError
 from mpnn.files import write_texts
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
-from mpnn.potentials.n2p2_files import N2p2Potential, format_potential, read_potential
-from mpnn.potentials.n2p2_settings import ATOMIC_NUMBERS, N2p2Settings, SymmetryFunctionSpec, spec_from_dict
+from mpnn.n2p2.input_nn import N2p2Settings, SymmetryFunctionSpec, spec_from_dict
+from mpnn.n2p2.keywords import ATOMIC_NUMBERS
+from mpnn.n2p2.potential_files import N2p2Potential, format_potential, read_potential
 
 #: Angstrom and eV per unit (CODATA 2018, as ASE).
 LENGTH_UNITS = {"angstrom": 1.0, "a": 1.0, "bohr": 0.529177210903, "nm": 10.0}
@@ -106,7 +107,7 @@ def model_to_n2p2(model: PotentialModel, source: str = "model") -> N2p2Potential
     """The n2p2 files of an HDNNP, in the model's length and energy units (``config``).
 
     The symmetry functions (with the model's one cutoff function) are written in n2p2's order
-    (:func:`~mpnn.potentials.n2p2_settings.sort_symmetry_functions`); the rows of
+    (:func:`~mpnn.n2p2.input_nn.sort_symmetry_functions`); the rows of
     ``scaling.data`` and the input columns of the first layers follow them, so the files give
     the model's numbers whatever its own input order. A model n2p2 cannot express raises one
     :class:`DataError` line ``<source>: cannot be written as an n2p2 potential: <reason>``.

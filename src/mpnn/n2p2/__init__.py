@@ -1,0 +1,25 @@
+"""The n2p2 / RuNNer file formats in one place, and the conversion of n2p2 potentials.
+
+- :mod:`~mpnn.n2p2.input_nn`: ``input.nn`` settings (parse, format, read, write, checks) and n2p2's
+  order of the symmetry functions; :mod:`~mpnn.n2p2.keywords` holds n2p2's keyword table and the
+  readers of single keyword lines it uses.
+- :mod:`~mpnn.n2p2.potential_files`: ``scaling.data``, ``weights.ZZZ.data``, :class:`N2p2Potential`
+  and the read/format/write of a whole potential folder.
+- :mod:`~mpnn.n2p2.input_data`: ``input.data`` structures (energies, forces) to and from ASE.
+- :mod:`~mpnn.n2p2.convert`: n2p2 potentials as :class:`~mpnn.models.hdnnp.PotentialModel` and back
+  (:func:`read_n2p2`, :func:`export_n2p2`), and the units of n2p2 files (:func:`parse_units`).
+"""
+
+from mpnn.n2p2.convert import export_n2p2, parse_units, read_n2p2
+from mpnn.n2p2.input_data import read_input_data, write_input_data
+from mpnn.n2p2.input_nn import read_input_nn, write_input_nn
+
+__all__ = [
+    "export_n2p2",
+    "parse_units",
+    "read_input_data",
+    "read_input_nn",
+    "read_n2p2",
+    "write_input_data",
+    "write_input_nn",
+]
