@@ -1,10 +1,10 @@
 """n2p2 / RuNNer ``input.nn``: reading, writing, and n2p2's order of the symmetry functions.
 
 ``input.nn`` holds one keyword per line, ``keyword value ...``; text after ``#`` or ``!`` is a
-comment. Keywords are case-sensitive and are the ones n2p2 knows (``Settings.cpp``, including
-the 4G and training keywords and their alternative names, e.g. ``nnp_generation``,
-``symfunction``, ``short_force_fraction``). What a 2G prediction uses is parsed; training and
-4G-only keywords (which n2p2 ignores for a 2G potential) are kept verbatim in
+comment. Keywords are case-sensitive and are the ones n2p2 knows (``Settings.cpp``, including the
+4G and training keywords and their alternative names, e.g. ``nnp_generation``, ``symfunction``,
+``short_force_fraction``; the table is in :mod:`mpnn.n2p2.keywords`). What a 2G prediction uses is
+parsed; training and 4G-only keywords (which n2p2 ignores for a 2G potential) are kept verbatim in
 ``N2p2Settings.extra_keywords`` and written back. Symmetry-function lines (all values exactly as
 written, in the physical units of the file; angles in degrees)::
 
