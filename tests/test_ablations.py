@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from mpnn.experiments.ablation import load_ablation
+from mpnn.experiments.search import builtin_names
 from mpnn.models import build_model
 from mpnn.models.presets import PRESETS
-from mpnn.train.config import spec_from_config
-from mpnn.train.search import builtin_names, load_ablation, merge_configs
+from mpnn.train.config import merge_configs, spec_from_config
 
 ABLATIONS = builtin_names("ablations")
 

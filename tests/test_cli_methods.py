@@ -9,7 +9,7 @@ import pytest
 from test_train import synthetic_set
 
 from mpnn import cli
-from mpnn.train import ensemble as ensemble_module
+from mpnn.experiments import ensemble as ensemble_module
 from mpnn.train import run as run_module
 
 TINY_OPTIONS = ["--model-option", "dim=16", "--model-option", "edge_hidden=[8]", "--model-option", "steps=1"]
@@ -214,7 +214,8 @@ def test_bad_ablations_are_one_line_errors(tmp_path, capsys, runs, message) -> N
 
 
 def test_the_builtin_example_ablation_loads(tmp_path, capsys) -> None:
-    from mpnn.train.search import builtin_names, load_ablation
+    from mpnn.experiments.ablation import load_ablation
+    from mpnn.experiments.search import builtin_names
 
     assert "example" in builtin_names("ablations") and "paper" in builtin_names("spaces")
     example = load_ablation("example")

@@ -11,11 +11,11 @@ import pytest
 from test_train import synthetic_set
 
 from mpnn.errors import DataError
-from mpnn.train import ensemble as ensemble_module
+from mpnn.experiments import ensemble as ensemble_module
+from mpnn.experiments.ensemble import build_ensemble, candidate_runs, select_members
 from mpnn.train import run as run_module
 from mpnn.train.checkpoint import load_model, load_tensors
 from mpnn.train.config import spec_from_config
-from mpnn.train.ensemble import build_ensemble, candidate_runs, select_members
 from mpnn.train.loader import BatchLoader
 from mpnn.train.loop import predict
 from mpnn.train.metrics import read_errors_csv

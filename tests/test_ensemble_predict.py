@@ -13,7 +13,7 @@ import torch
 from test_train import synthetic_set
 
 from mpnn import cli
-from mpnn.train import ensemble as ensemble_module
+from mpnn.experiments import ensemble as ensemble_module
 from mpnn.train import run as run_module
 from mpnn.train.checkpoint import load_tensors
 

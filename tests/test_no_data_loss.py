@@ -279,7 +279,7 @@ def test_a_bad_setting_writes_nothing_and_the_corrected_rerun_works(work, capsys
 def _bad_trial_seed() -> int:
     """A search seed whose trial 0 draws dim 16 (would train) and a later trial dim 8 (cannot build:
     13 node features exceed it)."""
-    from mpnn.train.search import SearchSpace, sample
+    from mpnn.experiments.search import SearchSpace, sample
 
     space = SearchSpace({}, {"model.dim": ("choice", [16, 8])}, "test")
     return next(

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mpnn.errors import DataError
-from mpnn.train.report import (
+from mpnn.experiments.report import (
     PAPER_RATIOS,
     bar_chart,
     load_run,

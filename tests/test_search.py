@@ -11,10 +11,8 @@ import pytest
 from test_train import synthetic_set
 
 from mpnn.errors import DataError
-from mpnn.train import run as run_module
-from mpnn.train import search as search_module
-from mpnn.train.config import spec_from_config
-from mpnn.train.search import (
+from mpnn.experiments import search as search_module
+from mpnn.experiments.search import (
     SearchSpace,
     load_space,
     run_search,
@@ -23,6 +21,8 @@ from mpnn.train.search import (
     trial_spec,
     validation_errors,
 )
+from mpnn.train import run as run_module
+from mpnn.train.config import spec_from_config
 
 TINY = {"model": "enn_s2s", "dim": 16, "edge_hidden": [8], "steps": 1, "set2set_steps": 1}
 BASE = {"targets": ["mu", "U0"], "joint": True, "model": TINY, "training": {"epochs": 1, "batch_size": 8}}

@@ -1,8 +1,9 @@
 """``mpnn search``, ``mpnn ensemble``, ``mpnn report`` and ``mpnn compare``: Gilmer et al.'s method.
 
-Random hyperparameter search (:mod:`mpnn.train.search`), ensembles of the best runs
-(:mod:`mpnn.train.ensemble`), Table 2-style reports (:mod:`mpnn.train.report`) and ablations
-trained under one budget. ``register(subparsers)`` adds the subcommands to the ``mpnn`` parser.
+Random hyperparameter search (:mod:`mpnn.experiments.search`), ensembles of the best runs
+(:mod:`mpnn.experiments.ensemble`), Table 2-style reports (:mod:`mpnn.experiments.report`) and ablations
+(:mod:`mpnn.experiments.ablation`) trained under one budget. ``register(subparsers)`` adds the
+subcommands to the ``mpnn`` parser.
 Errors end the command with one line ``mpnn: error: <message>`` on stderr and exit status 2.
 """
 
@@ -134,7 +135,7 @@ def _file(text: str) -> str | None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """``mpnn search``: run (or resume) the trials, then print the best ones."""
-    from mpnn.train.search import SEARCH_CSV, format_search, load_space, run_search
+    from mpnn.experiments.search import SEARCH_CSV, format_search, load_space, run_search
 
     check_outputs(folders=[args.out], inputs=[_file(args.space)])
     space = load_space(args.space)
@@ -155,7 +156,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     """``mpnn ensemble``: choose the members, evaluate their mean, print the table."""
-    from mpnn.train.ensemble import build_ensemble, format_ensemble
+    from mpnn.experiments.ensemble import build_ensemble, format_ensemble
 
     errors = build_ensemble(args.runs, args.k, args.out, workers=args.workers)
     print(format_ensemble(errors, title=f"test set, ensemble of {args.k} ({args.out}):"), end="")
@@ -163,7 +164,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def _columns(runs: list[tuple[str, Path]], paper: bool) -> list[Any]:
-    from mpnn.train.report import PAPER_RATIOS, load_run, paper_run
+    from mpnn.experiments.report import PAPER_RATIOS, load_run, paper_run
 
     columns = [load_run(path, label) for label, path in runs]
     return columns + ([paper_run(name) for name in PAPER_RATIOS] if paper else [])
@@ -171,8 +172,8 @@ def _columns(runs: list[tuple[str, Path]], paper: bool) -> list[Any]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``mpnn report``: the Markdown table (printed or written) and the optional chart."""
+    from mpnn.experiments.report import bar_chart, report_markdown, unique_labels
     from mpnn.files import write_text
-    from mpnn.train.report import bar_chart, report_markdown, unique_labels
 
     check_outputs(files=[args.out, args.plot], read_dirs=args.runs)
     labels = unique_labels(args.runs)
@@ -193,9 +194,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``mpnn compare``: train (or resume) every run, then write and print the report."""
+    from mpnn.experiments.ablation import load_ablation, run_ablation
+    from mpnn.experiments.report import bar_chart, markdown_table, report_markdown
     from mpnn.files import write_text
-    from mpnn.train.report import bar_chart, markdown_table, report_markdown
-    from mpnn.train.search import load_ablation, run_ablation
 
     check_outputs(folders=[args.out], inputs=[_file(args.ablation)])
     ablation = load_ablation(args.ablation)

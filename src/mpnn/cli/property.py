@@ -3,7 +3,7 @@ outputs) and ensembles of them (``mpnn ensemble`` outputs).
 
 A run folder holds ``run.json`` and one model folder per target group (``config.json``,
 ``best.pt``); an ensemble folder holds ``ensemble.json`` naming its member runs
-(:mod:`mpnn.train.ensemble`). Predictions are in the targets' units
+(:mod:`mpnn.experiments.ensemble`). Predictions are in the targets' units
 (:data:`mpnn.data.qm9.UNITS`); an ensemble's are the members' mean :math:`\\bar y_m` with the
 spread :math:`s_m` (population std over members) in a ``target std [unit]`` column.
 ``register(subparsers)`` adds ``train`` and ``evaluate``; ``predict`` (:mod:`mpnn.cli.predict`)
@@ -224,8 +224,11 @@ def _data_for(args: argparse.Namespace, config: dict[str, Any]) -> Any:
 
 
 def _evaluate_ensemble(args: argparse.Namespace) -> int:
-    """``mpnn evaluate ENSEMBLE``: the ensemble's table (:func:`~mpnn.train.ensemble.format_ensemble`)."""
-    from mpnn.train.ensemble import ensemble_members, evaluate_members, format_ensemble
+    """``mpnn evaluate ENSEMBLE``: the ensemble's table.
+
+    See :func:`~mpnn.experiments.ensemble.format_ensemble`.
+    """
+    from mpnn.experiments.ensemble import ensemble_members, evaluate_members, format_ensemble
     from mpnn.train.run import RUN
     from mpnn.train.settings_files import load_json
 
@@ -239,8 +242,8 @@ def _evaluate_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_property(args: argparse.Namespace) -> int:
     """``mpnn evaluate``: the error table of a run (or of an ensemble) on one split."""
+    from mpnn.experiments.ensemble import is_ensemble
     from mpnn.train.checkpoint import load_model
-    from mpnn.train.ensemble import is_ensemble
 
     if is_ensemble(args.checkpoint_dir):
         return _evaluate_ensemble(args)
@@ -274,9 +277,9 @@ def cmd_predict_property(args: argparse.Namespace) -> int:
     otherwise nothing is read or written and the error names the first model that reads them.
     """
     from mpnn.data.smiles import is_smiles_file
+    from mpnn.experiments.ensemble import ensemble_members, is_ensemble, mean_and_spread
     from mpnn.files import write_text
     from mpnn.train.checkpoint import load_model
-    from mpnn.train.ensemble import ensemble_members, is_ensemble, mean_and_spread
     from mpnn.train.predict import (
         predict_table,
         predictions_csv,

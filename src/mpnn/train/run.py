@@ -10,7 +10,7 @@ Layout of an output directory ``out``:
   ``out/test_metrics.csv``.
 
 Running :func:`train_run` again on the same ``out`` resumes it (:func:`resume_spec`);
-:func:`mpnn.train.search.ensure_run` does so for scripted runs and skips finished ones.
+:func:`mpnn.experiments.search.ensure_run` does so for scripted runs and skips finished ones.
 
 Configurations (RunSpec-like dicts from JSON/YAML files and command lines): :mod:`.config`.
 """

@@ -10,7 +10,7 @@ spread (population standard deviation) as its uncertainty:
     s_m = \\Big(\\frac{1}{k} \\sum_{j=1}^{k} \\big(y^{(j)}_m - \\bar y_m\\big)^2\\Big)^{1/2}.
 
 Per target, ``test_metrics.csv`` of an ensemble folder holds the ensemble's MAE and error ratio
-(the columns of a run's file, so :mod:`mpnn.train.report` reads both), the members' mean MAE
+(the columns of a run's file, so :mod:`mpnn.experiments.report` reads both), the members' mean MAE
 (``member_mae``), the mean spread :math:`\\langle s_m \\rangle` (``spread``) and the Pearson
 correlation of :math:`s_m` with :math:`|\\bar y_m - y_m|` (``spread_error_corr``; empty when
 either is constant). Members must share their targets, data and split (checked).
@@ -34,6 +34,7 @@ import numpy as np
 import mpnn
 from mpnn import outputs
 from mpnn.errors import DataError
+from mpnn.experiments.search import model_dirs, validation_errors
 from mpnn.files import save_json, write_text
 from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.train.checkpoint import SPLIT, load_model, load_split_file
@@ -42,7 +43,6 @@ from mpnn.train.loader import target_values
 from mpnn.train.metrics import TargetError, mean_ratio, read_errors_csv, target_columns, target_errors
 from mpnn.train.predict import predict_table
 from mpnn.train.run import RUN, TEST_METRICS, read_spec
-from mpnn.train.search import model_dirs, validation_errors
 from mpnn.train.settings_files import load_json
 
 ENSEMBLE = "ensemble.json"

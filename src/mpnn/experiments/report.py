@@ -11,7 +11,7 @@ chemical accuracy (ratio below 1) of each column:
 
 with :math:`T` the targets the column has. A run is any folder with a ``test_metrics.csv``: a
 ``mpnn train`` output (joint or one model per target), one model's folder, or an ensemble
-(:mod:`mpnn.train.ensemble`). The paper's columns (:data:`PAPER_RATIOS`) hold its published error
+(:mod:`mpnn.experiments.ensemble`). The paper's columns (:data:`PAPER_RATIOS`) hold its published error
 ratios; their MAE is ratio x chemical accuracy.
 """
 
