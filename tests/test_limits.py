@@ -263,3 +263,26 @@ def test_a_frame_ase_cannot_read_is_named(tmp_path, capsys) -> None:
     path.write_text(good + good.replace("1 2 3", "1 2"))
     with pytest.raises(DataError, match=f"^{path}:4: frame 1: cannot read with ASE: "):
         read_structures(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("input.nn", "neither an n2p2 potential folder"),  # no regular input.nn: not a potential
+        ("scaling.data", "scaling.data: not a regular file"),
+        ("weights.008.data", "weights.008.data: not a regular file"),
+    ],
+)
+def test_a_fifo_in_an_n2p2_potential_is_refused_not_waited_on(tmp_path, capsys, name, said) -> None:
+    """Every n2p2 reader opens files through one check: a FIFO would block ``read_text`` forever."""
+    import os
+    import shutil
+
+    potential = tmp_path / "pot"
+    shutil.copytree(TINY, potential)
+    (potential / name).unlink()
+    os.mkfifo(potential / name)
+    (tmp_path / "w.xyz").write_text("3\nwater\nO 0 0 0.117\nH 0 0.757 -0.467\nH 0 -0.757 -0.467\n")
+    argv = ["predict", str(potential), str(tmp_path / "w.xyz"), "-o", str(tmp_path / "o.extxyz")]
+    assert _run_bounded(argv) == 2
+    assert said in _one_line_error(capsys)

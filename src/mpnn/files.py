@@ -124,6 +124,20 @@ def check_regular_file(path: str | Path, what: str = "a file") -> os.stat_result
     return info
 
 
+def read_text(path: str | Path, what: str = "a text file", max_bytes: int | None = None) -> str:
+    """The UTF-8 text of the regular file ``path`` (:func:`check_regular_file`), of at most
+    ``max_bytes`` if given; every failure is a one-line :class:`DataError` naming ``path``."""
+    info = check_regular_file(path, what)
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise DataError(f"{path}: {info.st_size:,} bytes, too large for {what}")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
 def _text_writer(text: str) -> Callable[[Path], None]:
     return lambda tmp: tmp.write_text(text, encoding="utf-8")
 

@@ -39,7 +39,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 from mpnn.errors import DataError
-from mpnn.files import write_text
+from mpnn.files import read_text, write_text
 
 _ELEMENTS = frozenset(chemical_symbols[1:])
 _FIELDS = {"begin": (1, 2), "lattice": (4,), "atom": (10,), "energy": (2,), "charge": (2,), "end": (1,)}
@@ -48,12 +48,7 @@ _SETS = {"set=train": "train", "set=test": "test"}
 
 def read_input_data(path: str | Path, length: float = 1.0, energy: float = 1.0) -> list[Atoms]:
     """All structures of an ``input.data`` file (see the module docstring for units and checks)."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read: {error}") from None
+    text = read_text(path, "an input.data file")
     structures: list[Atoms] = []
     block: list[tuple[int, str, list[str]]] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):

@@ -67,7 +67,7 @@ from typing import Any
 from ase.data import chemical_symbols
 
 from mpnn.errors import DataError
-from mpnn.files import write_text
+from mpnn.files import read_text, write_text
 from mpnn.n2p2.keywords import (
     _ALL_NUMBERS,
     _LAYOUT,
@@ -236,12 +236,7 @@ def sort_symmetry_functions(
 
 def read_input_nn(path: str | Path) -> N2p2Settings:
     """Read an ``input.nn``; every problem raises a one-line :class:`DataError` naming file and line."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read: {error}") from None
+    text = read_text(path, "an input.nn file")
     return parse_input_nn(text, str(path))
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from mpnn.errors import DataError
-from mpnn.files import write_text, write_texts
+from mpnn.files import read_text, write_text, write_texts
 from mpnn.n2p2.input_nn import (
     N2p2Settings,
     atomic_number,
@@ -60,12 +60,7 @@ def weights_file_name(element: str) -> str:
 
 
 def _data_lines(path: str | Path) -> list[tuple[int, list[str]]]:
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read: {error}") from None
+    text = read_text(path, "an n2p2 data file")
     rows = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         words = raw.split()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mpnn.errors import DataError
-from mpnn.files import check_regular_file
+from mpnn.files import read_text
 
 #: Bounds of the settings files (configurations, search spaces, ``run.json``, ...): their size,
 #: and how deeply lists and mappings may nest (ours nest 3 deep; Python's parsers and every
@@ -23,15 +23,7 @@ MAX_SETTINGS_BYTES, MAX_NESTING = 64 * 2**20, 32
 def read_settings_text(path: str | Path) -> str:
     """The UTF-8 text of the settings file ``path``: a regular file (:func:`check_regular_file`)
     of at most :data:`MAX_SETTINGS_BYTES`. Every error is a one-line :class:`DataError` naming ``path``."""
-    info = check_regular_file(path, "a settings file")
-    if info.st_size > MAX_SETTINGS_BYTES:
-        raise DataError(f"{path}: {info.st_size:,} bytes, too large for a settings file")
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read: {error.strerror or error}") from None
+    return read_text(path, "a settings file", MAX_SETTINGS_BYTES)
 
 
 def parse_settings(text: str, path: str | Path, *, yaml: bool = False) -> Any:
