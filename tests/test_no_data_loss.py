@@ -191,6 +191,15 @@ def test_two_outputs_in_one_file_are_refused(work, capsys) -> None:
     assert snapshot(work) == before
 
 
+def test_md_never_stages_its_frames_over_an_input(work, capsys) -> None:
+    """``md -o T`` writes its frames to ``T.partial`` until it ends: that file is an output too."""
+    (work / "start.extxyz.partial").write_bytes((work / "test.xyz").read_bytes())
+    before = snapshot(work)
+    args = ["md", "pot", "start.extxyz.partial", "--steps", "1", "--timestep", "1", "--nve"]
+    assert "start.extxyz.partial" in refused(capsys, *args, "-o", "start.extxyz")
+    assert snapshot(work) == before
+
+
 def test_outputs_beside_the_inputs_are_written(work, capsys) -> None:
     """The guard refuses only what overlaps: the same commands with other outputs succeed."""
     assert mpnn(capsys, "predict", "pot", "test.xyz", "-o", "p.extxyz")[0] == 0

@@ -229,14 +229,10 @@ def test_a_run_description_of_the_wrong_types_names_the_file(tmp_path: Path, cap
 )
 def test_model_sizes_are_bounded_before_allocating(tmp_path, capsys, option, message) -> None:
     """An enn-s2s of d = 1e5 would hold 1.5e13 parameters: refused from its shapes alone (PyTorch's
-    meta device), in well under a second, with nothing written."""
-    import time
-
+    meta device), with nothing written (the message is the bound's own: nothing was allocated)."""
     out = tmp_path / "out"
-    start = time.perf_counter()
     args = ["train", "--target", "U0", "--subset", "20", "--epochs", "1", "--model-option", option]
     assert cli.main([*args, "--out", str(out)]) == 2
-    assert time.perf_counter() - start < 30  # (the data set loads first)
     assert message in one_line_error(capsys)
     assert not out.exists()
 

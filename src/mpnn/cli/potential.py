@@ -264,7 +264,8 @@ def cmd_md(args: argparse.Namespace) -> int:
         raise DataError("--init-temperature goes with --nve (--temperature sets the initial velocities)")
     unit = args.units or (1.0, 1.0)
     check_suffix(args.out, EXTXYZ_SUFFIXES, "an extended-XYZ trajectory")
-    check_outputs(files=[args.out], inputs=[args.structure], read_dirs=[args.model])
+    partial = f"{args.out}.partial"  # where run_md writes the frames until the run ends
+    check_outputs(files=[args.out, partial], inputs=[args.structure], read_dirs=[args.model])
     model = load_potential_model(args.model, unit)
     atoms = read_structures(args.structure, index=args.index, units=unit, cutoff=float(model.cutoff))[0]
     check_elements([atoms], model.elements, f"{args.structure}")

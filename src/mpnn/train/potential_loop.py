@@ -333,7 +333,8 @@ def _epoch(
         batch = train.select(torch.from_numpy(order[k * settings.batch_size : (k + 1) * settings.batch_size]))
         e, f = energies_and_forces(model.update, batch, forces=need_forces, create_graph=True)
         loss = loss_terms(e, f, batch, settings)
-        check_finite_loss(float(loss.detach()), state.epoch + 1)
+        value = float(loss.detach())
+        check_finite_loss(value, state.epoch + 1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.clip:
@@ -342,7 +343,7 @@ def _epoch(
         state.step += 1
         with torch.no_grad():
             de = (e - batch.energy) / batch.atoms_per_structure().to(e.dtype)
-            sums["loss"] += float(loss) * len(batch)
+            sums["loss"] += value * len(batch)
             sums["e_abs"] += float(de.abs().sum())
             sums["e_sq"] += float(de.square().sum())
             if f is not None:
