@@ -17,8 +17,8 @@ from mpnn.train import run as run_module
 from mpnn.train.checkpoint import load_model, load_tensors
 from mpnn.train.config import spec_from_config
 from mpnn.train.loader import BatchLoader
-from mpnn.train.loop import predict
 from mpnn.train.metrics import read_errors_csv
+from mpnn.train.properties import predict
 
 TINY = {"model": "enn_s2s", "dim": 16, "edge_hidden": [8], "steps": 1, "set2set_steps": 1}
 DATA = synthetic_set(40)

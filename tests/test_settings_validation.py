@@ -22,10 +22,10 @@ from mpnn.errors import DataError
 from mpnn.models import build_model
 from mpnn.train.config import load_config, normalize_config, spec_from_config
 from mpnn.train.data import DataSpec
-from mpnn.train.loop import TrainSettings
-from mpnn.train.potential_loop import PotentialSettings
 from mpnn.train.potential_run import PotentialSpec
 from mpnn.train.run import RunSpec
+from mpnn.train.settings import TrainSettings
+from mpnn.train.settings import potential_settings as PotentialSettings
 
 
 def one_line_error(capsys) -> str:
@@ -357,13 +357,20 @@ DIVERGED = "training diverged at epoch 1: non-finite {} loss; lower the learning
 
 @pytest.mark.parametrize("which", ["training", "validation"])
 def test_a_diverging_property_run_stops_with_one_line(tmp_path, capsys, monkeypatch, which) -> None:
-    from mpnn.train import loop
+    from mpnn.train.targets import Properties
+    from mpnn.train.trainer import Trainer
 
     if which == "training":  # the loss of a real step, made non-finite as by too large a step
-        real_step = loop._train_step
-        monkeypatch.setattr(loop, "_train_step", lambda *a: real_step(*a) * math.inf)
+        real_loss = Trainer.loss
+        monkeypatch.setattr(Trainer, "loss", lambda *a: real_loss(*a) * math.inf)
     else:
-        monkeypatch.setattr(loop, "mean_ratio", lambda errors: math.nan)
+        real_metrics = Properties.metrics
+        nan_ratio = {"valid_ratio": math.nan}
+        monkeypatch.setattr(
+            Properties,
+            "metrics",
+            lambda *a: {**real_metrics(*a), **nan_ratio} if a[-1] == "valid" else real_metrics(*a),
+        )
     out = tmp_path / "out"
     args = ["train", "--target", "U0", "--subset", "40", "--valid", "8", "--test", "8", "--epochs", "1"]
     assert cli.main([*args, "--dim", "16", "--steps", "1", "--quiet", "--out", str(out)]) == 2
@@ -375,10 +382,10 @@ def test_a_diverging_potential_stops_with_one_line(tmp_path, capsys, monkeypatch
     import ase.io
     from test_train_potential import SMALL_OPTIONS, clusters
 
-    from mpnn.train import potential_loop
+    from mpnn.train.trainer import Trainer
 
-    real_loss = potential_loop.loss_terms
-    monkeypatch.setattr(potential_loop, "loss_terms", lambda *a: real_loss(*a) * math.nan)
+    real_loss = Trainer.loss
+    monkeypatch.setattr(Trainer, "loss", lambda *a: real_loss(*a) * math.nan)
     data, out = tmp_path / "train.xyz", tmp_path / "out"
     ase.io.write(data, clusters(10, 0), format="extxyz")
     args = ["train-potential", str(data), "--valid", "0.2", "--epochs", "1", *SMALL_OPTIONS]

@@ -19,15 +19,18 @@ from mpnn.train import run as run_module
 from mpnn.train.checkpoint import BEST, LAST, load_model, load_tensors
 from mpnn.train.data import DataSpec, holdout_sizes, make_split
 from mpnn.train.loader import BatchLoader
-from mpnn.train.loop import TrainSettings, fit, fit_standardization
 from mpnn.train.metrics import (
     format_table,
     read_errors_csv,
     target_errors,
     write_errors_csv,
 )
+from mpnn.train.properties import fit_standardization
 from mpnn.train.run import RunSpec, apply_overrides, parse_targets, resume_spec, train_run
 from mpnn.train.schedule import lr_factor, progress
+from mpnn.train.settings import TrainSettings
+from mpnn.train.targets import Properties
+from mpnn.train.trainer import fit
 
 ELEMENTS = np.array([1, 6, 7, 8, 9])
 
@@ -130,8 +133,9 @@ def _fit(out: Path, epochs: int, stop_after: int | None = None, **settings):
     model = small_model(num_targets=2)
     fit_standardization(model, data.y[:24, [7, 4]].numpy())
     train, valid = _loaders(data, [7, 4])
-    result = fit(model, train, valid, ["U0", "gap"], TrainSettings(epochs=epochs, **settings), out,
-                 show_progress=False, stop_after=stop_after)  # fmt: skip
+    targets = [Properties(["U0", "gap"], model.mean, model.std)]
+    result = fit(model, targets, train, valid, TrainSettings(epochs=epochs, **settings), out,
+                 monitor="valid_ratio", show_progress=False, stop_after=stop_after)  # fmt: skip
     return model, result
 
 

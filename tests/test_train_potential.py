@@ -30,8 +30,15 @@ from mpnn.potentials.forces import evaluate
 from mpnn.symmetry.defaults import default_symmetry_functions, n2p2_order, sort_elements
 from mpnn.train import potential_data as pdata
 from mpnn.train.checkpoint import BEST, LAST, load_model
-from mpnn.train.potential_loop import PotentialSettings, fit_potential
-from mpnn.train.potential_run import PotentialSpec, new_model, read_set, split_indices, train_potential
+from mpnn.train.potential_run import (
+    PotentialSpec,
+    fit_structures,
+    new_model,
+    read_set,
+    split_indices,
+    train_potential,
+)
+from mpnn.train.settings import potential_settings as PotentialSettings
 
 SMALL = {
     "n_radial": 4,
@@ -146,18 +153,18 @@ def test_descriptors_equal_the_model_and_finite_differences():
     structures = clusters(3, 5) + [periodic(2)]
     model = small_model()
     mols = molecules(structures)
-    desc = pdata.compute_descriptors(model, mols, chunk=2)
+    cached = pdata.build_structures(model, mols, chunk=2).batch
     batch = collate_structures(mols, model.cutoff)
     full = model.symmetry_functions.raw(batch, edge_vectors(batch))  # all groups at once
-    torch.testing.assert_close(desc.g, full, rtol=1e-12, atol=1e-12)
-    assert desc.edge_index.tolist() == batch.edge_index.tolist()
+    torch.testing.assert_close(cached.descriptors, full, rtol=1e-12, atol=1e-12)
+    assert cached.edge_index.tolist() == batch.edge_index.tolist()
     # dG/dpos from the edge Jacobians vs central differences of the model's own functions
-    source, target = desc.edge_index
-    n, w = desc.g.shape
+    source, target = cached.edge_index
+    n, w = cached.descriptors.shape
     jac = torch.zeros(n, w, n, 3, dtype=torch.float64)
     for e in range(source.numel()):
-        jac[target[e], :, source[e]] += desc.dg[e]
-        jac[target[e], :, target[e]] -= desc.dg[e]
+        jac[target[e], :, source[e]] += cached.descriptor_grad[e]
+        jac[target[e], :, target[e]] -= cached.descriptor_grad[e]
     h = 1e-5
     for atom, axis in [(0, 0), (4, 2), (11, 1), (13, 0)]:
         values = []
@@ -172,21 +179,29 @@ def test_descriptors_equal_the_model_and_finite_differences():
         )
 
 
-def test_descriptor_forces_equal_the_full_model():
+def test_cached_forces_and_their_weight_gradients_equal_the_full_model():
+    """The message reads the cache in place of its terms: energies, forces, and the gradient of a
+    force loss with respect to the weights (a second backward pass) equal the uncached model's."""
     structures = clusters(4, 7) + [periodic(3), periodic(4)]
     mols = molecules(structures)
     model = small_model(seed=3)
-    raw = pdata.compute_descriptors(model, mols)
+    raw = pdata.build_structures(model, mols)
     sf = model.symmetry_functions
     sf.set_scaling("scale_center", pdata.statistics(raw, sf.sizes), -1.0, 1.0)
     set_energy_terms(model, 0.37, [-2.5, -3.25])
-    desc = pdata.scaled(raw, model)
-    energy, forces = pdata.energies_and_forces(model.update, desc)
-    reference = evaluate(model, collate_structures(mols, model.cutoff))
-    baseline = pdata.composition(raw, 2) @ torch.tensor([-2.5, -3.25], dtype=torch.float64)
-    torch.testing.assert_close(energy + baseline, reference["energy"], rtol=1e-12, atol=1e-10)
-    torch.testing.assert_close(forces, reference["forces"], rtol=1e-10, atol=1e-10)
-    assert forces.abs().max() > 1e-3  # not trivially zero
+    results = []
+    for batch in (raw.batch, collate_structures(mols, model.cutoff)):  # cached, then computed
+        assert (batch.descriptors is None) == (batch is not raw.batch)
+        out = evaluate(model, batch, create_graph=True)
+        loss = out["forces"].square().sum() + out["energy"].square().sum()
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        results.append((out["energy"].detach(), out["forces"].detach(), grads))
+    (e, f, g), (e_ref, f_ref, g_ref) = results
+    torch.testing.assert_close(e, e_ref, rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(f, f_ref, rtol=1e-10, atol=1e-10)
+    for a, b in zip(g, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    assert f.abs().max() > 1e-3 and max(float(x.abs().max()) for x in g) > 1e-3  # not trivially zero
 
 
 def test_descriptors_leave_the_thread_count_alone():
@@ -194,7 +209,7 @@ def test_descriptors_leave_the_thread_count_alone():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        pdata.compute_descriptors(small_model(), molecules(clusters(2, 8)))
+        pdata.build_structures(small_model(), molecules(clusters(2, 8)))
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
@@ -203,11 +218,12 @@ def test_descriptors_leave_the_thread_count_alone():
 def test_select_equals_computing_the_subset():
     mols = molecules(clusters(5, 11) + [periodic(5)])
     model = small_model()
-    desc = pdata.compute_descriptors(model, mols)
-    part = desc.select([5, 0, 3])
-    direct = pdata.compute_descriptors(model, [mols[5], mols[0], mols[3]])
-    for name in ("species", "g", "dg", "edge_index", "atom_ptr", "edge_ptr", "energy", "forces"):
+    part = pdata.build_structures(model, mols).select([5, 0, 3])
+    direct = pdata.build_structures(model, [mols[5], mols[0], mols[3]]).batch
+    for name in ("z", "pos", "descriptors", "descriptor_grad", "edge_index", "batch", "ptr", "y", "forces"):
         torch.testing.assert_close(getattr(part, name), getattr(direct, name), rtol=1e-13, atol=1e-13)
+    for name in ("cell", "pbc", "shift"):  # the periodic cell among molecules
+        torch.testing.assert_close(getattr(part, name), getattr(direct, name))
 
 
 def test_statistics_pruning_and_keep_columns():
@@ -217,9 +233,9 @@ def test_statistics_pruning_and_keep_columns():
     structures = [emt(a) for a in structures[:6]]
     mols = molecules(structures)
     model = small_model()
-    raw = pdata.compute_descriptors(model, mols)
+    raw = pdata.build_structures(model, mols)
     stats = pdata.statistics(raw, model.symmetry_functions.sizes)
-    g = raw.g.numpy()
+    g = raw.batch.descriptors.numpy()
     for s, n in enumerate(model.symmetry_functions.sizes):
         rows = g[raw.species.numpy() == s, :n]
         brute = np.stack([rows.min(0), rows.max(0), rows.mean(0), rows.std(0)], 1)
@@ -232,36 +248,36 @@ def test_statistics_pruning_and_keep_columns():
     functions = [[model.config["symmetry_functions"][s][c] for c in k] for s, k in enumerate(keep)]
     spec = PotentialSpec(train="unused", cutoff=4.0, nodes=[8, 8], symmetry=dict(SMALL))
     pruned = new_model(spec, ["Al", "Cu"], functions)
-    direct = pdata.compute_descriptors(pruned, mols)
-    sliced = pdata.keep_columns(raw, keep)
-    torch.testing.assert_close(sliced.g, direct.g, rtol=1e-13, atol=1e-13)
-    torch.testing.assert_close(sliced.dg, direct.dg, rtol=1e-13, atol=1e-13)
+    direct = pdata.build_structures(pruned, mols).batch
+    sliced = pdata.keep_columns(raw, keep).batch
+    torch.testing.assert_close(sliced.descriptors, direct.descriptors, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(sliced.descriptor_grad, direct.descriptor_grad, rtol=1e-13, atol=1e-13)
 
 
 def test_energy_terms_least_squares():
     mols = molecules(clusters(10, 4))
     model = small_model()
-    raw = pdata.compute_descriptors(model, mols)
+    raw = pdata.build_structures(model, mols)
     counts = pdata.composition(raw, 2).numpy()
     assert counts.sum(1).tolist() == [m.num_atoms for m in mols]
     exact = counts @ np.array([-1.75, -3.5])
-    raw.energy = torch.from_numpy(exact)
+    raw.batch.y = torch.from_numpy(exact).unsqueeze(1)
     offsets, scale = pdata.energy_terms(raw, 2)
     np.testing.assert_allclose(offsets, [-1.75, -3.5], rtol=1e-10)
-    rms = float(np.sqrt((raw.forces.numpy() ** 2).mean()))
+    rms = float(np.sqrt((raw.batch.forces.numpy() ** 2).mean()))
     assert scale == pytest.approx(rms)  # no spread: the RMS force times 1 Angstrom
     rng = np.random.default_rng(0)
     for noise in (0.01, 30.0):
         noisy = exact + rng.normal(scale=noise, size=exact.shape)
-        raw.energy = torch.from_numpy(noisy)
+        raw.batch.y = torch.from_numpy(noisy).unsqueeze(1)
         offsets, scale = pdata.energy_terms(raw, 2)
         brute, *_ = np.linalg.lstsq(counts, noisy, rcond=None)
         np.testing.assert_allclose(offsets, brute, rtol=1e-9)
         spread = (noisy - counts @ brute).std() / np.sqrt(counts.sum(1).mean())
         assert scale == pytest.approx(max(spread, rms), rel=1e-9)
     assert spread > rms  # the large noise made the spread the larger one
-    raw.forces = torch.zeros_like(raw.forces)
-    raw.energy = torch.from_numpy(exact)
+    raw.batch.forces = torch.zeros_like(raw.batch.forces)
+    raw.batch.y = torch.from_numpy(exact).unsqueeze(1)
     assert pdata.energy_terms(raw, 2)[1] == 1.0
 
 
@@ -270,8 +286,8 @@ def prepared(files: dict[str, Path], seed: int = 0):
     everything = read_set(str(files["train"]), forces=True)
     split = split_indices(len(everything), 0.2, seed)
     model = small_model(seed)
-    train = pdata.compute_descriptors(model, [everything[i] for i in split["train"]])
-    valid = pdata.compute_descriptors(model, [everything[i] for i in split["valid"]])
+    train = pdata.build_structures(model, [everything[i] for i in split["train"]])
+    valid = pdata.build_structures(model, [everything[i] for i in split["valid"]])
     sf = model.symmetry_functions
     keep = pdata.informative_columns(pdata.statistics(train, sf.sizes))
     train, valid = pdata.keep_columns(train, keep), pdata.keep_columns(valid, keep)
@@ -288,13 +304,13 @@ def prepared(files: dict[str, Path], seed: int = 0):
         "scale_center", pdata.statistics(train, model.symmetry_functions.sizes)
     )
     set_energy_terms(model, *reversed(pdata.energy_terms(train, 2)))
-    return model, pdata.scaled(train, model), pdata.scaled(valid, model)
+    return model, train, valid
 
 
 def test_training_reduces_the_loss(files, tmp_path):
     model, train, valid = prepared(files)
     settings = PotentialSettings(epochs=25, batch_size=4, lr=3e-3, force_weight=1.0)
-    history, best, reason = fit_potential(
+    history, best, reason = fit_structures(
         model, train, valid, settings, tmp_path / "run", show_progress=False
     )
     assert reason == "epochs" and len(history) == 25
@@ -306,11 +322,11 @@ def test_training_reduces_the_loss(files, tmp_path):
 def test_resume_continues_exactly(files, tmp_path):
     settings = PotentialSettings(epochs=6, batch_size=4, lr=3e-3, schedule="linear")
     model, train, valid = prepared(files)
-    straight, *_ = fit_potential(model, train, valid, settings, tmp_path / "a", show_progress=False)
+    straight, *_ = fit_structures(model, train, valid, settings, tmp_path / "a", show_progress=False)
     model, train, valid = prepared(files)
-    fit_potential(model, train, valid, settings, tmp_path / "b", show_progress=False, stop_after=3)
+    fit_structures(model, train, valid, settings, tmp_path / "b", show_progress=False, stop_after=3)
     model, train, valid = prepared(files)  # a fresh process: new model, weights from last.pt
-    resumed, *_ = fit_potential(model, train, valid, settings, tmp_path / "b", show_progress=False)
+    resumed, *_ = fit_structures(model, train, valid, settings, tmp_path / "b", show_progress=False)
     assert len(resumed) == 6
     for a, b in zip(straight, resumed, strict=True):
         for key in a:

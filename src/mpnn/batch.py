@@ -25,6 +25,11 @@ key             shape       dtype   meaning
                                     image: ``r_vw = pos[w] - pos[v] + S @ cell``;
                                     ``None`` when no edge crosses a cell boundary
 ``forces``      (N, 3)      float   reference forces, eV/Angstrom, or ``None``
+``descriptors`` (N, W)      float   precomputed inputs of the model's message (its
+                                    unscaled symmetry functions), or ``None``
+``descriptor_`` (E, W, 3)   float   their derivatives with respect to each edge
+``grad``                            vector, or ``None`` (:mod:`mpnn.messages.
+                                    symmetry_cache`)
 ==============  ==========  ======  ===========================================
 
 Hydrogens (``collate(..., hydrogens=...)``; Gilmer et al. 2017 compare both): ``"explicit"`` keeps
@@ -103,6 +108,8 @@ class Batch:
     pbc: Tensor | None = None
     shift: Tensor | None = None
     forces: Tensor | None = None
+    descriptors: Tensor | None = None
+    descriptor_grad: Tensor | None = None
 
     @property
     def num_graphs(self) -> int:

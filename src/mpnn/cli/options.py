@@ -164,7 +164,7 @@ def _resolve(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
-#: ``mpnn train`` options that are :class:`~mpnn.train.loop.TrainSettings` of the same name.
+#: ``mpnn train`` options that are :class:`~mpnn.train.settings.TrainSettings` of the same name.
 _TRAINING_OPTIONS = "epochs time_budget batch_size lr decay_start decay_factor clip seed weight_seed".split()
 
 

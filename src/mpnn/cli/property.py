@@ -161,21 +161,28 @@ def _train_spec(args: argparse.Namespace, out: Path) -> tuple[Any, bool]:
 def cmd_train(args: argparse.Namespace) -> int:
     """``mpnn train``: train (or resume), then print the test table."""
     from mpnn.outputs import RUN, check_output_folder, check_outputs
+    from mpnn.train.distributed import context
     from mpnn.train.metrics import format_table
     from mpnn.train.run import train_run
 
-    out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    ctx = context()  # several processes under torchrun; one otherwise
+    started = time.localtime(ctx.agree(time.time()))  # one default folder for all processes
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S", started)
     data = [getattr(args, key) for key in ("config", "data", "uncharacterized", "atomref")]
     check_outputs(folders=[out], inputs=data)
     check_output_folder(out, RUN)  # a potential, an n2p2 folder, other files: refused before reading
     spec, resumed = _train_spec(args, out)
-    echo = (lambda _: None) if args.quiet else print
+    quiet = args.quiet or not ctx.main
+    echo = (lambda _: None) if quiet else print
     length = f"{spec.training.epochs} epochs" if spec.training.epochs else f"{spec.training.time_budget:g} s"
     jointly = " jointly" if spec.joint and len(spec.targets) > 1 else ""
     what = f"{', '.join(spec.targets)}{jointly}; {length} per model"
-    print(f"{'resuming' if resumed else 'new'} run in {out}: {what}")
-    errors = train_run(spec, out, workers=args.workers, show_progress=not args.quiet, echo=echo)
-    print(format_table(errors, title=f"test set ({out}):"), end="")
+    processes = f" on {ctx.world} processes" if ctx.distributed else ""
+    if ctx.main:
+        print(f"{'resuming' if resumed else 'new'} run in {out}{processes}: {what}")
+    errors = train_run(spec, out, workers=args.workers, show_progress=not quiet, echo=echo, ctx=ctx)
+    if ctx.main:
+        print(format_table(errors, title=f"test set ({out}):"), end="")
     return 0
 
 

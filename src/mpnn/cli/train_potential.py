@@ -187,12 +187,15 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train_potential(args: argparse.Namespace) -> int:
     """``mpnn train-potential``: train (or resume), then print the error table."""
-    from mpnn.train.potential_loop import errors_table
+    from mpnn.train.distributed import context
+    from mpnn.train.metrics import potential_errors_table
     from mpnn.train.potential_run import PotentialSpec, resume_spec, train_potential
     from mpnn.train.run import apply_overrides
 
     torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else Path("runs") / time.strftime("potential-%Y%m%d-%H%M%S")
+    ctx = context()  # several processes under torchrun; one otherwise
+    started = time.localtime(ctx.agree(time.time()))  # one default folder for all processes
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("potential-%Y%m%d-%H%M%S", started)
     given = overrides(args)
     try:
         spec = resume_spec(out, given)
@@ -204,7 +207,9 @@ def cmd_train_potential(args: argparse.Namespace) -> int:
         if isinstance(error, MpnnError):
             raise
         raise UsageError(str(error)) from None
-    echo = (lambda _: None) if args.quiet else print
-    rows = train_potential(spec, out, show_progress=not args.quiet, echo=echo)
-    print(errors_table(rows, title=f"errors of {out / 'best.pt'}:"), end="")
+    quiet = args.quiet or not ctx.main
+    echo = (lambda _: None) if quiet else print
+    rows = train_potential(spec, out, show_progress=not quiet, echo=echo, ctx=ctx)
+    if ctx.main:
+        print(potential_errors_table(rows, title=f"errors of {out / 'best.pt'}:"), end="")
     return 0

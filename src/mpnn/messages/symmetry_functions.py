@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from mpnn.batch import Batch
 from mpnn.errors import DataError
+from mpnn.messages.symmetry_cache import CachedFunctions
 from mpnn.symmetry import compiled
 from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.families import FAMILIES
@@ -71,6 +72,9 @@ class SymmetryFunctions(nn.Module):
         if len(specs) != len(elements):
             raise ValueError("SymmetryFunctions: one list of specs per element is needed")
         self.elements = [int(z) for z in elements]
+        #: per element, its functions' specs (what :mod:`mpnn.messages.symmetry_cache` regroups)
+        self.specs = [list(s) for s in specs]
+        self.cutoff_args = (int(cutoff_type), float(cutoff_alpha))
         self.sizes = [len(s) for s in specs]
         self.width = max(self.sizes, default=0)
         self.cutoff_fn = CutoffFunction(cutoff_type, cutoff_alpha)
@@ -88,7 +92,8 @@ class SymmetryFunctions(nn.Module):
         #: the statistics the scaling came from: (S, W, 4) min, max, mean, sigma
         self.register_buffer("statistics", torch.zeros((*shape, 4), dtype=torch.float64))
 
-    def _species_index(self, element: Any) -> int:
+    def species_index(self, element: Any) -> int:
+        """Species index of an element given by atomic number or symbol."""
         z = element if isinstance(element, int) else _atomic_number(element)
         return self.elements.index(z)
 
@@ -99,7 +104,7 @@ class SymmetryFunctions(nn.Module):
                 if spec.type not in FAMILIES:
                     raise DataError(f"symmetry function type {spec.type}: unsupported")
                 family = FAMILIES[spec.type]
-                neighbors = None if family.weighted else tuple(self._species_index(e) for e in spec.neighbors)
+                neighbors = None if family.weighted else tuple(self.species_index(e) for e in spec.neighbors)
                 if neighbors is not None and len(neighbors) == 2:
                     neighbors = tuple(sorted(neighbors))
                 grouped.setdefault((s, spec.type, neighbors), []).append((column, spec))
@@ -250,9 +255,19 @@ class SymmetryFunctions(nn.Module):
         return a, b
 
     def prepare(self, batch: Batch, vectors: Tensor, steps: int = 1) -> Tensor:
-        """(N, W) scaled symmetry functions (the message, computed once)."""
+        """(N, W) scaled symmetry functions (the message, computed once).
+
+        A batch that carries its ``descriptors`` and ``descriptor_grad`` (made by
+        :func:`mpnn.messages.symmetry_cache.jacobian` for this message) is read from them: the
+        same values and the same derivatives with respect to ``vectors``, without the terms.
+        """
         species = self.species(batch)
-        raw = self.raw(batch, vectors)
+        if batch.descriptors is not None:
+            raw = CachedFunctions.apply(
+                vectors, batch.descriptors.to(vectors.dtype), batch.descriptor_grad, batch.edge_index[1]
+            )
+        else:
+            raw = self.raw(batch, vectors)
         factor = self.scale_factor.to(raw.dtype)[species]
         ref = self.scale_ref.to(raw.dtype)[species]
         return self.scale_min.to(raw.dtype)[species] + factor * (raw - ref)

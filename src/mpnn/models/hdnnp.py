@@ -90,9 +90,11 @@ class PotentialModel(nn.Module):
         return self.net.updates[0]
 
     def atomic_energies(self, batch: Batch) -> Tensor:
-        """(N,) energy of each atom, eV."""
-        if batch.pos.dtype != self.update.offsets.dtype:
-            batch = batch.to(dtype=self.update.offsets.dtype)
+        """(N,) energy of each atom, eV (the batch is cast to the networks' dtype; the offsets
+        are added in float64 when they are float64, so a float32 network keeps their digits)."""
+        dtype = self.update.networks[0].layers[0].weight.dtype if len(self.update.networks) else torch.float64
+        if batch.pos.dtype != dtype:
+            batch = batch.to(dtype=dtype)
         return self.net.node_states(batch).squeeze(1)
 
     def forward(self, batch: Batch) -> Tensor:

@@ -78,6 +78,7 @@ def evaluate(
     atomic: bool = False,
     create_graph: bool = False,
     names: Sequence[str] | None = None,
+    check: bool = True,
 ) -> dict[str, Tensor]:
     """Energy and its derivatives for every structure of ``batch``.
 
@@ -92,6 +93,8 @@ def evaluate(
             output is detached and checked: a NaN or inf in any output (the stress rows of
             structures with a 3-D cell) raises a one-line DataError naming the structure.
         names: (B,) names of the structures for that error (default ``"structure b of the batch"``).
+        check: that check; off where the caller handles non-finite values itself (a training
+            loop's validation, which stops a diverged run with its own message).
 
     Returns:
         ``{"energy": (B,), "forces": (N, 3), "stress": (B, 6), "energies": (N,)}``, the keys asked for.
@@ -125,7 +128,8 @@ def evaluate(
                 out["stress"] = to_voigt(grads[-1]) / _volumes(batch).to(grads[-1].dtype).unsqueeze(1)
     if not create_graph:
         out = {key: value.detach() for key, value in out.items()}
-        _check_finite(out, batch, names)
+        if check:
+            _check_finite(out, batch, names)
     return out
 
 

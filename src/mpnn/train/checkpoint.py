@@ -39,6 +39,7 @@ def is_real(value: Any) -> bool:
     """A real number (NaN allowed: a force error of a run without forces), not a ``bool``."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
+
 CONFIG, SPLIT, BEST, LAST = "config.json", "split.pt", "best.pt", "last.pt"
 
 

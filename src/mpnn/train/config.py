@@ -21,8 +21,8 @@ from mpnn.data.qm9 import TARGETS
 from mpnn.errors import DataError
 from mpnn.models import MODELS
 from mpnn.train.data import DataSpec
-from mpnn.train.loop import TrainSettings
 from mpnn.train.run import RunSpec, parse_targets
+from mpnn.train.settings import TrainSettings
 from mpnn.train.settings_files import load_settings
 from mpnn.train.validate import check_fields, check_model_options
 

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from mpnn.batch import HYDROGENS, Batch, Molecule, collate
+from mpnn.train.distributed import Context, shard
+from mpnn.train.targets import Totals
 
 
 class MoleculeDataset(Protocol):
@@ -101,3 +103,13 @@ class BatchLoader:
         if self.columns is not None:
             y = torch.from_numpy(target_values(self.dataset, indices, self.columns))
         return replace(batch, y=y).to(dtype=self.dtype)
+
+    def steps(self, epoch: int, ctx: Context) -> Iterator[tuple[Batch, Totals]]:
+        """This process's part of each global batch of epoch ``epoch`` and that batch's sizes
+        (:mod:`mpnn.train.distributed`); a process without structures gets a stand-in."""
+        order = self.order(epoch)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            mine = shard(chunk, ctx)
+            totals = Totals(len(chunk), 0, 1.0 if len(mine) else 0.0)
+            yield self.make_batch(mine if len(mine) else chunk[:1]), totals

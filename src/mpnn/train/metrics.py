@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from mpnn.data.qm9 import CHEMICAL_ACCURACY, TARGETS, UNITS
 from mpnn.errors import DataError
@@ -169,19 +171,68 @@ def read_errors_csv(path: str | Path) -> list[TargetError]:
     return errors
 
 
-def history_csv(history: Sequence[dict[str, float]], names: Sequence[str]) -> str:
-    """``metrics.csv``: epoch, elapsed_s, lr, train_loss, valid_mae_<target>..., valid_ratio."""
-    columns = [
-        "epoch",
-        "elapsed_s",
-        "lr",
-        "train_loss",
-        *[f"valid_mae_{n}" for n in names],
-        "valid_ratio",
-    ]
+# -- potentials: energies per atom and force components ---------------------------------------------
+@dataclass(frozen=True)
+class PotentialErrors:
+    """Errors of one set: energy per atom (meV/atom) and force components (meV/Angstrom)."""
+
+    split: str
+    structures: int
+    atoms: int
+    energy_mae: float
+    energy_rmse: float
+    force_mae: float
+    force_rmse: float
+
+
+def potential_errors(
+    split: str, energy: Tensor, true_energy: Tensor, atoms: Tensor, forces: Tensor | None, true_forces: Tensor
+) -> PotentialErrors:
+    """Errors from predicted and true energies (M,) eV, atom counts (M,), forces (N, 3) eV/A."""
+    de = ((energy.double() - true_energy.double()) / atoms.double()).abs() * 1e3
+    df = (
+        (forces.double() - true_forces.double()).abs() * 1e3
+        if forces is not None
+        else torch.full((1,), math.nan)
+    )
+    return PotentialErrors(
+        split,
+        int(energy.numel()),
+        int(atoms.sum()),
+        float(de.mean()),
+        float(de.square().mean().sqrt()),
+        float(df.mean()),
+        float(df.square().mean().sqrt()),
+    )
+
+
+POTENTIAL_COLUMNS = ("split", "structures", "atoms", "energy_mae", "energy_rmse", "force_mae", "force_rmse")
+
+
+def potential_errors_csv(rows: Sequence[PotentialErrors]) -> str:
+    """``test_metrics.csv``: one row per set; energies meV/atom, forces meV/Angstrom."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in history:
-        writer.writerow([row[c] if c == "epoch" else f"{row[c]:.6g}" for c in columns])
+    writer.writerow(POTENTIAL_COLUMNS)
+    for r in rows:
+        writer.writerow(
+            [r.split, r.structures, r.atoms] + [f"{getattr(r, c):.6g}" for c in POTENTIAL_COLUMNS[3:]]
+        )
     return out.getvalue()
+
+
+def potential_errors_table(rows: Sequence[PotentialErrors], title: str | None = None) -> str:
+    """An aligned text table of :class:`PotentialErrors`."""
+    header = ("set", "structures", "E MAE", "E RMSE", "F MAE", "F RMSE")
+    body = [
+        (r.split, str(r.structures), *(f"{getattr(r, c):.3f}" for c in POTENTIAL_COLUMNS[3:])) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in [header, *body]
+    ]
+    units = "energies meV/atom, forces meV/Angstrom"
+    return "\n".join(([title] if title else []) + [lines[0], "-" * len(lines[0]), *lines[1:], units]) + "\n"

@@ -5,8 +5,10 @@ Steps: read the structures (energies in eV, forces in eV/Angstrom; any format of
 file, or another file); build an HDNNP with :func:`mpnn.symmetry.defaults.default_symmetry_functions`
 for the training set's elements; compute the symmetry functions and their Jacobians once
 (:mod:`.potential_data`); drop functions that are constant on the training set; set the scaling
-and the energy offsets and scale from the training set; train (:mod:`.potential_loop`); evaluate
-``best.pt`` with the full model (:func:`mpnn.potentials.forces.evaluate`) on the test file.
+and the energy offsets and scale from the training set; train on energies and forces with the one
+loop (:mod:`.trainer`); evaluate ``best.pt`` with the full model on the test file. Training,
+testing, prediction and MD run the same modules and the same force code
+(:func:`mpnn.potentials.forces.evaluate`).
 
 A run folder holds ``config.json`` (``"model"``: the HDNNP configuration for
 :func:`mpnn.models.build_model`; ``"run"``: the :class:`PotentialSpec`), ``split.pt`` (training
@@ -51,9 +53,13 @@ from mpnn.train.checkpoint import (
     rebuild_model,
     save_tensors,
 )
-from mpnn.train.potential_loop import Errors, PotentialSettings, errors, errors_csv, fit_potential, predict
+from mpnn.train.distributed import Context
+from mpnn.train.metrics import PotentialErrors, potential_errors, potential_errors_csv
 from mpnn.train.run import apply_overrides
+from mpnn.train.settings import TrainSettings, potential_settings
 from mpnn.train.settings_files import load_json
+from mpnn.train.targets import Energy, Forces
+from mpnn.train.trainer import fit
 
 TEST_METRICS = "test_metrics.csv"
 
@@ -83,7 +89,7 @@ class PotentialSpec:
     activation: str = "t"
     scaling: str = "scale_center"
     symmetry: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_OPTIONS))
-    training: PotentialSettings = field(default_factory=lambda: PotentialSettings(epochs=300))
+    training: TrainSettings = field(default_factory=potential_settings)
     units: list[float] = field(default_factory=lambda: [1.0, 1.0])
 
     def __post_init__(self) -> None:
@@ -95,7 +101,7 @@ class PotentialSpec:
         if unknown:
             raise DataError(f"symmetry.{unknown[0]}: unknown setting; known: {', '.join(DEFAULT_OPTIONS)}")
         check_fields(self.symmetry, symmetry_rules, "symmetry.")
-        if not isinstance(self.training, PotentialSettings):
+        if not isinstance(self.training, TrainSettings):
             raise DataError(f"training: expected training settings, got {self.training!r}")
 
     def to_json(self) -> dict[str, Any]:
@@ -103,7 +109,7 @@ class PotentialSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PotentialSpec:
-        return cls(**{**data, "training": PotentialSettings(**data["training"])})
+        return cls(**{**data, "training": potential_settings(**data["training"])})
 
 
 def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
@@ -202,8 +208,12 @@ def train_potential(
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
     stop_after: int | None = None,
-) -> list[Errors]:
+    ctx: Context | None = None,
+) -> list[PotentialErrors]:
     """Train (or resume) the potential of ``spec`` in ``out``; returns the errors of ``best.pt``.
+
+    Under ``torchrun`` (``ctx`` of :func:`mpnn.train.distributed.context`) every process trains
+    its share of each batch and only rank 0 writes, prints and evaluates (the others return []).
 
     Nothing is written before everything is checked: ``out`` is new, empty or a potential run
     (:func:`mpnn.outputs.check_output_folder`) and holds none of the data files; the data are
@@ -212,6 +222,9 @@ def train_potential(
     from ase.data import chemical_symbols
 
     out = Path(out)
+    ctx = ctx or Context()
+    if not ctx.main:
+        show_progress, echo = False, lambda _: None
     valid_file = spec.valid if isinstance(spec.valid, str) else None
     check_outputs(folders=[out], inputs=[spec.train, valid_file, spec.test])
     check_output_folder(out, outputs.POTENTIAL_RUN)
@@ -224,8 +237,9 @@ def train_potential(
     numbers = sorted({int(z) for m in everything for z in m.z})
     resuming = (out / LAST).is_file() and (out / CONFIG).is_file()
     if isinstance(spec.valid, str):
-        train_set, valid_set = everything, read_set(
-            spec.valid, forces=forces, elements=numbers, units=spec.units
+        train_set, valid_set = (
+            everything,
+            read_set(spec.valid, forces=forces, elements=numbers, units=spec.units),
         )
     else:
         split = (
@@ -235,9 +249,7 @@ def train_potential(
         )
         train_set = [everything[i] for i in split["train"]]
         valid_set = [everything[i] for i in split["valid"]]
-    test_set = (
-        read_set(spec.test, forces=forces, elements=numbers, units=spec.units) if spec.test else None
-    )
+    test_set = read_set(spec.test, forces=forces, elements=numbers, units=spec.units) if spec.test else None
     elements = [chemical_symbols[z] for z in numbers]
     echo(
         f"data: {len(train_set)} training, {len(valid_set)} validation"
@@ -249,28 +261,25 @@ def train_potential(
         if (out / BEST).is_file():  # read at the end: checked before any write (last.pt's weights win)
             load_into(model, load_state_file(out / BEST), out / BEST)
         load_into(model, load_last(out / LAST)["model"], out / LAST)
-        raw = pdata.compute_descriptors(model, train_set, progress=show_progress)
+        train = pdata.build_structures(model, train_set, progress=show_progress)
     else:
-        model, raw = _new_potential(spec, elements, train_set, show_progress, echo)
-    train = pdata.scaled(raw, model)
-    del raw  # the unscaled copy (E W 3 numbers) is not needed any more
-    valid = pdata.scaled(pdata.compute_descriptors(model, valid_set, progress=show_progress), model)
-    size = (train.dg.numel() + valid.dg.numel()) * 8 / 2**20
+        model, train = _new_potential(spec, elements, train_set, show_progress, echo)
+    valid = pdata.build_structures(model, valid_set, progress=show_progress)
+    size = (train.batch.descriptor_grad.numel() + valid.batch.descriptor_grad.numel()) * 8 / 2**20
     counts = dict(zip(elements, model.symmetry_functions.sizes, strict=True))
     echo(
         f"symmetry functions per element: {counts}; "
         f"descriptors and Jacobians {size:.0f} MB in {time.perf_counter() - start:.1f} s"
     )
-    if not resuming:
+    if not resuming and ctx.main:
         out.mkdir(parents=True, exist_ok=True)
         if not isinstance(spec.valid, str):
             save_tensors({k: torch.from_numpy(v) for k, v in split.items()}, out / SPLIT)
         save_json(_config(model, spec, len(train_set), len(valid_set), hashes), out / CONFIG)
     echo(f"{'resuming' if resuming else 'training'} in {out}")
-    history, best, reason = fit_potential(
-        model, train, valid, settings, out, show_progress=show_progress, stop_after=stop_after
-    )
-    if reason == "interrupted":
+    ctx.barrier()  # the folder exists before any process trains into it
+    history, best, reason = fit_structures(model, train, valid, settings, out, show_progress, stop_after, ctx)
+    if reason == "interrupted" or not ctx.main:
         return []
     row = history[best - 1]
     echo(
@@ -280,6 +289,57 @@ def train_potential(
     )
     load_into(model, load_state_file(out / BEST), out / BEST)
     return evaluate_run(model, train, valid, test_set, out, forces=forces)
+
+
+#: What decides best.pt, early stopping and the plateau schedule: the weighted validation loss.
+MONITOR = "valid_loss"
+#: Structures per batch of validation and evaluation.
+EVAL_BATCH = 256
+
+
+def targets_of(settings: TrainSettings) -> list[Energy | Forces]:
+    """The targets of a potential run: energies per atom and force components, weighted."""
+    return [Energy(settings.energy_weight), Forces(settings.force_weight)]
+
+
+def fit_structures(
+    model: PotentialModel,
+    train: pdata.StructureSet,
+    valid: pdata.StructureSet,
+    settings: TrainSettings,
+    out: Path,
+    show_progress: bool = True,
+    stop_after: int | None = None,
+    ctx: Context | None = None,
+) -> tuple[list[dict[str, float]], int, str]:
+    """Train ``model`` with the one loop (:func:`mpnn.train.trainer.fit`) on cached structures;
+    returns the history, the best epoch and why training stopped. The networks train in
+    ``settings.dtype`` (the offsets, scaling and energy sum stay float64); ``best.pt`` and the
+    returned model are float64."""
+    dtype = settings.dtype
+    for parameter in model.parameters():
+        parameter.data = parameter.data.to(dtype)
+    try:
+        result = fit(
+            model,
+            targets_of(settings),
+            pdata.StructureLoader(train, settings.batch_size, shuffle=True, seed=settings.seed, dtype=dtype),
+            pdata.StructureLoader(valid, EVAL_BATCH, dtype=dtype),
+            settings,
+            out,
+            monitor=MONITOR,
+            ctx=ctx,
+            export_dtype=torch.float64,
+            show_progress=show_progress,
+            describe=lambda row: (
+                f"valid E {row['valid_energy_mae']:.2f} meV/atom F {row['valid_force_mae']:.1f} meV/A"
+            ),
+            stop_after=stop_after,
+        )
+    finally:
+        for parameter in model.parameters():
+            parameter.data = parameter.data.double()
+    return result.history, result.best_epoch, result.stop_reason
 
 
 def _load_split(out: Path, count: int) -> dict[str, np.ndarray]:
@@ -292,10 +352,10 @@ def _new_potential(
     train_set: list[Molecule],
     progress: bool,
     echo: Callable[[str], None],
-) -> tuple[PotentialModel, pdata.Descriptors]:
+) -> tuple[PotentialModel, pdata.StructureSet]:
     """A new model for the training set: default functions less the constant ones, scaling, energy terms."""
     model = new_model(spec, elements)
-    raw = pdata.compute_descriptors(model, train_set, progress=progress)
+    raw = pdata.build_structures(model, train_set, progress=progress)
     keep = pdata.informative_columns(pdata.statistics(raw, model.symmetry_functions.sizes))
     empty = [element for element, columns in zip(elements, keep, strict=True) if not columns]
     if empty:
@@ -397,28 +457,44 @@ def _config(
     }
 
 
+def predict_set(
+    model: PotentialModel, structures: pdata.StructureSet, *, forces: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Energies (M,) eV and forces (N, 3) eV/Angstrom (or None) of cached structures."""
+    from mpnn.potentials.forces import evaluate
+
+    energy, force = [], []
+    for batch, _ in pdata.StructureLoader(structures, EVAL_BATCH).steps(0, Context()):
+        result = evaluate(model, batch, forces=forces)
+        energy.append(result["energy"])
+        if forces:
+            force.append(result["forces"])
+    return torch.cat(energy), torch.cat(force) if forces else None
+
+
 def evaluate_run(
     model: PotentialModel,
-    train: pdata.Descriptors,
-    valid: pdata.Descriptors,
+    train: pdata.StructureSet,
+    valid: pdata.StructureSet,
     test: list[Molecule] | None,
     out: Path,
     *,
     forces: bool = True,
-) -> list[Errors]:
-    """Errors on train and valid (descriptors) and test (the full model); ``test_metrics.csv``, plots."""
+) -> list[PotentialErrors]:
+    """Errors on train and valid (cached structures) and test (full model); test_metrics.csv, plots."""
     from mpnn.files import write_text
 
     rows = []
-    for name, desc in (("train", train), ("valid", valid)):
-        e, f = predict(model, desc, forces=forces)
-        rows.append(errors(name, e, desc.energy, desc.atoms_per_structure(), f, desc.forces))
-    shown = ("valid", e, valid.energy, valid.atoms_per_structure(), f, valid.forces)
+    for name, structures in (("train", train), ("valid", valid)):
+        e, f = predict_set(model, structures, forces=forces)
+        true_f = structures.batch.forces
+        rows.append(potential_errors(name, e, structures.energy, structures.atoms_per_structure(), f, true_f))
+    shown = ("valid", e, valid.energy, valid.atoms_per_structure(), f, valid.batch.forces)
     if test:
         e, e_true, atoms, f, f_true = evaluate_structures(model, test, forces=forces)
-        rows.append(errors("test", e, e_true, atoms, f, f_true))
+        rows.append(potential_errors("test", e, e_true, atoms, f, f_true))
         shown = ("test", e, e_true, atoms, f, f_true)
-    write_text(errors_csv(rows), out / TEST_METRICS)
+    write_text(potential_errors_csv(rows), out / TEST_METRICS)
     name, e, e_true, atoms, f, f_true = shown
     per_atom = torch.stack([e / atoms, e_true / atoms], 1).double().numpy()
     plots.parity(

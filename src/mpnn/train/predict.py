@@ -26,8 +26,8 @@ from mpnn.data.xyz import parse_xyz_frames
 from mpnn.errors import DataError
 from mpnn.models import PropertyModel
 from mpnn.train.loader import BatchLoader
-from mpnn.train.loop import predict
 from mpnn.train.metrics import target_columns
+from mpnn.train.properties import predict
 
 
 @dataclass

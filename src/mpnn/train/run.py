@@ -36,15 +36,21 @@ from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.train import plots
 from mpnn.train.checkpoint import BEST, CONFIG, SPLIT, load_into, load_state_file, save_tensors
 from mpnn.train.data import DataSpec, load_molecules, load_split, make_split, split_to_tensors
+from mpnn.train.distributed import Context
 from mpnn.train.loader import BatchLoader, target_values
-from mpnn.train.loop import TrainSettings, fit, fit_standardization, predict
 from mpnn.train.metrics import TargetError, target_columns, target_errors, write_errors_csv
+from mpnn.train.properties import fit_standardization, predict
+from mpnn.train.settings import TrainSettings
 from mpnn.train.settings_files import load_json
+from mpnn.train.targets import Properties
+from mpnn.train.trainer import fit, load_for_resume
 
 RUN = "run.json"
 TEST_METRICS = "test_metrics.csv"
 #: Settings that may change when a run is resumed; any other difference is an error.
 MUTABLE = ("training.epochs", "training.time_budget", "training.patience")
+#: What decides best.pt and early stopping: Gilmer's mean MAE / chemical accuracy on validation.
+MONITOR = "valid_ratio"
 
 
 @dataclass
@@ -174,8 +180,12 @@ def train_run(
     workers: int | None = None,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
+    ctx: Context | None = None,
 ) -> list[TargetError]:
     """Train (or resume) every model of ``spec`` in ``out``; returns the test errors per target.
+
+    Under ``torchrun`` (``ctx`` of :func:`mpnn.train.distributed.context`) every process trains
+    its share of each batch and only rank 0 writes, prints and evaluates (the others return []).
 
     Nothing is written until everything has been checked: ``out`` is new, empty or a run of
     ``mpnn train`` (:func:`mpnn.outputs.check_output_folder`) and holds none of the data files; the
@@ -183,9 +193,16 @@ def train_run(
     and fits (:func:`check_resumable`). A run that fails these checks leaves ``out`` as it was.
     """
     out = Path(out)
+    ctx = ctx or Context()
+    if not ctx.main:
+        show_progress, echo = False, _silent
     data = spec.data.resolved()
     check_run_folder(spec, out)
+    if not ctx.main:
+        ctx.barrier()  # rank 0 builds a missing data cache first
     dataset = load_molecules(data, workers=workers, progress=show_progress)
+    if ctx.main:
+        ctx.barrier()
     split = make_split(data, len(dataset), spec.training.seed)
     echo(
         f"data: {len(dataset)} molecules; train {len(split['train'])}, "
@@ -194,11 +211,12 @@ def train_run(
     )
     check_resumable(spec, dataset, out)  # a bad model setting or resume file fails before any write
     stored = {**spec.to_json(), "data": data.to_json()}
-    if (out / RUN).is_file() and load_json(out / RUN) != stored:  # extended: old test files are stale
-        for path in [out / TEST_METRICS] + [out / sub / TEST_METRICS for sub, _ in spec.groups() if sub]:
-            path.unlink(missing_ok=True)
-    remove_stale_temporaries(out)  # of a killed run (each model's folder: in fit)
-    save_json(stored, out / RUN)
+    if ctx.main:
+        if (out / RUN).is_file() and load_json(out / RUN) != stored:  # extended: old test files are stale
+            for path in [out / TEST_METRICS] + [out / sub / TEST_METRICS for sub, _ in spec.groups() if sub]:
+                path.unlink(missing_ok=True)
+        remove_stale_temporaries(out)  # of a killed run (each model's folder: in fit)
+        save_json(stored, out / RUN)
     errors: list[TargetError] = []
     for sub, names in spec.groups():
         run_dir = out / sub if sub else out
@@ -214,8 +232,9 @@ def train_run(
             run_dir,
             show_progress=show_progress,
             echo=echo,
+            ctx=ctx,
         )
-    if len(spec.groups()) > 1:
+    if len(spec.groups()) > 1 and ctx.main:
         write_errors_csv(errors, out / TEST_METRICS)
     return errors
 
@@ -233,8 +252,6 @@ def check_resumable(spec: RunSpec, dataset: Any, out: Path) -> None:
     folder that it resumes from: ``split.pt`` (against ``dataset``), ``last.pt`` (weights,
     optimizer, counters) and ``best.pt``; a :class:`DataError` names the first that does not fit.
     Writes nothing (the torch RNG state is put back)."""
-    from mpnn.train.loop import _resume, _State  # what fit does first, here without training
-
     rng = torch.get_rng_state()
     try:
         for sub, names in spec.groups():
@@ -245,7 +262,8 @@ def check_resumable(spec: RunSpec, dataset: Any, out: Path) -> None:
                 load_split(run_dir / SPLIT, len(dataset))
             if (run_dir / BEST).is_file():
                 load_into(model, load_state_file(run_dir / BEST), run_dir / BEST)
-            _resume(model, torch.optim.Adam(model.parameters(), lr=spec.training.lr), _State(names), run_dir)
+            targets = [Properties(names, model.mean, model.std)]
+            load_for_resume(model, spec.training, targets, run_dir, MONITOR)  # what fit loads first
     finally:
         torch.set_rng_state(rng)
 
@@ -286,17 +304,20 @@ def train_model(
     *,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
+    ctx: Context | None = None,
 ) -> list[TargetError]:
     """Train one model of targets ``names`` in ``run_dir``, then evaluate ``best.pt`` on test."""
     settings, columns = spec.training, target_columns(names)
+    ctx = ctx or Context()
     if (run_dir / SPLIT).is_file():
         split = load_split(run_dir / SPLIT, len(dataset))
-    else:
+    elif ctx.main:
         save_tensors(split_to_tensors(split, len(dataset)), run_dir / SPLIT)
     torch.manual_seed(settings.init_seed)  # the split keeps settings.seed
     model = build(spec, names, dataset)
     mean, std = fit_standardization(model, target_values(dataset, split["train"], columns))
-    save_json(_config(model.config, names, spec, data, mean, std, split, len(dataset)), run_dir / CONFIG)
+    if ctx.main:
+        save_json(_config(model.config, names, spec, data, mean, std, split, len(dataset)), run_dir / CONFIG)
 
     def loader(part: str, shuffle: bool = False) -> BatchLoader:
         size = settings.batch_size if shuffle else max(settings.batch_size, 64)
@@ -313,18 +334,23 @@ def train_model(
 
     result = fit(
         model,
+        [Properties(names, model.mean, model.std)],
         loader("train", shuffle=True),
         loader("valid"),
-        names,
         settings,
         run_dir,
+        monitor=MONITOR,
+        ctx=ctx,
         show_progress=show_progress,
+        describe=lambda row: f"train loss {row['train_loss']:.4f}  valid MAE/chem. acc. {row[MONITOR]:.3f}",
     )
     echo(
         f"stopped ({result.stop_reason}) after {len(result.history)} epochs, "
         f"{result.history[-1]['elapsed_s']:.0f} s; best epoch {result.best_epoch} "
-        f"(valid MAE/chem. acc. {result.best_ratio:.3f})"
+        f"(valid MAE/chem. acc. {result.best_score:.3f})"
     )
+    if not ctx.main:
+        return []
     load_into(model, load_state_file(run_dir / BEST), run_dir / BEST)
     return evaluate_model(model, names, dataset, split["test"], run_dir, history=result.history)
 
@@ -377,3 +403,7 @@ def _config(
         },
         "data": {**data.to_json(), "num_molecules": num},
     }
+
+
+def _silent(_: str) -> None:
+    """The echo of a process that does not print (not rank 0)."""

@@ -1,6 +1,6 @@
 """Typed checks of settings: one rule per field, one-line errors naming the field as written.
 
-A settings dataclass (:class:`~mpnn.train.loop.TrainSettings`, :class:`~mpnn.train.data.DataSpec`,
+A settings dataclass (:class:`~mpnn.train.settings.TrainSettings`, :class:`~mpnn.train.data.DataSpec`,
 ...) declares ``RULES``, a dict of field name -> :class:`Rule`, and calls :func:`check_fields` in
 ``__post_init__``; a configuration file is checked with the same rules, key by key, before the
 dataclass is built, so that the error names the file and the setting::
@@ -149,10 +149,12 @@ def list_of(item: Rule, *, size: int | None = None) -> Rule:
     count = "non-empty" if size is None else f"{size}-item"
     return Rule(
         f"a {count} list of {words}",
-        lambda v: isinstance(v, (list, tuple))
-        and bool(v)
-        and (size is None or len(v) == size)
-        and all(item.ok(x) for x in v),
+        lambda v: (
+            isinstance(v, (list, tuple))
+            and bool(v)
+            and (size is None or len(v) == size)
+            and all(item.ok(x) for x in v)
+        ),
     )
 
 

@@ -91,4 +91,6 @@ class ElementUpdate(nn.Module):
             atoms = (species == s).nonzero().squeeze(1)
             if atoms.numel():
                 out = out.index_copy(0, atoms, network(m[atoms, : self.sizes[s]]))
-        return out * self.energy_scale.to(out.dtype) + self.offsets.to(out.dtype)[species].unsqueeze(1)
+        energy = out * self.energy_scale.to(out.dtype)
+        dtype = torch.promote_types(out.dtype, self.offsets.dtype)  # offsets of hundreds of eV
+        return energy.to(dtype) + self.offsets.to(dtype)[species].unsqueeze(1)
