@@ -205,8 +205,10 @@ def spec_from_dict(
         raise DataError(f"symmetry function {dict(spec)}: field(s) {unknown} have no n2p2 equivalent")
     kind = spec.get("type")
     if kind not in SYMMETRY_FUNCTION_TYPES or "rc" not in spec:
-        raise DataError(f"symmetry function {dict(spec)}: n2p2 has no type {kind!r} (it knows "
-                        f"{', '.join(map(str, SYMMETRY_FUNCTION_TYPES))}) or no rc is given")
+        raise DataError(
+            f"symmetry function {dict(spec)}: n2p2 has no type {kind!r} (it knows "
+            f"{', '.join(map(str, SYMMETRY_FUNCTION_TYPES))}) or no rc is given"
+        )
     neighbors = []
     for n in spec.get("neighbors", ()):
         symbol = chemical_symbols[n] if isinstance(n, int) and 1 <= n < len(chemical_symbols) else n
@@ -216,9 +218,13 @@ def spec_from_dict(
     wanted = sum(1 for name in _LAYOUT[kind] if name in ("e1", "e2"))
     if len(neighbors) != wanted:
         raise DataError(f"symmetry function {dict(spec)}: type {kind} needs {wanted} neighbour element(s)")
-    fields = {**spec, "element": element, "cutoff_type": int(cutoff_type),
-              "cutoff_alpha": float(cutoff_alpha),
-              "neighbors": tuple(sorted(neighbors, key=_ALL_NUMBERS.__getitem__))}
+    fields = {
+        **spec,
+        "element": element,
+        "cutoff_type": int(cutoff_type),
+        "cutoff_alpha": float(cutoff_alpha),
+        "neighbors": tuple(sorted(neighbors, key=_ALL_NUMBERS.__getitem__)),
+    }
     for name in ("rc", "eta", "rs", "lambda_", "zeta", "rl", "angle_left", "angle_right"):
         value = fields.get(name, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -277,12 +283,22 @@ def parse_input_nn(text: str, source: str = "input.nn") -> N2p2Settings:
         atom_energy[e] = _float(args[1], source, line, "atom_energy")
     extra = sorted((ln, w, " ".join(a)) for k, v in entries.items() if k in _PASSED_THROUGH for ln, w, a in v)
     return N2p2Settings(
-        elements=elements, cutoff_type=cutoff_type, cutoff_alpha=alpha, scaling=_scaling(entries, source),
+        elements=elements,
+        cutoff_type=cutoff_type,
+        cutoff_alpha=alpha,
+        scaling=_scaling(entries, source),
         scale_min=_optional_float(entries, "scale_min_short", 0.0, source),
         scale_max=_optional_float(entries, "scale_max_short", 1.0, source),
-        nodes=nodes, activations=activations, normalize_nodes=_flag(entries, "normalize_nodes", source),
-        mean_energy=mean_energy, conv_energy=conv_energy, conv_length=conv_length, atom_energy=atom_energy,
-        symmetry_functions=sfs, nnp_generation=generation, path=source,
+        nodes=nodes,
+        activations=activations,
+        normalize_nodes=_flag(entries, "normalize_nodes", source),
+        mean_energy=mean_energy,
+        conv_energy=conv_energy,
+        conv_length=conv_length,
+        atom_energy=atom_energy,
+        symmetry_functions=sfs,
+        nnp_generation=generation,
+        path=source,
         extra_keywords=tuple((w, v) for _, w, v in extra),
     )
 
@@ -295,8 +311,11 @@ def format_input_nn(settings: N2p2Settings) -> str:
     if s.scaling not in SCALINGS:
         raise DataError(f"{s.path}: unknown scaling {s.scaling!r} (one of {', '.join(SCALINGS)})")
     elements = tuple(sorted(s.elements, key=lambda e: ATOMIC_NUMBERS.get(e, 10**6)))
-    out = ["# n2p2 settings (2G-HDNNP) written by mpnn", f"number_of_elements {len(elements)}",
-           "elements " + " ".join(elements)]
+    out = [
+        "# n2p2 settings (2G-HDNNP) written by mpnn",
+        f"number_of_elements {len(elements)}",
+        "elements " + " ".join(elements),
+    ]
     normalization = (s.mean_energy, s.conv_energy, s.conv_length)
     if any(v is None for v in normalization) and any(v is not None for v in normalization):
         raise DataError(f"{s.path}: mean_energy, conv_energy and conv_length go together (all or none)")
@@ -305,9 +324,13 @@ def format_input_nn(settings: N2p2Settings) -> str:
         out += [f"{k} {float(v)!r}" for k, v in zip(keys, normalization, strict=True)]
     out += [f"atom_energy {e} {float(s.atom_energy[e])!r}" for e in elements if e in s.atom_energy]
     out.append(f"cutoff_type {int(s.cutoff_type)} {float(s.cutoff_alpha)!r}")
-    out += {"none": [], "scale": ["scale_symmetry_functions"], "center": ["center_symmetry_functions"],
-            "sigma": ["scale_symmetry_functions_sigma"],
-            "scale_center": ["scale_symmetry_functions", "center_symmetry_functions"]}[s.scaling]
+    out += {
+        "none": [],
+        "scale": ["scale_symmetry_functions"],
+        "center": ["center_symmetry_functions"],
+        "sigma": ["scale_symmetry_functions_sigma"],
+        "scale_center": ["scale_symmetry_functions", "center_symmetry_functions"],
+    }[s.scaling]
     out += [f"scale_min_short {float(s.scale_min)!r}", f"scale_max_short {float(s.scale_max)!r}"]
     out += ["normalize_nodes"] if s.normalize_nodes else []
     out += _format_topology(s, elements)
@@ -325,22 +348,32 @@ def format_input_nn(settings: N2p2Settings) -> str:
 
 # ---------------------------------------------------------------------------------------------- parsing
 
-def _symmetry_function(args: list[str], elements: tuple[str, ...], cutoff_type: int, alpha: float,
-                       source: str, line: int) -> SymmetryFunctionSpec:
+
+def _symmetry_function(
+    args: list[str], elements: tuple[str, ...], cutoff_type: int, alpha: float, source: str, line: int
+) -> SymmetryFunctionSpec:
     if len(args) < 2:
         raise _err(source, line, f"symmetry function needs an element and a type, found {len(args)} value(s)")
     element = _element(args[0], elements, source, line)
     sf_type = _int(args[1], source, line, "symmetry function type")
     if sf_type not in _LAYOUT:
-        raise _err(source, line, f"unknown symmetry function type {sf_type} "
-                   f"(n2p2 knows {', '.join(map(str, SYMMETRY_FUNCTION_TYPES))})")
+        raise _err(
+            source,
+            line,
+            f"unknown symmetry function type {sf_type} "
+            f"(n2p2 knows {', '.join(map(str, SYMMETRY_FUNCTION_TYPES))})",
+        )
     layout = _LAYOUT[sf_type]
     n_required = sum(not name.endswith("?") for name in layout)
     if not n_required <= len(args) - 2 <= len(layout):
         layout_text = " ".join(name.replace("?", "").rstrip("_") for name in layout)
         count = f"{n_required} or {len(layout)}" if n_required < len(layout) else f"{n_required}"
-        raise _err(source, line, f"symmetry function type {sf_type} needs {count} values after the type "
-                   f"({layout_text}), found {len(args) - 2}")
+        raise _err(
+            source,
+            line,
+            f"symmetry function type {sf_type} needs {count} values after the type "
+            f"({layout_text}), found {len(args) - 2}",
+        )
     values: dict = {"rs": 0.0}
     neighbors: list[str] = []
     for name, word in zip(layout, args[2:], strict=False):  # "rs?" may be absent
@@ -361,11 +394,20 @@ def _symmetry_function(args: list[str], elements: tuple[str, ...], cutoff_type: 
         if "angle_left" in values:
             _check_angles(values["angle_left"], values["angle_right"], source, line)
     neighbors.sort(key=ATOMIC_NUMBERS.__getitem__)
-    return SymmetryFunctionSpec(element, sf_type, tuple(neighbors), rc, cutoff_type=cutoff_type,
-                                cutoff_alpha=alpha, line=line, **values)
+    return SymmetryFunctionSpec(
+        element,
+        sf_type,
+        tuple(neighbors),
+        rc,
+        cutoff_type=cutoff_type,
+        cutoff_alpha=alpha,
+        line=line,
+        **values,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- writing
+
 
 def _format_topology(s: N2p2Settings, elements: tuple[str, ...]) -> list[str]:
     """Global network keywords from the most common topology; per-element lines for the others."""
@@ -374,9 +416,11 @@ def _format_topology(s: N2p2Settings, elements: tuple[str, ...]) -> list[str]:
     except KeyError as missing:
         raise DataError(f"{s.path}: no network topology for element {missing}") from None
     ref_nodes, ref_acts = max(tops.values(), key=list(tops.values()).count)
-    out = [f"global_hidden_layers_short {len(ref_nodes)}",
-           "global_nodes_short " + " ".join(map(str, ref_nodes)),
-           "global_activation_short " + " ".join(ref_acts)]
+    out = [
+        f"global_hidden_layers_short {len(ref_nodes)}",
+        "global_nodes_short " + " ".join(map(str, ref_nodes)),
+        "global_activation_short " + " ".join(ref_acts),
+    ]
     for e in elements:
         nodes, acts = tops[e]
         if nodes != ref_nodes:
@@ -388,13 +432,18 @@ def _format_topology(s: N2p2Settings, elements: tuple[str, ...]) -> list[str]:
 
 def _check_round_trip(s: N2p2Settings, back: N2p2Settings, elements: tuple[str, ...]) -> None:
     want = dataclasses.replace(
-        s, elements=elements,
+        s,
+        elements=elements,
         nodes={e: tuple(int(n) for n in s.nodes[e]) for e in elements},
         activations={e: tuple(s.activations[e]) for e in elements},
-        symmetry_functions={e: sort_symmetry_functions(s.symmetry_functions.get(e, []), s.conv_length or 1.0)
-                            for e in elements},
+        symmetry_functions={
+            e: sort_symmetry_functions(s.symmetry_functions.get(e, []), s.conv_length or 1.0)
+            for e in elements
+        },
     )
     for f in dataclasses.fields(N2p2Settings):
         if f.compare and getattr(want, f.name) != getattr(back, f.name):
-            raise DataError(f"{s.path}: unsupported: {f.name} cannot be written so that n2p2 reads it back "
-                            "unchanged (e.g. symmetry functions whose cutoff differs from cutoff_type)")
+            raise DataError(
+                f"{s.path}: unsupported: {f.name} cannot be written so that n2p2 reads it back "
+                "unchanged (e.g. symmetry functions whose cutoff differs from cutoff_type)"
+            )

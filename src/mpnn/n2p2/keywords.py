@@ -72,9 +72,14 @@ _PASSED_THROUGH = frozenset(  # 4G-only (ignored by n2p2 for 2G) and training ke
     "kalman_lambda_short kalman_nue_short memorize_symfunc_results force_weight".split()
 )
 _ALIASES = {
-    "symfunction": "symfunction_short", "nnp_generation": "nnp_type", "nnp_type_gen": "nnp_type",
-    "nnp_gen": "nnp_type", "nn_type": "nnp_type", "short_energy_error_threshold": "rmse_threshold_energy",
-    "short_force_error_threshold": "rmse_threshold_force", "short_energy_fraction": "energy_fraction",
+    "symfunction": "symfunction_short",
+    "nnp_generation": "nnp_type",
+    "nnp_type_gen": "nnp_type",
+    "nnp_gen": "nnp_type",
+    "nn_type": "nnp_type",
+    "short_energy_error_threshold": "rmse_threshold_energy",
+    "short_force_error_threshold": "rmse_threshold_force",
+    "short_energy_fraction": "energy_fraction",
     "short_force_fraction": "force_fraction",
 }
 _REPEATABLE = frozenset(
@@ -132,8 +137,9 @@ def _check_keywords(entries: _Entries, source: str) -> None:
                 raise _err(source, line, f"keyword {word!r} given twice (first at line {first})")
 
 
-def _single(entries: _Entries, key: str, source: str, nargs: tuple[int, ...],
-            required: bool = False) -> tuple[int, list[str]]:
+def _single(
+    entries: _Entries, key: str, source: str, nargs: tuple[int, ...], required: bool = False
+) -> tuple[int, list[str]]:
     if key not in entries:
         if required:
             raise _err(source, 0, f"missing keyword {key!r}")
@@ -159,8 +165,9 @@ def _float(word: str, source: str, line: int, what: str) -> float:
     return value
 
 
-def _int(word: str, source: str, line: int, what: str, minimum: int | None = None,
-         maximum: int | None = None) -> int:
+def _int(
+    word: str, source: str, line: int, what: str, minimum: int | None = None, maximum: int | None = None
+) -> int:
     try:
         value = int(word)
     except ValueError:
@@ -213,8 +220,11 @@ def _normalization(entries: _Entries, source: str) -> tuple[float | None, float 
         return values[0], values[1], values[2]
     lines = [line for line, _ in given] + [v[0][0] for k, v in entries.items() if k == "conv_charge"]
     if any(lines):
-        raise _err(source, min(x for x in lines if x), "mean_energy, conv_energy and conv_length go together "
-                   "(n2p2 uses all three or none)")
+        raise _err(
+            source,
+            min(x for x in lines if x),
+            "mean_energy, conv_energy and conv_length go together (n2p2 uses all three or none)",
+        )
     return None, None, None
 
 
@@ -300,8 +310,12 @@ def _topology(entries: _Entries, elements: tuple[str, ...], source: str) -> tupl
     for line, word, e, wanted, got in checks:
         if got[-1] != wanted:
             kept = f"keeps {got[-1]!r} from the global keyword" if got[-1] else "leaves it unset"
-            raise _err(source, line, f"unsupported: {word} sets the last value for {e} to {wanted!r}, "
-                       f"which n2p2 ignores (it {kept})")
+            raise _err(
+                source,
+                line,
+                f"unsupported: {word} sets the last value for {e} to {wanted!r}, "
+                f"which n2p2 ignores (it {kept})",
+            )
     for e in elements:
         if 0 in nodes[e] or "" in acts[e]:
             what = "number of neurons" if 0 in nodes[e] else "activation function"
