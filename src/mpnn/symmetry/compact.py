@@ -47,28 +47,15 @@ sums them per centre atom as one batched (R x T_i)(T_i x A) matrix product, neve
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from mpnn.errors import DataError
 from mpnn.symmetry.cutoffs import CutoffFunction, polynomial_core
-from mpnn.symmetry.families import Family, register
-
-
-def parse_subtype(subtype: str) -> tuple[str, bool]:
-    """n2p2's compact-function subtype -> (core name "poly1".."poly4" or "exp", asymmetric).
-
-    Accepts what n2p2's ``SymFncBaseComp::setCompactFunction`` accepts; anything else is a DataError.
-    """
-    word = str(subtype)
-    if len(word) in (2, 3) and word[0] == "p" and word[1] in "1234" and word[2:] in ("", "a"):
-        return f"poly{word[1]}", word[2:] == "a"
-    if 1 <= len(word) <= 3 and word[0] == "e":
-        return "exp", False
-    raise DataError(f"compact symmetry function subtype {word!r}: unsupported (known: p1-p4, p1a-p4a, e)")
+from mpnn.symmetry.families import Builder, Family, register
+from mpnn.symmetry.spec import SymmetryFunctionSpec, angle_window_ok, parse_subtype
 
 
 def core_function(x: Tensor, core: str, asymmetric: bool = False) -> Tensor:
@@ -205,9 +192,7 @@ class CompactAngular(nn.Module):
         cores = [parse_subtype(s) for s in subtypes]
         _check_radial(rl, rc)
         for lo, hi in zip(angle_left, angle_right, strict=True):
-            centre = (lo + hi) / 2.0
-            outside = (lo < 0.0 and centre != 0.0) or (hi > 180.0 and centre != 180.0)
-            if lo >= hi or outside or hi - lo > 360.0:
+            if not angle_window_ok(lo, hi):
                 raise DataError(
                     f"compact angular symmetry function: angle window [{lo}, {hi}] unsupported "
                     "(needs left < right within [0, 180], or a window centred at 0 or 180)"
@@ -311,8 +296,8 @@ def segment_outer_sum(left: Tensor, right: Tensor, segment: Tensor, num_segments
     return left.new_zeros(shape).index_copy(0, present, torch.bmm(padded_left.transpose(1, 2), padded_right))
 
 
-def _build_radial(weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Module]:
-    def build(specs: Sequence[Any], cutoff: CutoffFunction) -> nn.Module:  # the cutoff function is unused
+def _build_radial(weighted: bool) -> Builder:
+    def build(specs: Sequence[SymmetryFunctionSpec], cutoff: CutoffFunction) -> nn.Module:  # cutoff unused
         return CompactRadial(
             [s.rl for s in specs], [s.rc for s in specs], [s.subtype for s in specs], weighted=weighted
         )
@@ -320,8 +305,8 @@ def _build_radial(weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], n
     return build
 
 
-def _build_angular(narrow: bool, weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Module]:
-    def build(specs: Sequence[Any], cutoff: CutoffFunction) -> nn.Module:
+def _build_angular(narrow: bool, weighted: bool) -> Builder:
+    def build(specs: Sequence[SymmetryFunctionSpec], cutoff: CutoffFunction) -> nn.Module:
         return CompactAngular(
             [s.rl for s in specs],
             [s.rc for s in specs],

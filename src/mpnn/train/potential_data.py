@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from mpnn.batch import Molecule
 from mpnn.inputs import edge_vectors
 from mpnn.messages.symmetry_functions import SymmetryFunctions
-from mpnn.models.hdnnp import PotentialModel, spec_namespace
+from mpnn.models.hdnnp import PotentialModel
 from mpnn.scatter import segment_sum
 from mpnn.symmetry.families import FAMILIES
 from mpnn.updates.element_mlp import ElementUpdate
@@ -205,15 +205,14 @@ def function_groups(model: PotentialModel) -> list[FunctionGroup]:
     numbers = model.symmetry_functions.elements
     everyone = list(range(len(numbers)))
     grouped: dict[tuple, list[int]] = {}
-    for s, specs in enumerate(config["symmetry_functions"]):
+    for s, specs in enumerate(model.symmetry_functions.specs):
         for column, spec in enumerate(specs):
-            neighbors = tuple(sorted(str(e) for e in spec.get("neighbors", ())))
-            single = column if FAMILIES[spec["type"]].angular else None
-            grouped.setdefault((s, spec["type"], neighbors, single), []).append(column)
+            single = column if FAMILIES[spec.type].angular else None
+            grouped.setdefault((s, spec.type, spec.neighbors, single), []).append(column)
     out = []
     for (s, _, neighbors, _), columns in grouped.items():
         specs = [[] for _ in numbers]
-        specs[s] = [spec_namespace(config["symmetry_functions"][s][c]) for c in columns]
+        specs[s] = [model.symmetry_functions.specs[s][c] for c in columns]
         module = SymmetryFunctions(numbers, specs, config["cutoff_type"], config["cutoff_alpha"])
         seen = sorted({_species(e, numbers) for e in neighbors}) if neighbors else everyone
         out.append(FunctionGroup(module, torch.tensor(columns), s, torch.tensor(seen)))
