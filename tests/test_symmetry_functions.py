@@ -18,9 +18,9 @@ import torch
 from mpnn.batch import Batch
 from mpnn.inputs import edge_vectors
 from mpnn.messages.symmetry_functions import SymmetryFunctions
-from mpnn.models.hdnnp import spec_namespace
 from mpnn.symmetry import compiled
 from mpnn.symmetry.cutoffs import CutoffFunction
+from mpnn.symmetry.spec import SymmetryFunctionSpec
 
 TANH1 = math.tanh(1.0)
 
@@ -126,7 +126,7 @@ def reference_values(batch: Batch, specs, kind: int, alpha: float) -> np.ndarray
 
 
 def _module(kind: int, alpha: float, use_compiled: bool) -> SymmetryFunctions:
-    specs = [spec_namespace(s) for s in SPECS]
+    specs = [SymmetryFunctionSpec.from_dict(s) for s in SPECS]
     module = SymmetryFunctions([1, 8], [specs, specs], kind, alpha)
     module.compiled = use_compiled
     return module

@@ -80,7 +80,7 @@ def function_groups(message: Any) -> list[FunctionGroup]:
     grouped: dict[tuple, list[int]] = {}
     for s, specs in enumerate(message.specs):
         for column, spec in enumerate(specs):
-            neighbors = tuple(sorted({message.species_index(e) for e in getattr(spec, "neighbors", ())}))
+            neighbors = tuple(sorted({message.species_index(e) for e in spec.neighbors}))
             single = column if FAMILIES[spec.type].angular else None
             grouped.setdefault((s, spec.type, neighbors, single), []).append(column)
     out = []

@@ -16,7 +16,6 @@ uses the first W_s columns, in n2p2's sorted order, then the scaling of its elem
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +27,7 @@ from mpnn.symmetry import compiled
 from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.families import FAMILIES
 from mpnn.symmetry.gaussian import GaussianAngular
+from mpnn.symmetry.spec import SymmetryFunctionSpec
 from mpnn.symmetry.triplets import TripletSum, pair_blocks, triplet_vector_grad
 
 
@@ -50,21 +50,23 @@ class SymmetryFunctions(nn.Module):
 
     Args:
         elements: atomic numbers of the potential's elements, in species order.
-        specs: per element (same order), its symmetry functions in network-input order; each has
-            n2p2's fields (``type``, ``neighbors`` as element symbols or atomic numbers,
-            ``eta``, ``rs``, ``rc``, ``lambda_``, ``zeta``, ...), lengths in Angstrom.
+        specs: per element (same order), its symmetry functions in network-input order
+            (:class:`~mpnn.symmetry.spec.SymmetryFunctionSpec`: ``type``, ``neighbors``, ``eta``,
+            ``rs``, ``rc``, ``lambda_``, ``zeta``, ...), lengths in the unit of the edge vectors
+            (Angstrom for a model of ours).
         cutoff_type, cutoff_alpha: n2p2's cutoff function for all functions.
 
     ``prepare(batch, vectors, steps)`` computes the scaled (N, W) matrix from the edge vectors
     (E, 3) (r_j - r_i, in the unit of the specs); ``forward(h, G)`` returns it.  Buffers
     ``scale_factor``, ``scale_ref`` (S, W) and ``scale_min`` (S, 1) hold the scaling,
-    ``statistics`` (S, W, 4) the (min, max, mean, sigma) it was made from.
+    ``statistics`` (S, W, 4) the (min, max, mean, sigma) it was made from; ``specs`` are the
+    functions it computes.
     """
 
     def __init__(
         self,
         elements: Sequence[int],
-        specs: Sequence[Sequence[Any]],
+        specs: Sequence[Sequence[SymmetryFunctionSpec]],
         cutoff_type: int,
         cutoff_alpha: float = 0.0,
     ) -> None:
@@ -92,13 +94,13 @@ class SymmetryFunctions(nn.Module):
         #: the statistics the scaling came from: (S, W, 4) min, max, mean, sigma
         self.register_buffer("statistics", torch.zeros((*shape, 4), dtype=torch.float64))
 
-    def species_index(self, element: Any) -> int:
+    def species_index(self, element: str | int) -> int:
         """Species index of an element given by atomic number or symbol."""
         z = element if isinstance(element, int) else _atomic_number(element)
         return self.elements.index(z)
 
-    def _build_groups(self, specs: Sequence[Sequence[Any]]) -> list[_Group]:
-        grouped: dict[tuple, list[tuple[int, Any]]] = {}
+    def _build_groups(self, specs: Sequence[Sequence[SymmetryFunctionSpec]]) -> list[_Group]:
+        grouped: dict[tuple, list[tuple[int, SymmetryFunctionSpec]]] = {}
         for s, element_specs in enumerate(specs):
             for column, spec in enumerate(element_specs):
                 if spec.type not in FAMILIES:

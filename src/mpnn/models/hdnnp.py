@@ -9,7 +9,6 @@ readout = the sum over atoms.  The same configuration loads n2p2 potentials
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -21,21 +20,8 @@ from mpnn.inputs import EdgeVectors, SpeciesInput
 from mpnn.messages.symmetry_functions import SymmetryFunctions, _atomic_number
 from mpnn.readouts.sum import SumReadout
 from mpnn.scatter import segment_sum
+from mpnn.symmetry.spec import SymmetryFunctionSpec
 from mpnn.updates.element_mlp import ElementNetwork, ElementUpdate
-
-SPEC_DEFAULTS = {
-    "eta": 0.0,
-    "rs": 0.0,
-    "lambda_": 0.0,
-    "zeta": 0.0,
-    "rl": 0.0,
-    "angle_left": 0.0,
-    "angle_right": 0.0,
-    "subtype": "",
-    "cutoff_type": 0,
-    "cutoff_alpha": 0.0,
-    "line": 0,
-}
 
 
 @dataclass
@@ -45,7 +31,8 @@ class HDNNPConfig:
     Attributes:
         elements: element symbols, in species order (n2p2's order for imported potentials).
         symmetry_functions: per element, its functions in network-input order, as dicts of
-            n2p2's fields (``type``, ``neighbors``, ``rc``, ``eta``, ``rs``, ``lambda_``, ``zeta``, ...).
+            n2p2's fields (``type``, ``neighbors``, ``rc``, ``eta``, ``rs``, ``lambda_``, ``zeta``, ...;
+            :meth:`~mpnn.symmetry.spec.SymmetryFunctionSpec.to_dict`, omitted fields n2p2's defaults).
         cutoff_type, cutoff_alpha: n2p2's cutoff function.
         nodes, activations: per element, hidden layer sizes and n2p2 activation letters
             (hidden layers + output).
@@ -103,20 +90,22 @@ class PotentialModel(nn.Module):
         return segment_sum(self.atomic_energies(batch).double(), batch.batch, batch.num_graphs)
 
 
-def spec_namespace(spec: dict[str, Any]) -> SimpleNamespace:
-    """A symmetry-function spec dict -> attribute access with n2p2's defaults."""
-    return SimpleNamespace(**{**SPEC_DEFAULTS, **spec})
-
-
 def hdnnp(config: HDNNPConfig) -> PotentialModel:
-    """Build an HDNNP from its configuration (networks initialised as torch does)."""
+    """Build an HDNNP from its configuration (networks initialised as torch does).
+
+    The spec dicts become :class:`~mpnn.symmetry.spec.SymmetryFunctionSpec` once, here (a bad one
+    is a one-line DataError); the model's ``config`` holds them in the form ``to_dict`` writes.
+    """
     c = config
     if not (len(c.symmetry_functions) == len(c.nodes) == len(c.activations) == len(c.elements)):
         raise ValueError(
             "hdnnp: elements, symmetry_functions, nodes and activations need one entry per element"
         )
     numbers = [_atomic_number(e) for e in c.elements]
-    specs = [[spec_namespace(s) for s in element_specs] for element_specs in c.symmetry_functions]
+    specs = [
+        [SymmetryFunctionSpec.from_dict(d, e, c.cutoff_type, c.cutoff_alpha) for d in element_specs]
+        for e, element_specs in zip(c.elements, c.symmetry_functions, strict=True)
+    ]
     message = SymmetryFunctions(numbers, specs, c.cutoff_type, c.cutoff_alpha)
     networks = [
         ElementNetwork(len(s), nodes, act, c.normalize_nodes)
@@ -126,7 +115,9 @@ def hdnnp(config: HDNNPConfig) -> PotentialModel:
     update.energy_scale.fill_(c.energy_unit)
     net = MPNN(SpeciesInput(numbers), EdgeVectors(c.length_unit), message, update, SumReadout(), steps=1)
     net.double()
-    model = PotentialModel(net, {"model": "hdnnp", **asdict(c)}, message.cutoff * c.length_unit, numbers)
+    functions = [[spec.to_dict() for spec in element_specs] for element_specs in specs]
+    stored = {"model": "hdnnp", **asdict(c), "symmetry_functions": functions}
+    model = PotentialModel(net, stored, message.cutoff * c.length_unit, numbers)
     return model
 
 

@@ -14,7 +14,6 @@ trained here runs in n2p2 and LAMMPS.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 from mpnn.errors import DataError
 from mpnn.files import write_texts
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
-from mpnn.n2p2.input_nn import N2p2Settings, SymmetryFunctionSpec, spec_from_dict
+from mpnn.n2p2.input_nn import N2p2Settings, SymmetryFunctionSpec
 from mpnn.n2p2.keywords import ATOMIC_NUMBERS
 from mpnn.n2p2.potential_files import N2p2Potential, format_potential, read_potential
 
@@ -52,20 +51,13 @@ def parse_units(text: str) -> tuple[float, float]:
     return LENGTH_UNITS[parts[0]], ENERGY_UNITS[parts[1]]
 
 
-def _spec_dict(spec: SymmetryFunctionSpec) -> dict:
-    d = dataclasses.asdict(spec)
-    d.pop("line", None)
-    d["neighbors"] = list(spec.neighbors)
-    return d
-
-
 def model_from_n2p2(potential: N2p2Potential, units: tuple[float, float] = (1.0, 1.0)) -> PotentialModel:
     """The engine's HDNNP equal to an n2p2 potential; ``units`` of its files (see module docstring)."""
     s = potential.settings
     elements = list(s.elements)
     config = HDNNPConfig(
         elements=elements,
-        symmetry_functions=[[_spec_dict(x) for x in s.symmetry_functions.get(e, [])] for e in elements],
+        symmetry_functions=[[x.to_dict() for x in s.symmetry_functions.get(e, [])] for e in elements],
         cutoff_type=s.cutoff_type,
         cutoff_alpha=s.cutoff_alpha,
         nodes=[list(s.nodes[e]) for e in elements],
@@ -129,7 +121,10 @@ def model_to_n2p2(model: PotentialModel, source: str = "model") -> N2p2Potential
         raise _inexpressible(source, f"energy scale {scale!r} (n2p2's conv_energy is its inverse)")
     try:
         functions = [
-            [spec_from_dict(d, e, c.cutoff_type, c.cutoff_alpha) for d in c.symmetry_functions[k]]
+            [
+                SymmetryFunctionSpec.from_dict(d, e, c.cutoff_type, c.cutoff_alpha)
+                for d in c.symmetry_functions[k]
+            ]
             for k, e in enumerate(elements)
         ]
     except DataError as error:

@@ -20,7 +20,9 @@ written, in the physical units of the file; angles in degrees)::
 
 ``sub`` is the compact core function: ``p1``..``p4`` (polynomials), an ``a`` suffix for the
 asymmetric version, or ``e...`` (exponential). Elements are ordered by atomic number
-(``ElementMap``); the two neighbours of an angular function are stored in that order.
+(``ElementMap``); the two neighbours of an angular function are stored in that order. Each line
+is read into a :class:`~mpnn.symmetry.spec.SymmetryFunctionSpec` (also importable from here),
+the one type of a symmetry function, which refuses what n2p2 refuses.
 
 **Order.** n2p2 sorts each element's functions (``Element::sortSymmetryFunctions``, the
 ``operator<`` of the ``SymFnc*`` classes) after converting lengths to its internal units when
@@ -58,27 +60,19 @@ rather than being read two different ways. Only 2G potentials are supported.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from ase.data import chemical_symbols
 
 from mpnn.errors import DataError
 from mpnn.files import read_text, write_text
 from mpnn.n2p2.keywords import (
-    _ALL_NUMBERS,
     _LAYOUT,
     _PASSED_THROUGH,
     ATOMIC_NUMBERS,
     CUTOFF_TYPES,
     SCALINGS,
-    SYMMETRY_FUNCTION_TYPES,
-    _check_angles,
     _check_keywords,
-    _check_shape_parameters,
     _element,
     _elements,
     _err,
@@ -91,64 +85,10 @@ from mpnn.n2p2.keywords import (
     _optional_float,
     _scaling,
     _single,
-    _subtype,
     _tokenize,
     _topology,
 )
-
-
-@dataclass(frozen=True)
-class SymmetryFunctionSpec:
-    """One ``symfunction_short`` line; values exactly as written in ``input.nn`` (file units).
-
-    ``neighbors`` is (E1,) for types 2 and 20, (E1, E2) in element order for 3, 9, 21, 22 and ()
-    for the weighted types 12, 13, 23, 24, 25. ``rl`` and the angles (degrees) belong to the
-    compact types 20-25, ``subtype`` is their core function; ``cutoff_type``/``cutoff_alpha`` come
-    from the global ``cutoff_type`` keyword; ``line`` (1-based) takes no part in comparisons.
-    """
-
-    element: str
-    type: int
-    neighbors: tuple[str, ...]
-    rc: float
-    eta: float = 0.0
-    rs: float = 0.0
-    lambda_: float = 0.0
-    zeta: float = 0.0
-    rl: float = 0.0
-    angle_left: float = 0.0
-    angle_right: float = 0.0
-    subtype: str = ""
-    cutoff_type: int = 0
-    cutoff_alpha: float = 0.0
-    line: int = field(default=0, compare=False)
-
-    def sort_key(self, conv_length: float = 1.0) -> tuple:
-        """n2p2's ``operator<`` as a tuple, lengths in n2p2's internal units (see module docstring)."""
-        rc, rl, rs = self.rc * conv_length, self.rl * conv_length, self.rs * conv_length
-        eta = self.eta / (conv_length * conv_length)
-        z = tuple(_ALL_NUMBERS[n] for n in self.neighbors)
-        cut = (self.cutoff_type, self.cutoff_alpha)
-        t = self.type
-        if t in (2, 12):
-            rest = (*cut, rc, eta, rs, *z)
-        elif t in (3, 9, 13):
-            rest = (*cut, rc, eta, rs, self.zeta, self.lambda_, *z)
-        elif t in (20, 21, 22):
-            rest = (self.subtype, *z, rc, rl) + ((self.angle_left, self.angle_right) if t != 20 else ())
-        else:
-            rest = (self.subtype, rc, rl) + ((self.angle_left, self.angle_right) if t != 23 else ())
-        return (_ALL_NUMBERS[self.element], t, rest)
-
-    def to_line(self) -> str:
-        """The ``symfunction_short`` line n2p2 reads back as this function (floats exact)."""
-        values = {"e1": self.neighbors[:1], "e2": self.neighbors[1:2]}
-        words = ["symfunction_short", self.element, str(self.type)]
-        for name in _LAYOUT[self.type]:
-            name = name.rstrip("?")
-            value = values[name][0] if name in values else getattr(self, name)
-            words.append(value if isinstance(value, str) else repr(float(value)))
-        return " ".join(words)
+from mpnn.symmetry.spec import SYMMETRY_FUNCTION_TYPES, SymmetryFunctionSpec
 
 
 @dataclass
@@ -181,50 +121,6 @@ class N2p2Settings:
 def atomic_number(symbol: str) -> int:
     """Atomic number of an element symbol n2p2 knows; ``KeyError`` otherwise."""
     return ATOMIC_NUMBERS[symbol]
-
-
-#: Fields of a spec dict (:attr:`mpnn.models.hdnnp.HDNNPConfig.symmetry_functions`) n2p2 expresses.
-SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(SymmetryFunctionSpec))
-
-
-def spec_from_dict(
-    spec: Mapping[str, Any], element: str, cutoff_type: int = 0, cutoff_alpha: float = 0.0
-) -> SymmetryFunctionSpec:
-    """One symmetry function of centre ``element`` as a model stores it -> its ``symfunction_short``.
-
-    ``spec``: a dict of :class:`SymmetryFunctionSpec` fields (``type``, ``neighbors`` as element
-    symbols or atomic numbers, ``rc``, ``eta``, ...; lengths in the model's unit), as in
-    :attr:`mpnn.models.hdnnp.HDNNPConfig.symmetry_functions` and
-    :func:`mpnn.symmetry.defaults.default_symmetry_functions`. ``cutoff_type`` and ``cutoff_alpha``
-    are the model's one cutoff function (the model applies it to every function, whatever a dict
-    says). The two neighbours of an angular function are put in element order (the functions are
-    symmetric in them). Raises a one-line :class:`DataError` for what n2p2 cannot express.
-    """
-    unknown = sorted(set(spec) - SPEC_FIELDS)
-    if unknown:
-        raise DataError(f"symmetry function {dict(spec)}: field(s) {unknown} have no n2p2 equivalent")
-    kind = spec.get("type")
-    if kind not in SYMMETRY_FUNCTION_TYPES or "rc" not in spec:
-        raise DataError(f"symmetry function {dict(spec)}: n2p2 has no type {kind!r} (it knows "
-                        f"{', '.join(map(str, SYMMETRY_FUNCTION_TYPES))}) or no rc is given")
-    neighbors = []
-    for n in spec.get("neighbors", ()):
-        symbol = chemical_symbols[n] if isinstance(n, int) and 1 <= n < len(chemical_symbols) else n
-        if symbol not in _ALL_NUMBERS:
-            raise DataError(f"symmetry function {dict(spec)}: neighbour {n!r} is not an element")
-        neighbors.append(symbol)
-    wanted = sum(1 for name in _LAYOUT[kind] if name in ("e1", "e2"))
-    if len(neighbors) != wanted:
-        raise DataError(f"symmetry function {dict(spec)}: type {kind} needs {wanted} neighbour element(s)")
-    fields = {**spec, "element": element, "cutoff_type": int(cutoff_type),
-              "cutoff_alpha": float(cutoff_alpha),
-              "neighbors": tuple(sorted(neighbors, key=_ALL_NUMBERS.__getitem__))}
-    for name in ("rc", "eta", "rs", "lambda_", "zeta", "rl", "angle_left", "angle_right"):
-        value = fields.get(name, 0.0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise DataError(f"symmetry function {dict(spec)}: {name} must be a finite number, not {value!r}")
-        fields[name] = float(value)
-    return SymmetryFunctionSpec(**fields)
 
 
 def sort_symmetry_functions(
@@ -277,12 +173,22 @@ def parse_input_nn(text: str, source: str = "input.nn") -> N2p2Settings:
         atom_energy[e] = _float(args[1], source, line, "atom_energy")
     extra = sorted((ln, w, " ".join(a)) for k, v in entries.items() if k in _PASSED_THROUGH for ln, w, a in v)
     return N2p2Settings(
-        elements=elements, cutoff_type=cutoff_type, cutoff_alpha=alpha, scaling=_scaling(entries, source),
+        elements=elements,
+        cutoff_type=cutoff_type,
+        cutoff_alpha=alpha,
+        scaling=_scaling(entries, source),
         scale_min=_optional_float(entries, "scale_min_short", 0.0, source),
         scale_max=_optional_float(entries, "scale_max_short", 1.0, source),
-        nodes=nodes, activations=activations, normalize_nodes=_flag(entries, "normalize_nodes", source),
-        mean_energy=mean_energy, conv_energy=conv_energy, conv_length=conv_length, atom_energy=atom_energy,
-        symmetry_functions=sfs, nnp_generation=generation, path=source,
+        nodes=nodes,
+        activations=activations,
+        normalize_nodes=_flag(entries, "normalize_nodes", source),
+        mean_energy=mean_energy,
+        conv_energy=conv_energy,
+        conv_length=conv_length,
+        atom_energy=atom_energy,
+        symmetry_functions=sfs,
+        nnp_generation=generation,
+        path=source,
         extra_keywords=tuple((w, v) for _, w, v in extra),
     )
 
@@ -295,8 +201,11 @@ def format_input_nn(settings: N2p2Settings) -> str:
     if s.scaling not in SCALINGS:
         raise DataError(f"{s.path}: unknown scaling {s.scaling!r} (one of {', '.join(SCALINGS)})")
     elements = tuple(sorted(s.elements, key=lambda e: ATOMIC_NUMBERS.get(e, 10**6)))
-    out = ["# n2p2 settings (2G-HDNNP) written by mpnn", f"number_of_elements {len(elements)}",
-           "elements " + " ".join(elements)]
+    out = [
+        "# n2p2 settings (2G-HDNNP) written by mpnn",
+        f"number_of_elements {len(elements)}",
+        "elements " + " ".join(elements),
+    ]
     normalization = (s.mean_energy, s.conv_energy, s.conv_length)
     if any(v is None for v in normalization) and any(v is not None for v in normalization):
         raise DataError(f"{s.path}: mean_energy, conv_energy and conv_length go together (all or none)")
@@ -305,15 +214,19 @@ def format_input_nn(settings: N2p2Settings) -> str:
         out += [f"{k} {float(v)!r}" for k, v in zip(keys, normalization, strict=True)]
     out += [f"atom_energy {e} {float(s.atom_energy[e])!r}" for e in elements if e in s.atom_energy]
     out.append(f"cutoff_type {int(s.cutoff_type)} {float(s.cutoff_alpha)!r}")
-    out += {"none": [], "scale": ["scale_symmetry_functions"], "center": ["center_symmetry_functions"],
-            "sigma": ["scale_symmetry_functions_sigma"],
-            "scale_center": ["scale_symmetry_functions", "center_symmetry_functions"]}[s.scaling]
+    out += {
+        "none": [],
+        "scale": ["scale_symmetry_functions"],
+        "center": ["center_symmetry_functions"],
+        "sigma": ["scale_symmetry_functions_sigma"],
+        "scale_center": ["scale_symmetry_functions", "center_symmetry_functions"],
+    }[s.scaling]
     out += [f"scale_min_short {float(s.scale_min)!r}", f"scale_max_short {float(s.scale_max)!r}"]
     out += ["normalize_nodes"] if s.normalize_nodes else []
     out += _format_topology(s, elements)
     out += [f"{word} {value}".rstrip() for word, value in s.extra_keywords]
     for e in elements:
-        out += [spec.to_line() for spec in sort_symmetry_functions(s.symmetry_functions.get(e, []))]
+        out += [_line(spec) for spec in sort_symmetry_functions(s.symmetry_functions.get(e, []))]
     text = "\n".join(out) + "\n"
     try:
         back = parse_input_nn(text, s.path)
@@ -325,47 +238,67 @@ def format_input_nn(settings: N2p2Settings) -> str:
 
 # ---------------------------------------------------------------------------------------------- parsing
 
-def _symmetry_function(args: list[str], elements: tuple[str, ...], cutoff_type: int, alpha: float,
-                       source: str, line: int) -> SymmetryFunctionSpec:
+
+def _symmetry_function(
+    args: list[str], elements: tuple[str, ...], cutoff_type: int, alpha: float, source: str, line: int
+) -> SymmetryFunctionSpec:
     if len(args) < 2:
         raise _err(source, line, f"symmetry function needs an element and a type, found {len(args)} value(s)")
     element = _element(args[0], elements, source, line)
     sf_type = _int(args[1], source, line, "symmetry function type")
     if sf_type not in _LAYOUT:
-        raise _err(source, line, f"unknown symmetry function type {sf_type} "
-                   f"(n2p2 knows {', '.join(map(str, SYMMETRY_FUNCTION_TYPES))})")
+        raise _err(
+            source,
+            line,
+            f"unknown symmetry function type {sf_type} "
+            f"(n2p2 knows {', '.join(map(str, SYMMETRY_FUNCTION_TYPES))})",
+        )
     layout = _LAYOUT[sf_type]
     n_required = sum(not name.endswith("?") for name in layout)
     if not n_required <= len(args) - 2 <= len(layout):
         layout_text = " ".join(name.replace("?", "").rstrip("_") for name in layout)
         count = f"{n_required} or {len(layout)}" if n_required < len(layout) else f"{n_required}"
-        raise _err(source, line, f"symmetry function type {sf_type} needs {count} values after the type "
-                   f"({layout_text}), found {len(args) - 2}")
-    values: dict = {"rs": 0.0}
+        raise _err(
+            source,
+            line,
+            f"symmetry function type {sf_type} needs {count} values after the type "
+            f"({layout_text}), found {len(args) - 2}",
+        )
+    values: dict = {}
     neighbors: list[str] = []
-    for name, word in zip(layout, args[2:], strict=False):  # "rs?" may be absent
+    for name, word in zip(layout, args[2:], strict=False):  # "rs?" may be absent (0)
         name = name.rstrip("?")
         if name in ("e1", "e2"):
             neighbors.append(_element(word, elements, source, line))
-        elif name == "subtype":
-            values[name] = _subtype(word, source, line)
         else:
-            values[name] = _float(word, source, line, name.rstrip("_"))
-    rc = values.pop("rc")
-    if rc <= 0.0:
-        raise _err(source, line, f"cutoff radius must be positive, found {rc!r}")
-    _check_shape_parameters(values, source, line)
-    if sf_type >= 20:
-        if values["rl"] >= rc:
-            raise _err(source, line, f"lower radial bound rl={values['rl']!r} must be below rc={rc!r}")
-        if "angle_left" in values:
-            _check_angles(values["angle_left"], values["angle_right"], source, line)
-    neighbors.sort(key=ATOMIC_NUMBERS.__getitem__)
-    return SymmetryFunctionSpec(element, sf_type, tuple(neighbors), rc, cutoff_type=cutoff_type,
-                                cutoff_alpha=alpha, line=line, **values)
+            values[name] = word if name == "subtype" else _float(word, source, line, name.rstrip("_"))
+    try:
+        return SymmetryFunctionSpec(
+            element=element,
+            type=sf_type,
+            neighbors=tuple(neighbors),
+            cutoff_type=cutoff_type,
+            cutoff_alpha=alpha,
+            line=line,
+            **values,
+        )
+    except DataError as error:  # what n2p2 refuses, or what would make the function infinite
+        raise _err(source, line, str(error)) from None
 
 
 # ---------------------------------------------------------------------------------------------- writing
+
+
+def _line(spec: SymmetryFunctionSpec) -> str:
+    """The ``symfunction_short`` line n2p2 reads back as ``spec`` (floats exact)."""
+    values = {"e1": spec.neighbors[:1], "e2": spec.neighbors[1:2]}
+    words = ["symfunction_short", spec.element, str(spec.type)]
+    for name in _LAYOUT[spec.type]:
+        name = name.rstrip("?")
+        value = values[name][0] if name in values else getattr(spec, name)
+        words.append(value if isinstance(value, str) else repr(float(value)))
+    return " ".join(words)
+
 
 def _format_topology(s: N2p2Settings, elements: tuple[str, ...]) -> list[str]:
     """Global network keywords from the most common topology; per-element lines for the others."""
@@ -374,9 +307,11 @@ def _format_topology(s: N2p2Settings, elements: tuple[str, ...]) -> list[str]:
     except KeyError as missing:
         raise DataError(f"{s.path}: no network topology for element {missing}") from None
     ref_nodes, ref_acts = max(tops.values(), key=list(tops.values()).count)
-    out = [f"global_hidden_layers_short {len(ref_nodes)}",
-           "global_nodes_short " + " ".join(map(str, ref_nodes)),
-           "global_activation_short " + " ".join(ref_acts)]
+    out = [
+        f"global_hidden_layers_short {len(ref_nodes)}",
+        "global_nodes_short " + " ".join(map(str, ref_nodes)),
+        "global_activation_short " + " ".join(ref_acts),
+    ]
     for e in elements:
         nodes, acts = tops[e]
         if nodes != ref_nodes:
@@ -388,13 +323,18 @@ def _format_topology(s: N2p2Settings, elements: tuple[str, ...]) -> list[str]:
 
 def _check_round_trip(s: N2p2Settings, back: N2p2Settings, elements: tuple[str, ...]) -> None:
     want = dataclasses.replace(
-        s, elements=elements,
+        s,
+        elements=elements,
         nodes={e: tuple(int(n) for n in s.nodes[e]) for e in elements},
         activations={e: tuple(s.activations[e]) for e in elements},
-        symmetry_functions={e: sort_symmetry_functions(s.symmetry_functions.get(e, []), s.conv_length or 1.0)
-                            for e in elements},
+        symmetry_functions={
+            e: sort_symmetry_functions(s.symmetry_functions.get(e, []), s.conv_length or 1.0)
+            for e in elements
+        },
     )
     for f in dataclasses.fields(N2p2Settings):
         if f.compare and getattr(want, f.name) != getattr(back, f.name):
-            raise DataError(f"{s.path}: unsupported: {f.name} cannot be written so that n2p2 reads it back "
-                            "unchanged (e.g. symmetry functions whose cutoff differs from cutoff_type)")
+            raise DataError(
+                f"{s.path}: unsupported: {f.name} cannot be written so that n2p2 reads it back "
+                "unchanged (e.g. symmetry functions whose cutoff differs from cutoff_type)"
+            )

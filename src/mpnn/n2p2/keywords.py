@@ -1,13 +1,14 @@
 """n2p2's ``input.nn`` keyword table and the reading of single keyword lines.
 
-The table: the elements n2p2 knows (``ElementMap``, ordered by atomic number), the symmetry-function
-types and the fields of each ``symfunction_short`` line, the activation functions, scalings and
-cutoff types, the keywords a 2G prediction uses, the 4G-only and training keywords that are passed
-through verbatim, the alternative names of keywords (``Settings.cpp``), the keywords that may repeat
-and the ``nnp_generation`` values. The readers split a file into keyword lines and read one
-keyword's values (numbers, flags, elements, normalisation, scaling, symmetry-function parameters,
-network topology); every problem raises a one-line :class:`~mpnn.errors.DataError` naming file and
-line. :mod:`mpnn.n2p2.input_nn` builds the settings from them and describes the format.
+The table: the elements n2p2 knows (``ElementMap``, ordered by atomic number), the fields of each
+type's ``symfunction_short`` line, the activation functions, scalings and cutoff types, the
+keywords a 2G prediction uses, the 4G-only and training keywords that are passed through verbatim,
+the alternative names of keywords (``Settings.cpp``), the keywords that may repeat and the
+``nnp_generation`` values. The readers split a file into keyword lines and read one keyword's
+values (numbers, flags, elements, normalisation, scaling, network topology; the values of a
+symmetry function are checked by :class:`~mpnn.symmetry.spec.SymmetryFunctionSpec`); every
+problem raises a one-line :class:`~mpnn.errors.DataError` naming file and line.
+:mod:`mpnn.n2p2.input_nn` builds the settings from them and describes the format.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ from mpnn.errors import DataError
 #: Elements n2p2's ``ElementMap`` knows (H .. No); their order is by atomic number.
 KNOWN_ELEMENTS: tuple[str, ...] = tuple(chemical_symbols[1:103])
 ATOMIC_NUMBERS: dict[str, int] = {s: z for z, s in enumerate(KNOWN_ELEMENTS, start=1)}
-#: Every element's atomic number (n2p2's order extends to the elements beyond its table).
-_ALL_NUMBERS: dict[str, int] = {s: z for z, s in enumerate(chemical_symbols) if z}
-SYMMETRY_FUNCTION_TYPES = (2, 3, 9, 12, 13, 20, 21, 22, 23, 24, 25)
 ACTIVATIONS = "ltsprgcSeh"
 SCALINGS = ("none", "scale", "center", "scale_center", "sigma")
 CUTOFF_TYPES = range(9)  # 0 hard, 1 cos, 2 tanhu, 3 tanh, 4 exp, 5-8 poly1-poly4
@@ -72,9 +70,14 @@ _PASSED_THROUGH = frozenset(  # 4G-only (ignored by n2p2 for 2G) and training ke
     "kalman_lambda_short kalman_nue_short memorize_symfunc_results force_weight".split()
 )
 _ALIASES = {
-    "symfunction": "symfunction_short", "nnp_generation": "nnp_type", "nnp_type_gen": "nnp_type",
-    "nnp_gen": "nnp_type", "nn_type": "nnp_type", "short_energy_error_threshold": "rmse_threshold_energy",
-    "short_force_error_threshold": "rmse_threshold_force", "short_energy_fraction": "energy_fraction",
+    "symfunction": "symfunction_short",
+    "nnp_generation": "nnp_type",
+    "nnp_type_gen": "nnp_type",
+    "nnp_gen": "nnp_type",
+    "nn_type": "nnp_type",
+    "short_energy_error_threshold": "rmse_threshold_energy",
+    "short_force_error_threshold": "rmse_threshold_force",
+    "short_energy_fraction": "energy_fraction",
     "short_force_fraction": "force_fraction",
 }
 _REPEATABLE = frozenset(
@@ -132,8 +135,9 @@ def _check_keywords(entries: _Entries, source: str) -> None:
                 raise _err(source, line, f"keyword {word!r} given twice (first at line {first})")
 
 
-def _single(entries: _Entries, key: str, source: str, nargs: tuple[int, ...],
-            required: bool = False) -> tuple[int, list[str]]:
+def _single(
+    entries: _Entries, key: str, source: str, nargs: tuple[int, ...], required: bool = False
+) -> tuple[int, list[str]]:
     if key not in entries:
         if required:
             raise _err(source, 0, f"missing keyword {key!r}")
@@ -159,8 +163,9 @@ def _float(word: str, source: str, line: int, what: str) -> float:
     return value
 
 
-def _int(word: str, source: str, line: int, what: str, minimum: int | None = None,
-         maximum: int | None = None) -> int:
+def _int(
+    word: str, source: str, line: int, what: str, minimum: int | None = None, maximum: int | None = None
+) -> int:
     try:
         value = int(word)
     except ValueError:
@@ -213,8 +218,11 @@ def _normalization(entries: _Entries, source: str) -> tuple[float | None, float 
         return values[0], values[1], values[2]
     lines = [line for line, _ in given] + [v[0][0] for k, v in entries.items() if k == "conv_charge"]
     if any(lines):
-        raise _err(source, min(x for x in lines if x), "mean_energy, conv_energy and conv_length go together "
-                   "(n2p2 uses all three or none)")
+        raise _err(
+            source,
+            min(x for x in lines if x),
+            "mean_energy, conv_energy and conv_length go together (n2p2 uses all three or none)",
+        )
     return None, None, None
 
 
@@ -225,33 +233,6 @@ def _scaling(entries: _Entries, source: str) -> str:
     if scale or center:  # precedence of Mode::setupSymmetryFunctionScaling
         return "scale_center" if scale and center else "scale" if scale else "center"
     return "sigma" if sigma else "none"
-
-
-def _check_shape_parameters(values: dict, source: str, line: int) -> None:
-    """Parameters whose functions are not finite: eta < 0 (a growing exponential), lambda outside
-    [-1, 1] (1 + lambda cos < 0 under a power) and zeta <= 0 (a pole where 1 + lambda cos = 0)."""
-    if values.get("eta", 0.0) < 0.0:
-        raise _err(source, line, f"eta must be >= 0, found {values['eta']!r}")
-    if "lambda_" in values and not -1.0 <= values["lambda_"] <= 1.0:
-        raise _err(source, line, f"lambda must be in [-1, 1] (n2p2 uses -1, 1), found {values['lambda_']!r}")
-    if "zeta" in values and values["zeta"] <= 0.0:
-        raise _err(source, line, f"zeta must be positive, found {values['zeta']!r}")
-
-
-def _subtype(word: str, source: str, line: int) -> str:
-    """The compact core function names n2p2 accepts (``SymFncBaseComp::setCompactFunction``)."""
-    poly = len(word) in (2, 3) and word[0] == "p" and word[1] in "1234" and word[2:] in ("", "a")
-    if not (poly or (word[0] == "e" and len(word) <= 3)):
-        raise _err(source, line, f"unknown compact function {word!r} (p1..p4, p1a..p4a or e)")
-    return word
-
-
-def _check_angles(left: float, right: float, source: str, line: int) -> None:
-    center = (left + right) / 2.0
-    if left >= right:
-        raise _err(source, line, f"left angle {left!r} must be below the right angle {right!r}")
-    if (left < 0.0 and center != 0.0) or (right > 180.0 and center != 180.0) or right - left > 360.0:
-        raise _err(source, line, f"angles [{left!r}, {right!r}] leave [0, 180], not centred on 0 or 180")
 
 
 def _activations(words: list[str], source: str, line: int) -> list[str]:
@@ -300,8 +281,12 @@ def _topology(entries: _Entries, elements: tuple[str, ...], source: str) -> tupl
     for line, word, e, wanted, got in checks:
         if got[-1] != wanted:
             kept = f"keeps {got[-1]!r} from the global keyword" if got[-1] else "leaves it unset"
-            raise _err(source, line, f"unsupported: {word} sets the last value for {e} to {wanted!r}, "
-                       f"which n2p2 ignores (it {kept})")
+            raise _err(
+                source,
+                line,
+                f"unsupported: {word} sets the last value for {e} to {wanted!r}, "
+                f"which n2p2 ignores (it {kept})",
+            )
     for e in elements:
         if 0 in nodes[e] or "" in acts[e]:
             what = "number of neurons" if 0 in nodes[e] else "activation function"

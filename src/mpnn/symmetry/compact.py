@@ -47,28 +47,15 @@ sums them per centre atom as one batched (R x T_i)(T_i x A) matrix product, neve
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from mpnn.errors import DataError
 from mpnn.symmetry.cutoffs import CutoffFunction, polynomial_core
-from mpnn.symmetry.families import Family, register
-
-
-def parse_subtype(subtype: str) -> tuple[str, bool]:
-    """n2p2's compact-function subtype -> (core name "poly1".."poly4" or "exp", asymmetric).
-
-    Accepts what n2p2's ``SymFncBaseComp::setCompactFunction`` accepts; anything else is a DataError.
-    """
-    word = str(subtype)
-    if len(word) in (2, 3) and word[0] == "p" and word[1] in "1234" and word[2:] in ("", "a"):
-        return f"poly{word[1]}", word[2:] == "a"
-    if 1 <= len(word) <= 3 and word[0] == "e":
-        return "exp", False
-    raise DataError(f"compact symmetry function subtype {word!r}: unsupported (known: p1-p4, p1a-p4a, e)")
+from mpnn.symmetry.families import Builder, Family, register
+from mpnn.symmetry.spec import SymmetryFunctionSpec, angle_window_ok, parse_subtype
 
 
 def core_function(x: Tensor, core: str, asymmetric: bool = False) -> Tensor:
@@ -91,8 +78,9 @@ class CompactWindows(nn.Module):
     output columns are grouped by core: window w is column ``column[w]``.
     """
 
-    def __init__(self, left: Sequence[float], right: Sequence[float], cores: Sequence[str],
-                 asymmetric: Sequence[bool]) -> None:
+    def __init__(
+        self, left: Sequence[float], right: Sequence[float], cores: Sequence[str], asymmetric: Sequence[bool]
+    ) -> None:
         super().__init__()
         kinds = sorted(set(zip(cores, asymmetric, strict=True)))
         order = [w for kind in kinds for w in range(len(left)) if (cores[w], asymmetric[w]) == kind]
@@ -114,7 +102,7 @@ class CompactWindows(nn.Module):
         x = ((a.unsqueeze(1) - self.centre) * self.scale).abs().clamp(max=1.0)
         parts, start = [], 0
         for core, asym, n in self.kinds:
-            xk = x if len(self.kinds) == 1 else x[:, start:start + n]
+            xk = x if len(self.kinds) == 1 else x[:, start : start + n]
             if core == "exp":
                 inside = xk < 1.0
                 value = core_function(torch.where(inside, xk, torch.zeros_like(xk)), core)
@@ -141,8 +129,9 @@ def _unique(keys: Sequence[tuple]) -> tuple[list[tuple], list[int]]:
 
 
 def _windows(keys: Sequence[tuple[float, float, str, bool]]) -> CompactWindows:
-    return CompactWindows([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-                          [k[3] for k in keys])
+    return CompactWindows(
+        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys]
+    )
 
 
 class CompactRadial(nn.Module):
@@ -153,8 +142,9 @@ class CompactRadial(nn.Module):
         weighted: multiply each term by Z_j (type 23).
     """
 
-    def __init__(self, rl: Sequence[float], rc: Sequence[float], subtypes: Sequence[str],
-                 weighted: bool = False) -> None:
+    def __init__(
+        self, rl: Sequence[float], rc: Sequence[float], subtypes: Sequence[str], weighted: bool = False
+    ) -> None:
         super().__init__()
         cores = [parse_subtype(s) for s in subtypes]
         _check_radial(rl, rc)
@@ -188,22 +178,33 @@ class CompactAngular(nn.Module):
     per-atom sums directly.
     """
 
-    def __init__(self, rl: Sequence[float], rc: Sequence[float], angle_left: Sequence[float],
-                 angle_right: Sequence[float], subtypes: Sequence[str], narrow: bool,
-                 weighted: bool = False) -> None:
+    def __init__(
+        self,
+        rl: Sequence[float],
+        rc: Sequence[float],
+        angle_left: Sequence[float],
+        angle_right: Sequence[float],
+        subtypes: Sequence[str],
+        narrow: bool,
+        weighted: bool = False,
+    ) -> None:
         super().__init__()
         cores = [parse_subtype(s) for s in subtypes]
         _check_radial(rl, rc)
         for lo, hi in zip(angle_left, angle_right, strict=True):
-            centre = (lo + hi) / 2.0
-            outside = (lo < 0.0 and centre != 0.0) or (hi > 180.0 and centre != 180.0)
-            if lo >= hi or outside or hi - lo > 360.0:
-                raise DataError(f"compact angular symmetry function: angle window [{lo}, {hi}] unsupported "
-                                "(needs left < right within [0, 180], or a window centred at 0 or 180)")
+            if not angle_window_ok(lo, hi):
+                raise DataError(
+                    f"compact angular symmetry function: angle window [{lo}, {hi}] unsupported "
+                    "(needs left < right within [0, 180], or a window centred at 0 or 180)"
+                )
         radial, radial_of = _unique([(lo, hi, c, a) for lo, hi, (c, a) in zip(rl, rc, cores, strict=True)])
         windows = zip(angle_left, angle_right, cores, strict=True)
-        angular, angular_of = _unique([(lo * math.pi / 180.0, hi * math.pi / 180.0, c, False)  # as n2p2
-                                       for lo, hi, (c, _) in windows])
+        angular, angular_of = _unique(
+            [
+                (lo * math.pi / 180.0, hi * math.pi / 180.0, c, False)  # as n2p2
+                for lo, hi, (c, _) in windows
+            ]
+        )
         self.radial, self.angular = _windows(radial), _windows(angular)
         long = torch.long
         self.register_buffer("radial_index", self.radial.column[torch.tensor(radial_of, dtype=long)])
@@ -244,8 +245,9 @@ class CompactAngular(nn.Module):
             terms = radial[:, self.radial_index] * angular[:, self.angular_index]
         return terms * (zj * zk).unsqueeze(1) if self.weighted else terms
 
-    def triplet_sums(self, vectors: Tensor, a: Tensor, b: Tensor, centre: Tensor, weights: Tensor,
-                     num_atoms: int) -> Tensor:
+    def triplet_sums(
+        self, vectors: Tensor, a: Tensor, b: Tensor, centre: Tensor, weights: Tensor, num_atoms: int
+    ) -> Tensor:
         r"""The terms summed per centre atom, (N, F), without forming the (T, F) terms.
 
         Args: vectors (E, 3) edge vectors r_j - r_i; a, b (T,) the two edges of each triplet;
@@ -294,18 +296,27 @@ def segment_outer_sum(left: Tensor, right: Tensor, segment: Tensor, num_segments
     return left.new_zeros(shape).index_copy(0, present, torch.bmm(padded_left.transpose(1, 2), padded_right))
 
 
-def _build_radial(weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Module]:
-    def build(specs: Sequence[Any], cutoff: CutoffFunction) -> nn.Module:  # the cutoff function is unused
-        return CompactRadial([s.rl for s in specs], [s.rc for s in specs], [s.subtype for s in specs],
-                             weighted=weighted)
+def _build_radial(weighted: bool) -> Builder:
+    def build(specs: Sequence[SymmetryFunctionSpec], cutoff: CutoffFunction) -> nn.Module:  # cutoff unused
+        return CompactRadial(
+            [s.rl for s in specs], [s.rc for s in specs], [s.subtype for s in specs], weighted=weighted
+        )
+
     return build
 
 
-def _build_angular(narrow: bool, weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Module]:
-    def build(specs: Sequence[Any], cutoff: CutoffFunction) -> nn.Module:
-        return CompactAngular([s.rl for s in specs], [s.rc for s in specs], [s.angle_left for s in specs],
-                              [s.angle_right for s in specs], [s.subtype for s in specs], narrow=narrow,
-                              weighted=weighted)
+def _build_angular(narrow: bool, weighted: bool) -> Builder:
+    def build(specs: Sequence[SymmetryFunctionSpec], cutoff: CutoffFunction) -> nn.Module:
+        return CompactAngular(
+            [s.rl for s in specs],
+            [s.rc for s in specs],
+            [s.angle_left for s in specs],
+            [s.angle_right for s in specs],
+            [s.subtype for s in specs],
+            narrow=narrow,
+            weighted=weighted,
+        )
+
     return build
 
 

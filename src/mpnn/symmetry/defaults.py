@@ -31,7 +31,7 @@ from typing import Any
 from ase.data import atomic_numbers
 
 from mpnn.errors import DataError
-from mpnn.n2p2.input_nn import spec_from_dict
+from mpnn.symmetry.spec import SymmetryFunctionSpec
 
 #: Default zetas of the angular functions.
 ZETAS = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -55,10 +55,10 @@ def sort_elements(symbols: Sequence[str]) -> list[str]:
 
 
 def n2p2_order(spec: dict[str, Any]) -> tuple:
-    """Sort key of one spec within its element: n2p2's ``operator<`` itself
-    (:meth:`~mpnn.n2p2.input_nn.SymmetryFunctionSpec.sort_key`; one cutoff function),
+    """Sort key of one spec dict within its element: n2p2's ``operator<`` itself
+    (:meth:`~mpnn.symmetry.spec.SymmetryFunctionSpec.sort_key`; one cutoff function),
     so that the order here is the order of an exported ``input.nn``."""
-    return spec_from_dict(spec, "H").sort_key()[1:]  # the centre element is the same for all
+    return SymmetryFunctionSpec.from_dict(spec).sort_key()[1:]  # the centre element is the same for all
 
 
 def radial_grid(cutoff: float, count: int, r_min: float) -> tuple[list[float], float]:
@@ -117,28 +117,18 @@ def default_symmetry_functions(
     if angular_shifts:
         shifts, eta = radial_grid(cutoff, angular_shifts, r_min)
         angular += [(eta, rs) for rs in shifts]
-    out = []
-    for _ in symbols:
-        specs: list[dict[str, Any]] = [
-            {"type": 2, "neighbors": [e], "eta": eta, "rs": rs, "rc": cutoff}
-            for e in by_z
-            for eta, rs in radial
-        ]
-        specs += [
-            {
-                "type": t,
-                "neighbors": list(pair),
-                "eta": eta,
-                "rs": rs,
-                "rc": cutoff,
-                "lambda_": lam,
-                "zeta": zeta,
-            }
-            for t in angular_types
-            for pair in pairs
-            for eta, rs in angular
-            for zeta in zetas
-            for lam in (-1.0, 1.0)
-        ]
-        out.append(sorted(specs, key=n2p2_order))
-    return out
+    specs = [
+        SymmetryFunctionSpec(type=2, neighbors=(e,), eta=eta, rs=rs, rc=cutoff)
+        for e in by_z
+        for eta, rs in radial
+    ]
+    specs += [
+        SymmetryFunctionSpec(type=t, neighbors=pair, eta=eta, rs=rs, rc=cutoff, lambda_=lam, zeta=zeta)
+        for t in angular_types
+        for pair in pairs
+        for eta, rs in angular
+        for zeta in zetas
+        for lam in (-1.0, 1.0)
+    ]
+    ordered = sorted(specs, key=SymmetryFunctionSpec.sort_key)
+    return [[spec.to_dict() for spec in ordered] for _ in symbols]  # the same for every centre element

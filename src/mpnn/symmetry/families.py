@@ -10,23 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from torch import nn
 
 from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.gaussian import GaussianAngular, GaussianRadial
+from mpnn.symmetry.spec import SymmetryFunctionSpec
+
+#: A family's constructor: the specs of one group and the cutoff function -> its terms module.
+Builder = Callable[[Sequence[SymmetryFunctionSpec], CutoffFunction], nn.Module]
 
 
 @dataclass(frozen=True)
 class Family:
     angular: bool
     weighted: bool
-    build: Callable[[Sequence[Any], CutoffFunction], nn.Module]
+    build: Builder
 
 
-def _radial(weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Module]:
-    def build(specs: Sequence[Any], cutoff: CutoffFunction) -> nn.Module:
+def _radial(weighted: bool) -> Builder:
+    def build(specs: Sequence[SymmetryFunctionSpec], cutoff: CutoffFunction) -> nn.Module:
         return GaussianRadial(
             [s.eta for s in specs], [s.rs for s in specs], [s.rc for s in specs], cutoff, weighted=weighted
         )
@@ -34,8 +37,8 @@ def _radial(weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Modu
     return build
 
 
-def _angular(narrow: bool, weighted: bool) -> Callable[[Sequence[Any], CutoffFunction], nn.Module]:
-    def build(specs: Sequence[Any], cutoff: CutoffFunction) -> nn.Module:
+def _angular(narrow: bool, weighted: bool) -> Builder:
+    def build(specs: Sequence[SymmetryFunctionSpec], cutoff: CutoffFunction) -> nn.Module:
         return GaussianAngular(
             [s.eta for s in specs],
             [s.rs for s in specs],
