@@ -4,9 +4,10 @@ Data: ``../shared/data/botnet_ethanol_rmd17.tar.gz`` (BOTNet data sets, MIT): ``
 configurations, of which ``--valid`` are held out for early stopping) and ``test_MD.xyz`` (1000),
 energies in eV and forces in eV/Angstrom (PBE/def2-SVP).  Goal: test force MAE <= 15 meV/Angstrom
 (GAP 14.8; ANI-type networks ~16-24).  The command it runs is printed; the run folder keeps
-``metrics.csv``, ``test_metrics.csv``, the parity plots, the model (``best.pt``) and the unpacked
-data (``data/``); running the script again with the same ``--out`` resumes an interrupted run
-(the wall time printed is then that of the last call; ``metrics.csv`` has the training time).
+``metrics.csv``, ``test_metrics.csv``, the parity plots and the model (``best.pt``); the data are
+unpacked beside it (``<out>-data/``); running the script again with the same ``--out`` resumes an
+interrupted run (the wall time printed is then that of the last call; ``metrics.csv`` has the
+training time).
 
     python -m benchmarks.ethanol_train [--out runs/ethanol] [--epochs N] [--quick]
 """
@@ -54,7 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     epochs = 20 if args.quick else args.epochs
     out = Path(args.out)
-    train, test = unpack(out / "data")  # a fixed place, so that running again resumes the run
+    # beside the run folder (a run folder never holds its inputs), in a fixed place so that running
+    # again resumes the run
+    train, test = unpack(out.with_name(out.name + "-data"))
     command = [str(train), "--test", str(test), "--epochs", str(epochs), "--out", str(out), *SETTINGS]
     print("mpnn train-potential " + shlex.join(command), flush=True)
     start = time.perf_counter()

@@ -456,3 +456,38 @@ def test_train_potential_api_on_a_validation_file(files, tmp_path):
     assert [r.split for r in rows] == ["train", "valid"]
     assert rows[0].structures == 30 and rows[1].structures == 8
     assert not (tmp_path / "run" / "split.pt").exists()
+
+
+def test_mpnn_train_on_structures_is_train_potential(files, tmp_path, capsys):
+    """``mpnn train --data FILE`` (or ``--model hdnnp``) trains the same potential as
+    ``mpnn train-potential FILE``; options of property models are refused in one line."""
+    from mpnn import cli
+
+    common = ["--epochs", "2", "--batch-size", "8", "--seed", "3", "--quiet"]
+    assert cli.main(["train", "--data", str(files["train"]), *common, "--out", str(tmp_path / "a")]) == 0
+    args = ["train-potential", str(files["train"]), *common, "--out", str(tmp_path / "b")]
+    assert cli.main(args) == 0
+    a = torch.load(tmp_path / "a" / BEST, weights_only=True)
+    b = torch.load(tmp_path / "b" / BEST, weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    capsys.readouterr()
+    bad = [
+        "train",
+        "--model",
+        "hdnnp",
+        "--data",
+        str(files["train"]),
+        "--dim",
+        "8",
+        "--out",
+        str(tmp_path / "c"),
+    ]
+    assert cli.main(bad) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mpnn: error: --dim: not an option of a potential")
+    assert (
+        cli.main(["train", "--model", "gcn", "--data", str(files["train"]), "--out", str(tmp_path / "c")])
+        == 2
+    )
+    assert "a property model" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -213,3 +213,44 @@ def cmd_train_potential(args: argparse.Namespace) -> int:
     if ctx.main:
         print(potential_errors_table(rows, title=f"errors of {out / 'best.pt'}:"), end="")
     return 0
+
+
+#: ``mpnn train`` options that mean the same for a potential: (attribute, flag).
+SHARED_WITH_TRAIN = (
+    ("epochs", "--epochs"),
+    ("time_budget", "--time-budget"),
+    ("batch_size", "--batch-size"),
+    ("lr", "--lr"),
+    ("patience", "--patience"),
+    ("seed", "--seed"),
+    ("out", "--out"),
+)
+
+
+def is_structure_file(path: str | None) -> bool:
+    """Whether ``path`` is a file of structures (extxyz, ASE db, n2p2 input.data, ...), not a QM9
+    release (an archive or a folder of its xyz files)."""
+    if path is None or not Path(path).is_file():
+        return False
+    name = Path(path).name.lower()
+    return not any(name.endswith(s) for s in (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip"))
+
+
+def train_args(args: argparse.Namespace) -> list[str]:
+    """The ``train-potential`` command line of an ``mpnn train`` call on structures (an HDNNP):
+    the options both commands share are passed on; any other is a usage error naming the command
+    that has it (the potential's own options, such as --cutoff, belong to ``train-potential``)."""
+    shared = {name for name, _ in SHARED_WITH_TRAIN} | {"data", "model", "quiet", "command", "func"}
+    given = [name for name, value in vars(args).items() if value not in (None, False) and name not in shared]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(
+            f"{flag}: not an option of a potential; `mpnn train --model hdnnp DATA` takes "
+            f"{', '.join(f for _, f in SHARED_WITH_TRAIN)} and --quiet, `mpnn train-potential` all the others"
+        )
+    argv = [args.data]
+    for name, flag in SHARED_WITH_TRAIN:
+        value = getattr(args, name)
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + (["--quiet"] if args.quiet else [])

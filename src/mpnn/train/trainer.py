@@ -131,7 +131,8 @@ class Trainer:
         self.model, self.targets, self.settings, self.out = model, list(targets), settings, out
         self.monitor, self.ctx, self.export_dtype = monitor, ctx, export_dtype
         self.columns = history_columns(self.targets, monitor)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.parameters, lr=settings.lr)
         self.state = TrainState(settings.lr, self.columns)
         self.ema = None
         if settings.ema_decay is not None:
@@ -221,7 +222,9 @@ class Trainer:
             value = float(loss.detach())
             check_finite_loss(value, state.epoch + 1)
             self.optimizer.zero_grad(set_to_none=True)
-            (loss * ctx.world).backward()  # DDP averages the gradients over the processes
+            # DDP averages the gradients over the processes; only the weights' gradients are
+            # needed (not those of the positions, which a force loss would also reach)
+            (loss * ctx.world).backward(inputs=self.parameters)
             if settings.clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings.clip)
             self.optimizer.step()
