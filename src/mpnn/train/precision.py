@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -76,9 +76,9 @@ class Precision:
         low = (torch.bfloat16, torch.float16)
         return {k: v.float() if v.dtype in low else v for k, v in predicted.items()}
 
-    def backward(self, loss: Tensor) -> None:
-        """``loss.backward()``, the loss scaled for fp16."""
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+    def backward(self, loss: Tensor, inputs: Sequence[Tensor] | None = None) -> None:
+        """``loss.backward(inputs=inputs)`` (None: every leaf), the loss scaled for fp16."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward(inputs=inputs)
 
     def step(
         self, optimizer: torch.optim.Optimizer, parameters: Iterable[Tensor], clip: float | None
