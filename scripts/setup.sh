@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up mpnn in ./.venv on a fresh machine; safe to run again (it skips what is done).
 #   scripts/setup.sh          the package and what it needs to run
-#   scripts/setup.sh --test   also the test dependencies (pytest, torch_geometric, ruff)
+#   scripts/setup.sh --test   also the test dependencies (pytest, torch_geometric, ruff, tensorboard)
 # PyTorch: an installed torch is kept.  Otherwise a machine with an NVIDIA GPU gets the newest
 # torch (CUDA build, unpinned); a machine without one gets a CPU-only build, so that several GB
 # of CUDA libraries are not downloaded for nothing.  TORCH_SPEC overrides the choice

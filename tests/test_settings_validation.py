@@ -53,6 +53,11 @@ BAD_CONFIGS = [
     ("training:\n  patience: -2\n", "training.patience: expected an integer >= 0, got -2"),
     ("training:\n  batch_size: 2.5\n", "training.batch_size: expected a positive integer, got 2.5"),
     ("training:\n  seed: -1\n", "training.seed: expected an integer >= 0 (below 2**63), got -1"),
+    ("training:\n  ema_decay: 1\n", "training.ema_decay: expected a number in (0, 1), got 1"),
+    ("training:\n  amp: fp8\n", "training.amp: expected one of bf16, fp16, got 'fp8'"),
+    ("training:\n  tensorboard: 'yes'\n", "training.tensorboard: expected true or false, got 'yes'"),
+    ("training:\n  weight_end: 1.5\n", "training.weight_end: expected a number in [0, 1], got 1.5"),
+    ("training:\n  force_weight_final: -1\n", "training.force_weight_final: expected a number >= 0, got -1"),
     ("data:\n  subset: many\n", "data.subset: expected a positive integer, got 'many'"),
     ("data:\n  valid: -1\n", "data.valid: expected a positive integer, got -1"),
     ("data:\n  valid: 0\n", "data.valid: expected a positive integer, got 0"),  # early stopping needs it
@@ -117,6 +122,18 @@ def test_valid_config_values_are_accepted(tmp_path) -> None:
         (lambda: PotentialSettings(epochs=1, float32="no"), "training.float32: expected true or false"),
         (lambda: PotentialSettings(epochs=1, schedule="cosine"), "training.schedule: expected one of"),
         (lambda: PotentialSettings(epochs=1, force_weight=0, energy_weight=0), "training: energy and force"),
+        (
+            lambda: PotentialSettings(epochs=1, force_weight_final=0, energy_weight_final=0),
+            "training: final energy and force weights must not both be 0",
+        ),
+        (
+            lambda: PotentialSettings(epochs=1, weight_start=0.8, weight_end=0.5),
+            "training.weight_start: 0.8 is after weight_end 0.5",
+        ),
+        (
+            lambda: PotentialSpec(train="x", training=PotentialSettings(epochs=1, amp="bf16")),
+            "training.amp: mixed precision (bf16) needs float32 training (--float32)",
+        ),
         (lambda: PotentialSpec(train="x", cutoff=float("nan")), "cutoff: expected a positive number"),
         (lambda: PotentialSpec(train="x", nodes=[8, 0]), "nodes: expected a non-empty list of positive"),
         (lambda: PotentialSpec(train="x", valid=1.0), "valid: expected a fraction in (0, 1) or a file"),
@@ -135,6 +152,8 @@ def test_settings_dataclasses_check_every_field(build, message) -> None:
 
 def test_valid_settings_are_accepted() -> None:
     assert TrainSettings(epochs=3, clip=None, patience=0).epochs == 3
+    assert PotentialSettings(epochs=1, force_weight=0, force_weight_final=1).trains_forces
+    assert PotentialSpec(train="x", training=PotentialSettings(epochs=1, amp="fp16", float32=True))
     assert TrainSettings(time_budget=10).time_budget == 10  # an int is a number of seconds
     assert PotentialSettings(epochs=1, energy_weight=0, clip=1).clip == 1
     spec = PotentialSpec(train="x", valid="valid.xyz", symmetry={"angular_types": [3, 9]})
@@ -158,6 +177,9 @@ BAD_OPTIONS = [
     (["--decay-factor", "1.5"], "argument --decay-factor: expected a number in (0, 1], got '1.5'"),
     (["--seed", "-1"], "argument --seed: expected an integer >= 0"),
     (["--weight-seed", "x"], "argument --weight-seed: expected an integer >= 0"),
+    (["--ema", "1"], "argument --ema: expected a number in (0, 1), got '1'"),
+    (["--ema", "nan"], "argument --ema: expected a number in (0, 1), got 'nan'"),
+    (["--amp", "fp8"], "argument --amp: invalid choice: 'fp8'"),
 ]
 
 
@@ -179,6 +201,11 @@ BAD_POTENTIAL_OPTIONS = [
     (["--lr", "1e30"], "argument --lr: expected a number in (0, 1], got '1e30'"),
     (["--threads", "100000"], "argument --threads: expected an integer in [1, "),  # segfaulted in OpenMP
     (["--threads", "0"], "argument --threads: expected an integer in [1, "),
+    (["--weight-start", "2"], "argument --weight-start: expected a number in [0, 1], got '2'"),
+    (["--energy-weight-final", "-1"], "argument --energy-weight-final: expected a number >= 0, got '-1'"),
+    (["--weight-start", "0.9", "--weight-end", "0.1"], "training.weight_start: 0.9 is after weight_end 0.1"),
+    (["--amp", "bf16"], "training.amp: mixed precision (bf16) needs float32 training (--float32)"),
+    (["--ema", "0"], "argument --ema: expected a number in (0, 1), got '0'"),
 ]
 
 
@@ -206,6 +233,28 @@ def test_valid_options_build_the_spec(tmp_path) -> None:
     spec = spec_from_config(train_config(args))
     t = spec.training
     assert (t.epochs, t.clip, t.decay_start, t.decay_factor, t.seed, t.lr) == (2, 0.0, 0.0, 1.0, 5, 2e-3)
+    assert (t.ema_decay, t.amp, t.tensorboard) == (None, None, False)
+    args = cli.build_parser().parse_args(["train", "--ema", "0.99", "--amp", "bf16", "--tensorboard"])
+    t = spec_from_config(train_config(args)).training
+    assert (t.ema_decay, t.amp, t.tensorboard) == (0.99, "bf16", True)
+
+
+#: The training settings a run wrote before EMA, loss-weight schedules, TensorBoard and amp.
+EARLIER_FIELDS = (
+    "epochs time_budget batch_size lr schedule decay_start decay_factor lr_factor lr_patience min_lr "
+    "clip patience seed energy_weight force_weight float32"
+).split()
+
+
+def test_settings_write_new_fields_only_when_set_and_earlier_ones_load() -> None:
+    plain = TrainSettings(epochs=2)
+    assert sorted(plain.to_json()) == sorted(EARLIER_FIELDS)
+    assert TrainSettings(**{k: v for k, v in plain.to_json().items() if k in EARLIER_FIELDS}) == plain
+    new = {"ema_decay": 0.99, "energy_weight_final": 10.0, "force_weight_final": 1.0, "weight_start": 0.5,
+           "weight_end": 0.75, "tensorboard": True, "amp": "bf16", "weight_seed": 2}  # fmt: skip
+    full = TrainSettings(epochs=2, **new)
+    assert full.to_json() == {**plain.to_json(), **new}
+    assert TrainSettings(**full.to_json()) == full
 
 
 def test_a_run_description_of_the_wrong_types_names_the_file(tmp_path: Path, capsys) -> None:

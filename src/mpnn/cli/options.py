@@ -63,6 +63,8 @@ _nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 _decay_start = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 _decay_factor = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 _learning_rate = _number(float, lambda v: 0 < v <= MAX_LR, f"a number in (0, {MAX_LR:g}]")
+_fraction = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+_decay = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
 def model_option(text: str) -> tuple[str, Any]:
@@ -135,6 +137,32 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """``--ema DECAY``, ``--amp bf16|fp16`` and ``--tensorboard``: the weight average, mixed
+    precision and TensorBoard logging of :class:`~mpnn.train.settings.TrainSettings`."""
+    parser.add_argument(
+        "--ema",
+        dest="ema_decay",
+        type=_decay,
+        metavar="DECAY",
+        help="validate and save an exponential moving average of the weights, DECAY per step "
+        "(MACE, NequIP: 0.99; default: none)",
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("bf16", "fp16"),
+        help="mixed precision (autocast) for float32 training on CUDA GPUs; on a CPU it runs, "
+        "slowly, with a warning (default: off)",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also write metrics.csv's columns as TensorBoard scalars in OUT/tensorboard "
+        "(pip install tensorboard)",
+    )
+
+
 def add_quiet_option(parser: argparse.ArgumentParser, what: str = "no progress bars or epoch lines") -> None:
     """``--quiet``: less output."""
     parser.add_argument("--quiet", action="store_true", help=what)
@@ -165,7 +193,10 @@ def _resolve(path: str | None) -> str | None:
 
 
 #: ``mpnn train`` options that are :class:`~mpnn.train.settings.TrainSettings` of the same name.
-_TRAINING_OPTIONS = "epochs time_budget batch_size lr decay_start decay_factor clip seed weight_seed".split()
+_TRAINING_OPTIONS = (
+    "epochs time_budget batch_size lr decay_start decay_factor clip seed weight_seed "
+    "ema_decay amp tensorboard"
+).split()
 
 
 def train_config(args: argparse.Namespace) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from mpnn.cli.options import (
     add_model_options,
     add_out_option,
     add_quiet_option,
+    add_training_options,
     read_config_option,
     train_config,
 )
@@ -43,8 +44,8 @@ TRAIN_EPILOG = """\
 With no options, `mpnn train` trains one enn-s2s model on all 13 QM9 targets jointly on the
 bundled subset (4,000 molecules: 3,200 train, 400 valid, 400 test) for 180 s, then prints
 the test errors (about 3-4 minutes on 2 CPU cores). Running it again with the same --out
-resumes the run from last.pt (options given again must match, except the training length and
---patience).
+resumes the run from last.pt (options given again must match, except the training length,
+--patience and --tensorboard).
 
 --model names a registered model or a preset; --model-option sets one hyperparameter (a JSON
 value). --config reads a JSON or YAML file with any of the sections targets, joint, data,
@@ -58,6 +59,7 @@ examples:
   mpnn train --model enn_s2s --model-option dim=128 --model-option edge_hidden=[64]
   mpnn train --config u0.yaml --epochs 20
   mpnn train --target U0 --weight-seed 2 --out runs/m2   # another initialisation, same split
+  mpnn train --target U0 --epochs 100 --ema 0.99 --tensorboard   # averaged weights; tensorboard --logdir runs
 """
 
 
@@ -115,6 +117,7 @@ def _train_parser(sub: Any) -> None:
         metavar="N",
         help="seed of the weights and the epoch order only; the split keeps --seed (default: --seed)",
     )
+    add_training_options(p)
     p.add_argument("--dim", type=_positive_int, metavar="D", help="node state width (default: 64)")
     p.add_argument("--steps", type=_positive_int, metavar="T", help="message passing steps (default: 3)")
     add_model_options(p)

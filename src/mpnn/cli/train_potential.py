@@ -18,6 +18,7 @@ import torch
 from mpnn.cli.options import (
     UsageError,
     _count,
+    _fraction,
     _learning_rate,
     _number,
     _positive_float,
@@ -26,6 +27,7 @@ from mpnn.cli.options import (
     add_length_options,
     add_out_option,
     add_quiet_option,
+    add_training_options,
     add_units_option,
 )
 from mpnn.errors import MpnnError
@@ -37,12 +39,20 @@ Symmetry functions: element-resolved radial (type 2, --radial per neighbour elem
 ones (type 9 and/or 3, (--angular + --angular-shifts) x --zetas x lambda +-1 per neighbour pair),
 computed once with their derivatives; functions constant on the
 training set are dropped. Running again with the same --out resumes from last.pt (only --epochs,
---time-budget and --patience may change).
+--time-budget, --patience and --tensorboard may change).
+
+Loss weights: constant (n2p2) by default; with --energy-weight-final and/or --force-weight-final
+they move linearly from --energy-weight/--force-weight to those between the fractions
+--weight-start and --weight-end of training (default 0 and 1), a step change where the two are
+equal (MACE's second stage: --weight-start 0.75 --weight-end 0.75 --energy-weight-final 1000).
+The validation loss that picks best.pt weighs with the final weights.
 
 examples:
   mpnn train-potential train.xyz --test test.xyz --epochs 500 --out runs/ethanol
   mpnn train-potential input.data --valid 0.1 --cutoff 6 --nodes 32,32 --time-budget 600
   mpnn train-potential input.data --units bohr,hartree --epochs 100   # n2p2 data in atomic units
+  mpnn train-potential train.xyz --epochs 400 --ema 0.99 --energy-weight-final 1000 \
+      --weight-start 0.75 --weight-end 0.75 --tensorboard   # MACE-like: averaged, energies late
 """
 
 
@@ -72,6 +82,15 @@ _types = _number(_int_list, lambda v: bool(v) and set(v) <= {3, 9}, "3, 9 or 3,9
 #: costs memory, and 1e5 threads crash OpenMP (a segmentation fault, not an error).
 MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 _threads = _number(int, lambda v: 1 <= v <= MAX_THREADS, f"an integer in [1, {MAX_THREADS}]")
+#: The loss weights and their schedule: option, type, metavar, help.
+_WEIGHT_OPTIONS = (
+    ("--force-weight", _weight, "W", "w_F of the loss (its start value; default 10)"),
+    ("--energy-weight", _weight, "W", "w_E of the loss (its start value; default 1)"),
+    ("--force-weight-final", _weight, "W", "w_F at the end (default: --force-weight)"),
+    ("--energy-weight-final", _weight, "W", "w_E at the end (default: --energy-weight)"),
+    ("--weight-start", _fraction, "F", "fraction of training where the weights start to change (0)"),
+    ("--weight-end", _fraction, "F", "fraction of training where they reach the final ones (1)"),
+)
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -117,8 +136,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--schedule", choices=("plateau", "linear"), help="learning-rate schedule (default linear)"
     )
-    p.add_argument("--force-weight", type=_weight, metavar="W", help="w_F of the loss (default 10)")
-    p.add_argument("--energy-weight", type=_weight, metavar="W", help="w_E of the loss (default 1)")
+    for option, kind, metavar, what in _WEIGHT_OPTIONS:
+        p.add_argument(option, type=kind, metavar=metavar, help=what)
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="structures per step (default 16)")
     p.add_argument(
         "--patience",
@@ -129,6 +148,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, help="seed of weights, split and order (default 0)")
     add_out_option(p, "output folder (default runs/potential-<date-time>)")
     p.add_argument("--float32", action="store_true", default=None, help="train in float32 (faster)")
+    add_training_options(p)
     p.add_argument(
         "--threads",
         type=_threads,
@@ -160,6 +180,13 @@ _OPTIONS = {
     "schedule": "training.schedule",
     "force_weight": "training.force_weight",
     "energy_weight": "training.energy_weight",
+    "force_weight_final": "training.force_weight_final",
+    "energy_weight_final": "training.energy_weight_final",
+    "weight_start": "training.weight_start",
+    "weight_end": "training.weight_end",
+    "ema_decay": "training.ema_decay",
+    "amp": "training.amp",
+    "tensorboard": "training.tensorboard",
     "batch_size": "training.batch_size",
     "seed": "training.seed",
     "float32": "training.float32",

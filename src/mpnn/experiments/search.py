@@ -52,10 +52,10 @@ from mpnn.train.config import (
     normalize_config,
     spec_from_config,
 )
+from mpnn.train.history import METRICS
 from mpnn.train.metrics import TargetError, csv_number, mean_ratio, read_csv_rows, read_errors_csv
 from mpnn.train.run import MUTABLE, RUN, TEST_METRICS, RunSpec, check_runs, read_spec, train_run
 from mpnn.train.settings_files import load_json
-from mpnn.train.trainer import METRICS
 from mpnn.train.validate import MAX_SEED, is_number
 
 SEARCH, SEARCH_CSV = "search.json", "search.csv"

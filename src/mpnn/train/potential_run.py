@@ -13,8 +13,9 @@ testing, prediction and MD run the same modules and the same force code
 A run folder holds ``config.json`` (``"model"``: the HDNNP configuration for
 :func:`mpnn.models.build_model`; ``"run"``: the :class:`PotentialSpec`), ``split.pt`` (training
 and validation indices into the training file), ``best.pt``, ``last.pt``, ``metrics.csv``,
-``test_metrics.csv`` and the parity plots.  Running again into the same folder resumes; only
-the training length and patience may change.
+``test_metrics.csv`` and the parity plots (and ``tensorboard/`` with ``training.tensorboard``).
+Running again into the same folder resumes; only the training length, the patience and
+TensorBoard logging may change (:data:`mpnn.train.run.MUTABLE`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from mpnn.train.checkpoint import (
     save_tensors,
 )
 from mpnn.train.distributed import Context
+from mpnn.train.history import summary_writer_class
 from mpnn.train.metrics import PotentialErrors, potential_errors, potential_errors_csv
 from mpnn.train.run import apply_overrides
 from mpnn.train.settings import TrainSettings, potential_settings
@@ -103,6 +105,11 @@ class PotentialSpec:
         check_fields(self.symmetry, symmetry_rules, "symmetry.")
         if not isinstance(self.training, TrainSettings):
             raise DataError(f"training: expected training settings, got {self.training!r}")
+        if self.training.amp is not None and not self.training.float32:
+            raise DataError(
+                f"training.amp: mixed precision ({self.training.amp}) needs float32 training "
+                "(--float32); float64 is never autocast"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "training": self.training.to_json()}
@@ -115,7 +122,8 @@ class PotentialSpec:
 def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
     """The spec stored in ``out/config.json`` with the options ``given`` (dotted names), or None.
 
-    Only ``training.epochs``, ``training.time_budget`` and ``training.patience`` may differ.
+    Only the settings of :data:`mpnn.train.run.MUTABLE` may differ (the training length, the
+    patience, TensorBoard logging).
     """
     path = Path(out) / CONFIG
     if not (Path(out) / LAST).is_file() or not path.is_file():
@@ -228,11 +236,13 @@ def train_potential(
     valid_file = spec.valid if isinstance(spec.valid, str) else None
     check_outputs(folders=[out], inputs=[spec.train, valid_file, spec.test])
     check_output_folder(out, outputs.POTENTIAL_RUN)
+    if spec.training.tensorboard:
+        summary_writer_class()  # a missing package is an error before anything is written
     hashes = data_hashes(spec)
     if (out / LAST).is_file() and (out / CONFIG).is_file():
         check_data_hashes(out / CONFIG, spec, hashes)
     settings = spec.training
-    forces = settings.force_weight > 0
+    forces = settings.trains_forces
     everything = read_set(spec.train, forces=forces, units=spec.units)
     numbers = sorted({int(z) for m in everything for z in m.z})
     resuming = (out / LAST).is_file() and (out / CONFIG).is_file()
@@ -298,8 +308,12 @@ EVAL_BATCH = 256
 
 
 def targets_of(settings: TrainSettings) -> list[Energy | Forces]:
-    """The targets of a potential run: energies per atom and force components, weighted."""
-    return [Energy(settings.energy_weight), Forces(settings.force_weight)]
+    """The targets of a potential run: energies per atom and force components, weighted (the
+    weights change from ``energy_weight`` to ``energy_weight_final`` where that is set, ...)."""
+    return [
+        Energy(settings.energy_weight, settings.energy_weight_final),
+        Forces(settings.force_weight, settings.force_weight_final),
+    ]
 
 
 def fit_structures(

@@ -40,15 +40,17 @@ from mpnn.train.distributed import Context
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.metrics import TargetError, target_columns, target_errors, write_errors_csv
 from mpnn.train.properties import fit_standardization, predict
-from mpnn.train.settings import TrainSettings
+from mpnn.train.settings import TrainSettings, omitted_value
 from mpnn.train.settings_files import load_json
 from mpnn.train.targets import Properties
 from mpnn.train.trainer import fit, load_for_resume
 
 RUN = "run.json"
 TEST_METRICS = "test_metrics.csv"
-#: Settings that may change when a run is resumed; any other difference is an error.
-MUTABLE = ("training.epochs", "training.time_budget", "training.patience")
+#: Settings that may change when a run is resumed; any other difference is an error (a resumed
+#: run keeps its weight average, loss weights and precision: ``training.ema_decay`` and the others
+#: cannot be switched on or off half way).
+MUTABLE = ("training.epochs", "training.time_budget", "training.patience", "training.tensorboard")
 #: What decides best.pt and early stopping: Gilmer's mean MAE / chemical accuracy on validation.
 MONITOR = "valid_ratio"
 
@@ -147,7 +149,7 @@ def apply_overrides(
         target = merged
         for section in sections:
             target = target.setdefault(section, {})
-        old = target.get(key)
+        old = target.get(key, _stored_default(name))
         if frozen is not None and old != value and name not in MUTABLE:
             raise DataError(
                 f"{frozen}: this folder holds a run with {name} = {old!r}, not {value!r}; "
@@ -155,6 +157,13 @@ def apply_overrides(
             )
         target[key] = value
     return merged
+
+
+def _stored_default(name: str) -> Any:
+    """The value of a setting that a stored run leaves out: a training field's default where it
+    is written only when set (:func:`mpnn.train.settings.omitted_value`), else None."""
+    section, _, key = name.partition(".")
+    return omitted_value(key) if section == "training" else None
 
 
 def resume_spec(out: str | Path, overrides: dict[str, Any]) -> RunSpec | None:

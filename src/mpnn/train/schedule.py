@@ -1,7 +1,8 @@
-"""Gilmer et al.'s learning-rate schedule: constant, then a linear decay to ``lr * decay_factor``.
+"""Gilmer et al.'s learning-rate schedule: constant, then a linear decay to ``lr * decay_factor``;
+the loss weights' schedule (:func:`loss_weight`): constant, a linear change or a step.
 
 Training progress ``p`` in [0, 1] is measured in optimisation steps (a fixed number of
-epochs) or in elapsed wall-clock seconds (a time budget); the schedule only sees ``p``.
+epochs) or in elapsed wall-clock seconds (a time budget); the schedules only see ``p``.
 """
 
 from __future__ import annotations
@@ -60,3 +61,34 @@ def progress(
     if not epochs:
         raise ValueError("progress: give epochs or a time budget")
     return step / (steps_per_epoch * epochs)
+
+
+def loss_weight(
+    progress: float, initial: float, final: float | None, start: float = 0.0, end: float = 1.0
+) -> float:
+    """The weight of a loss term at training progress ``progress`` (``energy_weight`` ->
+    ``energy_weight_final``, ``force_weight`` -> ``force_weight_final``).
+
+    .. math::
+        w(p) = w_0 \\text{ for } p < s, \\qquad
+        w(p) = w_0 + (w_1 - w_0)\\,\\frac{p - s}{e - s} \\text{ for } s \\le p < e, \\qquad
+        w(p) = w_1 \\text{ for } p \\ge e
+
+    so ``start == end`` is a step change at that fraction (MACE's second stage), and
+    ``final=None`` a constant weight (n2p2). The weights are dimensionless factors of their
+    terms' squared errors (eV^2/atom^2, eV^2/Angstrom^2).
+
+    Args:
+        progress: fraction of training done (:func:`progress`); clamped to [0, 1].
+        initial: w_0, the weight at the start.
+        final: w_1, the weight at the end; None: ``initial`` throughout.
+        start, end: s <= e, the fractions of training over which the weight changes.
+    """
+    if final is None:
+        return initial
+    p = min(max(progress, 0.0), 1.0)
+    if p < start:
+        return initial
+    if p >= end:
+        return final
+    return initial + (final - initial) * (p - start) / (end - start)

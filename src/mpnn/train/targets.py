@@ -51,11 +51,21 @@ class Target:
 
     Attributes:
         key: the prediction it reads (``"properties"``, ``"energy"``, ``"forces"``).
-        weight: its weight in the loss; a target of weight 0 is measured, not trained on.
+        weight: its weight in the loss at the start of training; a target of weight 0 is
+            measured, not trained on (while its weight is 0).
+        final_weight: its weight at the end of the change of the loss weights
+            (:func:`mpnn.train.schedule.loss_weight`), which also weighs it in ``valid_loss``;
+            None: ``weight`` throughout.
     """
 
     key: str = ""
     weight: float = 1.0
+    final_weight: float | None = None
+
+    @property
+    def monitored_weight(self) -> float:
+        """Its weight in the monitored ``valid_loss``: the final one, the same every epoch."""
+        return self.weight if self.final_weight is None else self.final_weight
 
     def loss(self, predicted: Tensor, batch: Batch, totals: Totals) -> Tensor:
         """Sum of the squared errors of this batch divided by their number over the global batch."""
@@ -88,7 +98,9 @@ class Properties(Target):
     def __init__(self, names: list[str], mean: Tensor, std: Tensor, weight: float = 1.0) -> None:
         self.names, self.weight = list(names), float(weight)
         self.mean, self.std = mean.detach().double().cpu(), std.detach().double().cpu()
-        self.accuracy = torch.tensor([CHEMICAL_ACCURACY[TARGETS.index(n)] for n in self.names])
+        self.accuracy = torch.tensor(
+            [CHEMICAL_ACCURACY[TARGETS.index(n)] for n in self.names], dtype=torch.float64
+        )
 
     def loss(self, predicted: Tensor, batch: Batch, totals: Totals) -> Tensor:
         mean, std = self.mean.to(predicted), self.std.to(predicted)
@@ -126,8 +138,9 @@ class Energy(Target):
 
     key = "energy"
 
-    def __init__(self, weight: float = 1.0) -> None:
+    def __init__(self, weight: float = 1.0, final_weight: float | None = None) -> None:
         self.weight = float(weight)
+        self.final_weight = None if final_weight is None else float(final_weight)
 
     def loss(self, predicted: Tensor, batch: Batch, totals: Totals) -> Tensor:
         atoms = batch.ptr.diff().to(predicted)
@@ -151,8 +164,9 @@ class Forces(Target):
 
     key = "forces"
 
-    def __init__(self, weight: float = 1.0) -> None:
+    def __init__(self, weight: float = 1.0, final_weight: float | None = None) -> None:
         self.weight = float(weight)
+        self.final_weight = None if final_weight is None else float(final_weight)
 
     def loss(self, predicted: Tensor, batch: Batch, totals: Totals) -> Tensor:
         return (predicted - batch.forces.to(predicted)).square().sum() / (3 * totals.atoms)

@@ -4,12 +4,15 @@
 forces) alike: the model's predictions (:class:`~mpnn.train.targets.Predictions`) meet the run's
 targets (:mod:`mpnn.train.targets`), whose weighted losses are summed; the learning rate follows
 :mod:`mpnn.train.schedule` (``linear``, by step or by time budget) or drops on a plateau of the
-validation score. After every epoch the validation metrics decide ``best.pt`` and early stopping
+validation score; the targets' weights follow :func:`mpnn.train.schedule.loss_weight` over the
+same progress. After every epoch the validation metrics decide ``best.pt`` and early stopping
 (``monitor``: ``valid_ratio`` for property runs, Gilmer's mean MAE / chemical accuracy;
-``valid_loss`` for potentials). ``last.pt`` holds the weights, the optimizer, the RNG state, the
-counters and the history (and the weight average with ``ema_decay``), so an interrupted run
-continues exactly: the epoch order is a function of ``(seed, epoch)`` alone. Under ``torchrun``
-the model runs under DDP (:mod:`mpnn.train.distributed`); only rank 0 writes.
+``valid_loss``, weighted with the final weights, for potentials). ``last.pt`` holds the weights,
+the optimizer, the RNG state, the counters and the history (and the weight average with
+``ema_decay``, :mod:`.average`; the fp16 loss scale with ``amp``, :mod:`.precision`), so an
+interrupted run continues exactly: the epoch order is a function of ``(seed, epoch)`` alone.
+Under ``torchrun`` the model runs under DDP (:mod:`mpnn.train.distributed`); only rank 0 writes
+(``metrics.csv`` and, with ``tensorboard``, the same rows as TensorBoard scalars, :mod:`.history`).
 
 A loader is anything with ``len(loader)`` (global batches per epoch) and
 ``loader.steps(epoch, ctx) -> Iterator[(Batch, Totals)]``: this process's part of each global
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,17 +36,17 @@ from tqdm.auto import tqdm
 
 from mpnn.batch import Batch
 from mpnn.files import remove_stale_temporaries, write_text
+from mpnn.train.average import load_average, weight_average
 from mpnn.train.checkpoint import BEST, LAST, SavedCounters, load_into, load_last, restore_last, save_tensors
 from mpnn.train.distributed import Context
-from mpnn.train.schedule import check_finite_loss, lr_factor, progress
+from mpnn.train.history import METRICS, TensorBoardLog, history_columns, history_csv, summary_writer_class
+from mpnn.train.precision import Precision
+from mpnn.train.schedule import check_finite_loss, loss_weight, lr_factor, progress
 from mpnn.train.settings import TrainSettings
 from mpnn.train.targets import Predictions, Target, Totals
 
-METRICS = "metrics.csv"
 #: Seconds between two writes of last.pt and metrics.csv (also after a new best.pt, and at the end).
 SAVE_EVERY = 15.0
-#: The first columns of every history row.
-BASE_COLUMNS = ("epoch", "elapsed_s", "lr", "train_loss")
 
 
 class Loader(Protocol):
@@ -61,28 +65,6 @@ class FitResult:
     best_epoch: int
     best_score: float
     stop_reason: str
-
-
-def history_columns(targets: Sequence[Target], monitor: str) -> tuple[str, ...]:
-    """The columns of ``metrics.csv``: the base columns, ``valid_loss`` when it is the monitored
-    score, then every target's training metrics, then their validation metrics."""
-    loss = ("valid_loss",) if monitor == "valid_loss" else ()
-    train = tuple(c for t in targets for c in t.metrics(None, "train"))
-    valid = tuple(c for t in targets for c in t.metrics(None, "valid"))
-    return BASE_COLUMNS + loss + train + valid
-
-
-def history_csv(history: Sequence[dict[str, float]], columns: Sequence[str]) -> str:
-    """``metrics.csv``: one row per epoch (``epoch`` an integer, the rest to 6 digits)."""
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in history:
-        writer.writerow([row[c] if c == "epoch" else f"{row[c]:.6g}" for c in columns])
-    return out.getvalue()
 
 
 class TrainState(SavedCounters):
@@ -134,16 +116,16 @@ class Trainer:
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.parameters, lr=settings.lr)
         self.state = TrainState(settings.lr, self.columns)
-        self.ema = None
-        if settings.ema_decay is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.ema = AveragedModel(
-                model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True
-            )
+        self.precision = Precision(settings.amp, self.parameters, warn=ctx.main)
+        self.ema = weight_average(model, settings.ema_decay)
+        if settings.tensorboard:
+            summary_writer_class()  # a missing package stops the run before it writes anything
+        self.log: TensorBoardLog | None = None
         # the parameters of element networks whose element a batch lacks get no gradient
         self.forward = ctx.wrap(Predictions(model), unused_parameters=not hasattr(model, "standardized"))
-        self.forces = any(t.key == "forces" and t.weight > 0 for t in self.targets)
+        self.forces = any(t.key == "forces" and max(t.weight, t.monitored_weight) > 0 for t in self.targets)
+        self.scheduled = any(t.final_weight is not None for t in self.targets)
+        self.weights = [t.weight for t in self.targets]  # the loss weights of the step
 
     @property
     def evaluated(self) -> nn.Module:
@@ -159,11 +141,9 @@ class Trainer:
         saved = load_last(path)
         load_into(self.model, saved["model"], path)
         restore_last(saved, self.optimizer, self.state, path)
+        self.precision.load_state_dict(saved.get("scaler"), str(path))
         if self.ema is not None:
-            if "ema" in saved:
-                load_into(self.ema, saved["ema"], path)
-            else:  # a run started without an average: it starts from the current weights
-                self.ema.module.load_state_dict(self.model.state_dict())
+            load_average(self.ema, saved.get("ema"), self.model, path)
         return True
 
     def save_last(self) -> None:
@@ -177,17 +157,48 @@ class Trainer:
         }
         if self.ema is not None:
             saved["ema"] = self.ema.state_dict()
+        if self.precision.state_dict() is not None:
+            saved["scaler"] = self.precision.state_dict()
         save_tensors(saved, self.out / LAST)
         write_text(history_csv(self.state.history, self.columns), self.out / METRICS)
 
     # -- one epoch ----------------------------------------------------------------------------
+    def record(self, row: dict[str, float]) -> None:
+        """Append a history row (and log it to TensorBoard)."""
+        self.state.history.append({c: row[c] for c in self.columns})
+        if self.log is not None:
+            self.log.add(self.state.history[-1])
+
     def loss(self, predicted: dict[str, Tensor], batch: Batch, totals: Totals) -> Tensor:
+        """The weighted loss of a step, with the weights of the step (:attr:`weights`)."""
         terms = [
-            t.weight * t.loss(predicted[t.key], batch, totals)
-            for t in self.targets
-            if t.weight > 0 and t.key in predicted
+            w * t.loss(predicted[t.key], batch, totals)
+            for t, w in zip(self.targets, self.weights, strict=True)
+            if w > 0 and t.key in predicted
         ]
         return torch.stack(terms).sum()
+
+    def schedule(self, start: float, trained: bool) -> bool:
+        """Set the learning rate and the loss weights of the next step from the training progress
+        (``start``: when this epoch began, ``time.perf_counter()``; ``trained``: whether it has
+        taken a step). False: the time budget is spent, end the epoch."""
+        settings, state = self.settings, self.state
+        if settings.schedule == "linear" or self.scheduled:
+            elapsed = state.elapsed + time.perf_counter() - start
+            if settings.time_budget is not None:
+                elapsed = self.ctx.agree(elapsed)
+                if settings.schedule == "linear" and elapsed >= settings.time_budget and trained:
+                    return False
+            p = progress(state.step, self.steps, settings.epochs, elapsed, settings.time_budget)
+            if settings.schedule == "linear":
+                state.lr = settings.lr * lr_factor(p, settings.decay_start, settings.decay_factor)
+            self.weights = [
+                loss_weight(p, t.weight, t.final_weight, settings.weight_start, settings.weight_end)
+                for t in self.targets
+            ]
+        for group in self.optimizer.param_groups:
+            group["lr"] = state.lr
+        return True
 
     def train_epoch(self, train: Loader, show_progress: bool) -> dict[str, float]:
         """Adam steps over one epoch (or until the time budget is spent); the training columns."""
@@ -196,38 +207,30 @@ class Trainer:
         start = time.perf_counter()
         sums: dict[int, Tensor] = {}
         loss_sum = torch.zeros(2, dtype=torch.float64)  # sum of loss x global batch, structures
-        steps = len(train)
+        self.steps = len(train)
         bar = tqdm(
             train.steps(state.epoch, ctx),
-            total=steps,
+            total=self.steps,
             desc=f"epoch {state.epoch + 1}" + (f"/{settings.epochs}" if settings.epochs else ""),
             disable=not (show_progress and ctx.main),
             leave=False,
             dynamic_ncols=True,
         )
         for batch, totals in bar:
-            if settings.schedule == "linear":
-                elapsed = state.elapsed + time.perf_counter() - start
-                if settings.time_budget is not None:
-                    elapsed = ctx.agree(elapsed)
-                    if elapsed >= settings.time_budget and loss_sum[1] > 0:
-                        break
-                p = progress(state.step, steps, settings.epochs, elapsed, settings.time_budget)
-                state.lr = settings.lr * lr_factor(p, settings.decay_start, settings.decay_factor)
-            for group in self.optimizer.param_groups:
-                group["lr"] = state.lr
+            if not self.schedule(start, trained=bool(loss_sum[1] > 0)):
+                break
             batch = batch.to(ctx.device)
-            predicted = self.forward(batch, forces=self.forces, create_graph=self.forces)
+            with self.precision.autocast():
+                predicted = self.forward(batch, forces=self.forces, create_graph=self.forces)
+            predicted = self.precision.full(predicted)
             loss = self.loss(predicted, batch, totals) * totals.share
             value = float(loss.detach())
             check_finite_loss(value, state.epoch + 1)
             self.optimizer.zero_grad(set_to_none=True)
             # DDP averages the gradients over the processes; only the weights' gradients are
             # needed (not those of the positions, which a force loss would also reach)
-            (loss * ctx.world).backward(inputs=self.parameters)
-            if settings.clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings.clip)
-            self.optimizer.step()
+            self.precision.backward(loss * ctx.world, inputs=self.parameters)
+            self.precision.step(self.optimizer, self.parameters, settings.clip)
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             state.step += 1
@@ -279,8 +282,8 @@ class Trainer:
         for k, t in enumerate(self.targets):
             reduced = self._reduce(sums.get(k))
             row.update(t.metrics(reduced, "valid"))
-            if reduced is not None and t.weight > 0:
-                loss += t.weight * t.loss_value(reduced)
+            if reduced is not None and t.monitored_weight > 0:  # the same weights every epoch
+                loss += t.monitored_weight * t.loss_value(reduced)
         row["valid_loss"] = loss
         self.state.elapsed += time.perf_counter() - start
         return row
@@ -349,6 +352,8 @@ def fit(
     if ctx.main:
         remove_stale_temporaries(out)  # left by a killed run
     run.resume()
+    if settings.tensorboard and ctx.main:
+        run.log = TensorBoardLog(out, run.columns, state.history)
     describe = describe or (lambda row: f"{monitor} {row[monitor]:.4g}")
     done, saved_at, said_at = 0, time.perf_counter(), -math.inf
     reason = None
@@ -362,7 +367,7 @@ def fit(
         check_finite_loss(row[monitor], state.epoch + 1, "validation")
         state.epoch += 1
         row.update(elapsed_s=state.elapsed, lr=state.lr)
-        state.history.append({c: row[c] for c in run.columns})
+        run.record(row)
         score = row[monitor]
         if settings.schedule == "plateau":
             run.plateau(score)
@@ -382,6 +387,8 @@ def fit(
             tqdm.write(f"epoch {state.epoch}  {state.elapsed:7.1f} s  lr {state.lr:.2e}  {describe(row)}")
             said_at = now
     run.save_last()
+    if run.log is not None:
+        run.log.close()
     ctx.barrier()
     return FitResult(state.history, state.best_epoch, state.best, reason)
 
@@ -390,5 +397,8 @@ def load_for_resume(
     model: nn.Module, settings: TrainSettings, targets: Sequence[Target], out: Path, monitor: str
 ) -> None:
     """What :func:`fit` loads first, without training: ``out/last.pt`` into ``model``, a fresh
-    optimizer and the counters; a :class:`~mpnn.errors.DataError` names what does not fit."""
-    Trainer(model, targets, settings, out, monitor=monitor, ctx=Context(), export_dtype=None).resume()
+    optimizer and the counters; a :class:`~mpnn.errors.DataError` names what does not fit. Its
+    warnings (``amp`` on a CPU) are left to :func:`fit`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        Trainer(model, targets, settings, out, monitor=monitor, ctx=Context(), export_dtype=None).resume()
