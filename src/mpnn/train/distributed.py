@@ -73,10 +73,11 @@ class Context:
 
 
 def context() -> Context:
-    """The process group of a ``torchrun``/SLURM launch (joined once), else a single process."""
+    """The process group of a ``torchrun``/SLURM launch (joined once; process r trains on GPU
+    ``LOCAL_RANK`` when there are GPUs), else a single process (on the first GPU if any)."""
     world = int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1")) or 1)
-    if world <= 1:
-        return Context()
+    if world <= 1:  # one process: the first GPU if there is one
+        return Context(device=torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu"))
     rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
     cuda = torch.cuda.is_available()
     device = torch.device("cpu")

@@ -332,8 +332,8 @@ def fit(
     """Train ``model`` on ``targets`` in the run folder ``out``; resume from ``out/last.pt``.
 
     Args:
-        model: the model, on ``ctx.device`` in its training dtype; on return it holds the weights
-            of the last epoch.
+        model: the model in its training dtype; it trains on ``ctx.device`` and is on the CPU on
+            return, with the weights of the last epoch.
         targets: the loss terms and metrics (:mod:`mpnn.train.targets`).
         train, valid: loaders (module docstring); ``train`` shuffles per epoch.
         settings: optimisation, schedule, stopping, weight average.
@@ -347,6 +347,7 @@ def fit(
     """
     out = Path(out)
     ctx = ctx or Context()
+    model.to(ctx.device)  # back to the CPU on return, where evaluation and files expect it
     run = Trainer(model, targets, settings, out, monitor=monitor, ctx=ctx, export_dtype=export_dtype)
     state = run.state
     if ctx.main:
@@ -389,6 +390,7 @@ def fit(
     run.save_last()
     if run.log is not None:
         run.log.close()
+    model.to("cpu")
     ctx.barrier()
     return FitResult(state.history, state.best_epoch, state.best, reason)
 
