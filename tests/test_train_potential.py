@@ -491,3 +491,26 @@ def test_mpnn_train_on_structures_is_train_potential(files, tmp_path, capsys):
     )
     assert "a property model" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_training_without_the_cache_takes_the_same_steps(files, tmp_path):
+    """The cache changes where the functions come from, not the training: the same epochs through
+    the model's own symmetry functions of the positions give the same weights (float64)."""
+    from dataclasses import replace
+
+    settings = PotentialSettings(epochs=2, batch_size=4, lr=3e-3, force_weight=1.0)
+    model, train, valid = prepared(files)
+    fit_structures(model, train, valid, settings, tmp_path / "cached", show_progress=False)
+    model, train, valid = prepared(files)
+
+    def uncached(structures):
+        return replace(structures, batch=replace(structures.batch, descriptors=None, descriptor_grad=None))
+
+    fit_structures(
+        model, uncached(train), uncached(valid), settings, tmp_path / "direct", show_progress=False
+    )
+    a = torch.load(tmp_path / "cached" / LAST, weights_only=True)
+    b = torch.load(tmp_path / "direct" / LAST, weights_only=True)
+    assert a["state"]["step"] == b["state"]["step"] > 0
+    for key, value in a["model"].items():
+        torch.testing.assert_close(value, b["model"][key], rtol=1e-9, atol=1e-11, msg=key)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from mpnn.batch import Batch, Molecule
 from mpnn.messages.symmetry_cache import jacobian
+from mpnn.messages.symmetry_functions import SymmetryFunctions
 from mpnn.models.hdnnp import PotentialModel
 from mpnn.train.distributed import Context, shard
 from mpnn.train.targets import Totals
@@ -98,14 +99,18 @@ def build_structures(
     chunk: int = CHUNK,
     progress: bool = False,
     desc: str = "symmetry functions",
+    cache: bool = True,
 ) -> StructureSet:
     """``molecules`` collated for ``model`` (float64), with its message's cache.
 
     Each structure needs ``y`` (its energy, eV); ``forces`` may be None (then zeros are stored).
+    Without ``cache`` (or for a model whose first message is not symmetry functions) the batches
+    carry no cache and training differentiates the model's own functions of the positions.
     """
     from mpnn.data.atoms import collate_structures
 
     message = model.symmetry_functions
+    cache = cache and isinstance(message, SymmetryFunctions)
     parts = []
     starts = range(0, len(molecules), chunk)
     for start in tqdm(starts, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
@@ -114,9 +119,11 @@ def build_structures(
         )
         if batch.forces is None:
             batch = replace(batch, forces=torch.zeros_like(batch.pos))
-        vectors = model.net.edge_input(batch).detach()
-        g, dg = jacobian(message, batch, vectors)
-        parts.append(replace(batch, descriptors=g, descriptor_grad=dg))
+        if cache:
+            vectors = model.net.edge_input(batch).detach()
+            g, dg = jacobian(message, batch, vectors)
+            batch = replace(batch, descriptors=g, descriptor_grad=dg)
+        parts.append(batch)
     batch, edge_ptr = _concatenate(parts)
     return StructureSet(batch, edge_ptr, message.species(batch))
 
@@ -159,8 +166,8 @@ def _concatenate(parts: list[Batch]) -> tuple[Batch, Tensor]:
         pbc=torch.cat(fields["pbc"]) if periodic else None,
         shift=torch.cat(fields["shift"]) if periodic else None,
         forces=cat("forces"),
-        descriptors=cat("descriptors"),
-        descriptor_grad=cat("descriptor_grad"),
+        descriptors=cat("descriptors") if parts[0].descriptors is not None else None,
+        descriptor_grad=cat("descriptor_grad") if parts[0].descriptors is not None else None,
     )
     return batch, ptr(edge_counts)
 
