@@ -30,14 +30,8 @@ from mpnn.potentials.forces import evaluate
 from mpnn.symmetry.defaults import default_symmetry_functions, n2p2_order, sort_elements
 from mpnn.train import potential_data as pdata
 from mpnn.train.checkpoint import BEST, LAST, load_model
-from mpnn.train.potential_run import (
-    PotentialSpec,
-    fit_structures,
-    new_model,
-    read_set,
-    split_indices,
-    train_potential,
-)
+from mpnn.train.potential_inputs import read_set, split_indices
+from mpnn.train.potential_run import PotentialSpec, fit_structures, new_model, train_potential
 from mpnn.train.settings import potential_settings as PotentialSettings
 
 SMALL = {

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ from mpnn.files import save_json
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
 from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.symmetry.defaults import DEFAULT_OPTIONS
-from mpnn.train import plots
 from mpnn.train import potential_data as pdata
 from mpnn.train.checkpoint import (
     BEST,
@@ -56,14 +54,14 @@ from mpnn.train.checkpoint import (
 )
 from mpnn.train.distributed import Context
 from mpnn.train.history import summary_writer_class
-from mpnn.train.metrics import PotentialErrors, potential_errors, potential_errors_csv
+from mpnn.train.metrics import PotentialErrors
+from mpnn.train.potential_eval import EVAL_BATCH, evaluate_run
+from mpnn.train.potential_inputs import check_data_hashes, data_hashes, read_set, split_indices
 from mpnn.train.run import apply_overrides
 from mpnn.train.settings import TrainSettings, potential_settings
 from mpnn.train.settings_files import load_json
 from mpnn.train.targets import Energy, Forces
 from mpnn.train.trainer import fit
-
-TEST_METRICS = "test_metrics.csv"
 
 
 @dataclass
@@ -136,54 +134,6 @@ def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
         return PotentialSpec.from_json(merged)
     except (TypeError, ValueError) as error:
         raise DataError(f"{path}: not a run description ({error})") from None
-
-
-def read_set(
-    path: str,
-    *,
-    forces: bool,
-    elements: Sequence[int] | None = None,
-    units: Sequence[float] = (1.0, 1.0),
-) -> list[Molecule]:
-    """Structures of ``path`` with energies (and forces if ``forces``); elements checked if given.
-
-    ``units``: (Angstrom, eV) per length and energy unit of an n2p2 ``input.data`` file; other
-    units than Angstrom and eV for a file in one of ASE's formats (always Angstrom and eV) are an error.
-    """
-    from mpnn.data.atoms import atoms_to_molecule, check_elements, is_input_data, read_structures
-
-    if tuple(units) != (1.0, 1.0) and not is_input_data(path):
-        raise DataError(
-            f"{path}: --units applies to n2p2 input.data files; this file is read in ASE's units "
-            "(Angstrom, eV)"
-        )
-    structures = read_structures(path, units=(float(units[0]), float(units[1])))
-    if not structures:
-        raise DataError(f"{path}: no structures")
-    if elements is not None:
-        check_elements(structures, elements, str(path))
-    molecules = []
-    for k, atoms in enumerate(structures):
-        m = atoms_to_molecule(atoms, name=f"{path}:{k}")
-        if m.y is None:
-            raise DataError(f"{path}: structure {k} has no energy")
-        if forces and m.forces is None:
-            raise DataError(
-                f"{path}: structure {k} has no forces (train on energies alone with --force-weight 0)"
-            )
-        if not (torch.isfinite(m.y).all() and (m.forces is None or torch.isfinite(m.forces).all())):
-            raise DataError(f"{path}: structure {k} has a non-finite energy or force")
-        molecules.append(m)
-    return molecules
-
-
-def split_indices(count: int, fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """Random training and validation indices; at least one structure in each."""
-    valid = int(round(fraction * count))
-    if not 0 < fraction < 1 or valid < 1 or valid >= count:
-        raise DataError(f"--valid {fraction}: cannot hold out that fraction of {count} structures")
-    order = np.random.default_rng([seed, 1]).permutation(count)
-    return {"train": np.sort(order[valid:]), "valid": np.sort(order[:valid])}
 
 
 def new_model(
@@ -303,8 +253,6 @@ def train_potential(
 
 #: What decides best.pt, early stopping and the plateau schedule: the weighted validation loss.
 MONITOR = "valid_loss"
-#: Structures per batch of validation and evaluation.
-EVAL_BATCH = 256
 
 
 def targets_of(settings: TrainSettings) -> list[Energy | Forces]:
@@ -397,53 +345,6 @@ def _new_potential(
     return model, raw
 
 
-def _data_files(spec: PotentialSpec) -> dict[str, str]:
-    """Role (``train``, ``valid``, ``test``) -> data file of ``spec``."""
-    files = {"train": spec.train, "valid": spec.valid, "test": spec.test}
-    return {role: path for role, path in files.items() if isinstance(path, str)}
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as error:
-        raise DataError(f"{path}: cannot read: {error.strerror or error}") from None
-    return digest.hexdigest()
-
-
-def data_hashes(spec: PotentialSpec) -> dict[str, str]:
-    """Role -> SHA-256 of each data file of ``spec``, stored in ``config.json`` (``data.sha256``)."""
-    from mpnn.data.atoms import require_regular_file
-
-    hashes = {}
-    for role, path in _data_files(spec).items():
-        require_regular_file(path)
-        hashes[role] = file_sha256(path)
-    return hashes
-
-
-def check_data_hashes(config_path: Path, spec: PotentialSpec, hashes: dict[str, str]) -> None:
-    """Refuse to resume the run of ``config_path`` on data files whose content changed since it
-    started (its split, scaling and energy offsets belong to the old data); runs recorded before
-    the hashes were stored resume unchecked."""
-    config = load_json(config_path)
-    data = config.get("data") if isinstance(config, dict) else None
-    stored = data.get("sha256") if isinstance(data, dict) else None
-    if not isinstance(stored, dict):
-        return
-    files = _data_files(spec)
-    for role, digest in stored.items():
-        if role in hashes and digest != hashes[role]:
-            raise DataError(
-                f"{files[role]}: the {role} data changed since the run in {config_path.parent} started "
-                "(its split, scaling and energy offsets belong to the old data); train into a new folder"
-            )
-
-
 def _config(
     model: PotentialModel,
     spec: PotentialSpec,
@@ -469,77 +370,3 @@ def _config(
         },
         "energy": {"offsets": model.update.offsets.tolist(), "scale": float(model.update.energy_scale)},
     }
-
-
-def predict_set(
-    model: PotentialModel, structures: pdata.StructureSet, *, forces: bool = True
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Energies (M,) eV and forces (N, 3) eV/Angstrom (or None) of cached structures."""
-    from mpnn.potentials.forces import evaluate
-
-    energy, force = [], []
-    for batch, _ in pdata.StructureLoader(structures, EVAL_BATCH).steps(0, Context()):
-        result = evaluate(model, batch, forces=forces)
-        energy.append(result["energy"])
-        if forces:
-            force.append(result["forces"])
-    return torch.cat(energy), torch.cat(force) if forces else None
-
-
-def evaluate_run(
-    model: PotentialModel,
-    train: pdata.StructureSet,
-    valid: pdata.StructureSet,
-    test: list[Molecule] | None,
-    out: Path,
-    *,
-    forces: bool = True,
-) -> list[PotentialErrors]:
-    """Errors on train and valid (cached structures) and test (full model); test_metrics.csv, plots."""
-    from mpnn.files import write_text
-
-    rows = []
-    for name, structures in (("train", train), ("valid", valid)):
-        e, f = predict_set(model, structures, forces=forces)
-        true_f = structures.batch.forces
-        rows.append(potential_errors(name, e, structures.energy, structures.atoms_per_structure(), f, true_f))
-    shown = ("valid", e, valid.energy, valid.atoms_per_structure(), f, valid.batch.forces)
-    if test:
-        e, e_true, atoms, f, f_true = evaluate_structures(model, test, forces=forces)
-        rows.append(potential_errors("test", e, e_true, atoms, f, f_true))
-        shown = ("test", e, e_true, atoms, f, f_true)
-    write_text(potential_errors_csv(rows), out / TEST_METRICS)
-    name, e, e_true, atoms, f, f_true = shown
-    per_atom = torch.stack([e / atoms, e_true / atoms], 1).double().numpy()
-    plots.parity(
-        [f"{name}: energy per atom"], ["eV/atom"], per_atom[:, :1], per_atom[:, 1:], out / "parity_energy.png"
-    )
-    if f is not None:
-        plots.parity(
-            [f"{name}: force components"],
-            ["eV/Angstrom"],
-            f.reshape(-1, 1).double().numpy(),
-            f_true.reshape(-1, 1).double().numpy(),
-            out / "parity_forces.png",
-        )
-    return rows
-
-
-def evaluate_structures(
-    model: PotentialModel, molecules: Sequence[Molecule], *, forces: bool = True, batch_size: int = 128
-) -> tuple[torch.Tensor, ...]:
-    """Predicted and true energies (M,), atom counts (M,), predicted and true forces (N, 3), full model."""
-    from mpnn.data.atoms import collate_structures
-    from mpnn.potentials.forces import evaluate
-
-    e, f = [], []
-    for start in range(0, len(molecules), batch_size):
-        batch = collate_structures(list(molecules[start : start + batch_size]), model.cutoff)
-        result = evaluate(model, batch.to(dtype=torch.float64), forces=forces)
-        e.append(result["energy"].reshape(-1))
-        if forces:
-            f.append(result["forces"])
-    true_e = torch.cat([m.y.reshape(-1) for m in molecules]).double()
-    atoms = torch.tensor([m.num_atoms for m in molecules])
-    true_f = torch.cat([m.forces if m.forces is not None else torch.zeros_like(m.pos) for m in molecules])
-    return torch.cat(e), true_e, atoms, torch.cat(f) if forces else None, true_f.double()
