@@ -149,7 +149,8 @@ def ethanol_workload(structures: int, valid: int, epochs: int) -> Workload:
     from mpnn.cli.app import build_parser
     from mpnn.cli.train_potential import overrides
     from mpnn.train import potential_data as pdata
-    from mpnn.train.potential_run import MONITOR, PotentialSpec, _new_potential, read_set, targets_of
+    from mpnn.train.potential_inputs import read_set
+    from mpnn.train.potential_run import MONITOR, PotentialSpec, _new_potential, targets_of
     from mpnn.train.run import apply_overrides
 
     with tempfile.TemporaryDirectory() as folder:
