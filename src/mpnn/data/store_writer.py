@@ -9,10 +9,12 @@
 Records go into a temporary file beside the destination (``.<name>.<8 characters>.tmp``, the
 temporaries :func:`mpnn.files.remove_stale_temporaries` removes), committed every
 ``batch_records`` records or ``batch_bytes`` bytes, whichever comes first; the ``targets`` and
-``sizes`` chunks when they fill up. On success the metadata is written, the file synced and then
-linked to the destination, which must not exist (a hard link never replaces a file that appeared
-meanwhile). Any exception, ``KeyboardInterrupt`` included, removes the temporary: the destination
-either is a complete store or does not exist.
+``sizes`` chunks when they fill up. The environment is re-opened after every
+:data:`mpnn.data.store.WINDOW` bytes written, which unmaps the pages LMDB read back, so resident
+memory stays bounded (see :mod:`mpnn.data.store`). On success the metadata is written, the file
+synced and then linked to the destination, which must not exist (a hard link never replaces a
+file that appeared meanwhile). Any exception, ``KeyboardInterrupt`` included, removes the
+temporary: the destination either is a complete store or does not exist.
 
 The first structure fixes what every other must match: whether it has targets ``y`` (K values) and
 forces, and the width and dtype of its node features ``x``. A mismatch, or a structure the record
@@ -34,7 +36,15 @@ import numpy as np
 
 from mpnn.batch import Molecule
 from mpnn.data import store_format
-from mpnn.data.store import FORMAT_NAME, FORMAT_VERSION, TARGET_CHUNK, check_meta, key, open_environment
+from mpnn.data.store import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    TARGET_CHUNK,
+    WINDOW,
+    check_meta,
+    key,
+    open_environment,
+)
 from mpnn.errors import DataError, MpnnError
 from mpnn.files import _umask
 
@@ -92,13 +102,17 @@ class StoreWriter:
             fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent)
             os.close(fd)
             self._tmp = Path(name)
-            self._env = open_environment(self._tmp, map_size=self._map, sync=False, metasync=False)
+            self._open()
         except BaseException as error:
             self._abort()
             if isinstance(error, OSError):
                 raise MpnnError(f"{self.dest}: cannot write: {error.strerror or error}") from None
             raise
         return self
+
+    def _open(self) -> None:
+        self._env = open_environment(self._tmp, map_size=self._map, sync=False, metasync=False)
+        self._mapped = 0
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
         if kind is not None:
@@ -175,7 +189,11 @@ class StoreWriter:
             except lmdb.MapFullError:  # the transaction was aborted: retry it in a larger map
                 self._map *= 2
                 self._env.set_mapsize(self._map)
+        self._mapped += self._pending_bytes
         self._pending, self._pending_bytes = [], 0
+        if self._mapped > WINDOW:  # unmap the pages LMDB read (and the kernel mapped around them)
+            self._env.close()
+            self._open()
 
     # -- finishing --------------------------------------------------------------------------------
     def _finish(self) -> None:
