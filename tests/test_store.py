@@ -28,7 +28,7 @@ from mpnn.batch import Molecule
 from mpnn.data import qm9, store_format, store_writer
 from mpnn.data.atoms import atoms_to_molecule, read_structures
 from mpnn.data.qm9_build import build_qm9
-from mpnn.data.store import StructureStore, key
+from mpnn.data.store import ShuffleSampler, StructureStore, key
 from mpnn.data.store_stats import element_energy_offsets, target_statistics
 from mpnn.data.store_writer import StoreWriter
 from mpnn.errors import DataError
@@ -198,17 +198,16 @@ def test_dataloader_workers_yield_every_structure_once(bundled, tmp_path: Path, 
         convert(tmp_path / "w.extxyz", tmp_path / "w.lmdb")
         store, n, workers = StructureStore(tmp_path / "w.lmdb"), 40, 1
     store[0]  # opened in this process first: the workers must open their own
+    order = {"sampler": ShuffleSampler(n, seed=3)} if context == "fork" else {"shuffle": True}
     loader = torch.utils.data.DataLoader(
-        store,
-        batch_size=7,
-        shuffle=True,
-        num_workers=workers,
-        collate_fn=list,
-        multiprocessing_context=context,
+        store, batch_size=7, num_workers=workers, collate_fn=list, multiprocessing_context=context, **order
     )
     seen = [m.name for batch in loader for m in batch]  # collate_fn=list: the molecules
     assert sorted(seen) == sorted(store[i].name for i in range(n)) and len(set(seen)) == n
     assert seen != [store[i].name for i in range(n)]  # shuffled
+    if context == "fork":  # the next epoch: another order; the same seed again: the same orders
+        again = list(ShuffleSampler(n, seed=3))
+        assert list(loader.sampler) != again and [store[i].name for i in again] == seen
 
 
 # -- hostile files ---------------------------------------------------------------------------------
@@ -422,3 +421,15 @@ def test_info_of_a_store_and_of_a_file_that_is_not_one(bundled, tmp_path: Path, 
     assert cli.main(["data", "info", str(tmp_path / "x.lmdb")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"mpnn: error: {tmp_path / 'x.lmdb'}: not a structure store")
+
+
+def test_close_atoms_give_one_warning_for_the_file(tmp_path: Path, capsys) -> None:
+    h2 = [Atoms("H2", positions=[[0, 0, 0], [0, 0, d]]) for d in (0.74, 0.05, 0.06, 0.07)]
+    write(tmp_path / "close.extxyz", h2)  # no energies: a store without targets
+    assert convert(tmp_path / "close.extxyz", tmp_path / "close.lmdb") == 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.match(
+        r"mpnn: warning: .*close.extxyz: structure 1: .*; 2 more structures have atoms this close", line
+    )
+    store = StructureStore(tmp_path / "close.lmdb")
+    assert len(store) == 4 and store.target_names == [] and store[1].y is None

@@ -200,21 +200,21 @@ def _converted(structures: Iterator[tuple[str, str, Atoms]], source: str) -> Ite
     from mpnn.data.atoms import atoms_to_molecule, validate_atoms
     from mpnn.sanity import warn_close_atoms
 
-    notes = []
+    first, close = None, 0  # the first structure with close atoms, and how many have them
     count = 0  # structures read
     try:
         for where, name, atoms in structures:
             count += 1
             note = validate_atoms(atoms, where)
             if note:
-                notes.append((where.removeprefix(f"{source}: "), note))
+                first, close = first or (where.removeprefix(f"{source}: "), note), close + 1
             yield atoms_to_molecule(atoms, name=name)
     except DataError:
         raise
     except Exception as error:  # ASE's readers raise many kinds
         text = " ".join(str(error).split()) or type(error).__name__
         raise DataError(f"{source}: structure {count}: cannot read: {text}") from None
-    warn_close_atoms(notes, source)
+    warn_close_atoms([first] * close, source)  # one warning: the first, and how many more
 
 
 def _numbered(structures: Iterator[Atoms], path: Path) -> Iterator[tuple[str, str, Atoms]]:
