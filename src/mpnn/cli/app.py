@@ -4,7 +4,8 @@ Commands, one module each, each adding its subcommands with ``register(subparser
 :mod:`mpnn.cli.property` (``train``, ``evaluate``), :mod:`mpnn.cli.predict` (``predict``, for
 property runs and potentials), :mod:`mpnn.cli.potential` (``md``, ``export``),
 :mod:`mpnn.cli.train_potential` (``train-potential``) and :mod:`mpnn.cli.methods` (``search``,
-``ensemble``, ``report``, ``compare``); what they share is in :mod:`mpnn.cli.options`.
+``ensemble``, ``report``, ``compare``) and :mod:`mpnn.cli.data` (``data convert``, ``data info``);
+what they share is in :mod:`mpnn.cli.options`.
 
 Every :class:`~mpnn.errors.MpnnError`, unreadable file and bad argument ends the command with
 one line ``mpnn: error: <message>`` on stderr and exit status 2.
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from mpnn.cli import methods, potential, predict, property, train_potential
+from mpnn.cli import data, methods, potential, predict, property, train_potential
 from mpnn.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from mpnn.errors import MpnnError
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     potential.register(sub)
     train_potential.register(sub)
     methods.register(sub)
+    data.register(sub)
     return parser
 
 

@@ -179,6 +179,7 @@ def _iter_tar(path: Path) -> Iterator[tuple[str, bytes]]:
                     name = member.name.removeprefix("./")
                     check_member_size(f"{path}/{name}", member.size)  # from the header, before reading
                     yield f"{path}/{name}", archive.extractfile(member).read()
+                archive.members = []  # a stream keeps every header read (2 KB each) unless told not to
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:
         raise DataError(f"{path}: not a readable tar archive ({e})") from None
     if count == 0:

@@ -79,12 +79,8 @@ def build_qm9(
             return MoleculeSet.load(cache_file)
         except DataError as e:
             _log.warning("%s; rebuilding it", e)
-    atomref = qm9.read_atomref(atomref_file)
-    skip = qm9.read_uncharacterized(unc_file) if unc_file else set()
-    cores = os.cpu_count() or 1
-    workers = cores if workers is None else min(workers, cores)  # more processes than cores gain nothing
-    state = {"atomref": atomref, "skip": skip, "featurize_module": FEATURIZE_MODULE}
-    parts, failures, dropped = _featurize_release(release, state, workers, progress)
+    state = release_state(atomref_file, unc_file)
+    parts, failures, dropped = _featurize_release(release, state, worker_count(workers), progress)
     meta = {
         "source": release.name,
         "atomref": atomref_file.name,
@@ -103,14 +99,35 @@ def build_qm9(
     return mset
 
 
+def worker_count(workers: int | None) -> int:
+    """Featurisation processes: ``workers``, at most (and by default) ``os.cpu_count()``."""
+    cores = os.cpu_count() or 1
+    return cores if workers is None else min(workers, cores)  # more processes than cores gain nothing
+
+
+def release_state(atomref_file: Path, unc_file: Path | None) -> dict:
+    """What every featurisation process needs: free-atom references, indices to drop, featuriser."""
+    atomref = qm9.read_atomref(atomref_file)
+    skip = qm9.read_uncharacterized(unc_file) if unc_file else set()
+    return {"atomref": atomref, "skip": skip, "featurize_module": FEATURIZE_MODULE}
+
+
+def iter_featurized(release: Path, state: dict, workers: int) -> Iterator[tuple | None]:
+    """:func:`_process` of every file of ``release`` in file order (a bounded number read ahead):
+    ``None`` for an uncharacterised molecule, ``(index, reason)`` when featurisation fails, else
+    ``(index, z, pos, x, bonds, bond_type, y)`` (as :func:`mpnn.data.dataset.from_arrays` takes)."""
+    with _mapper(workers, state) as imap:
+        yield from imap(qm9.iter_release_files(release))
+
+
 def _featurize_release(
     release: Path, state: dict, workers: int, progress: bool
 ) -> tuple[list[tuple], list[tuple[int, str]], int]:
     """Run :func:`_process` over every file: (kept molecules, failures, number skipped)."""
     parts, failures, dropped = [], [], 0
     bar = tqdm(desc=f"QM9 {release.name}", unit="mol", disable=not progress)
-    with bar, _mapper(workers, state) as imap:
-        for result in imap(qm9.iter_release_files(release)):
+    with bar:
+        for result in iter_featurized(release, state, workers):
             bar.update()
             if result is None:
                 dropped += 1

@@ -30,7 +30,7 @@ lines other than 0 or 3.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 from mpnn.errors import DataError
-from mpnn.files import read_text, write_text
+from mpnn.files import check_regular_file, read_text, write_text
 
 _ELEMENTS = frozenset(chemical_symbols[1:])
 _FIELDS = {"begin": (1, 2), "lattice": (4,), "atom": (10,), "energy": (2,), "charge": (2,), "end": (1,)}
@@ -49,9 +49,27 @@ _SETS = {"set=train": "train", "set=test": "test"}
 def read_input_data(path: str | Path, length: float = 1.0, energy: float = 1.0) -> list[Atoms]:
     """All structures of an ``input.data`` file (see the module docstring for units and checks)."""
     text = read_text(path, "an input.data file")
-    structures: list[Atoms] = []
+    return list(_parse(text.splitlines(), path, length, energy))
+
+
+def iter_input_data(path: str | Path, length: float = 1.0, energy: float = 1.0) -> Iterator[Atoms]:
+    """The structures of an ``input.data`` file one at a time, read line by line (memory: one
+    structure), with the units and checks of :func:`read_input_data`."""
+    check_regular_file(path, "an input.data file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from _parse((line.rstrip("\n") for line in f), path, length, energy)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
+def _parse(lines: Iterable[str], path: str | Path, length: float, energy: float) -> Iterator[Atoms]:
+    """The structures of the lines of an ``input.data`` file, each as soon as its ``end`` is read."""
+    count = 0
     block: list[tuple[int, str, list[str]]] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(lines, start=1):
         words = raw.split()
         if not words:
             continue
@@ -63,17 +81,18 @@ def read_input_data(path: str | Path, length: float = 1.0, energy: float = 1.0) 
             raise DataError(f"{path}:{lineno}: 'begin' inside the structure of line {block[0][0]} (no 'end')")
         block.append((lineno, raw, words))
         if words[0] == "end":
-            structures.append(_structure(block, path, length, energy))
+            yield _structure(block, path, length, energy)
+            count += 1
             block = []
     if block:
         raise DataError(f"{path}:{block[0][0]}: structure has no 'end' (the file ends first)")
-    if not structures:
+    if not count:
         raise DataError(f"{path}: no structure in file")
-    return structures
 
 
-def _structure(block: list[tuple[int, str, list[str]]], path: str | Path, length: float,
-               energy: float) -> Atoms:
+def _structure(
+    block: list[tuple[int, str, list[str]]], path: str | Path, length: float, energy: float
+) -> Atoms:
     start = block[0][0]
     info: dict = {"comment": "", "charge": 0.0}
     lattice, symbols, rows = [], [], []
@@ -109,12 +128,17 @@ def _structure(block: list[tuple[int, str, list[str]]], path: str | Path, length
         raise DataError(f"{path}:{start}: structure has no atoms")
     data = np.array(rows, dtype=np.float64)
     periodic = len(lattice) == 3
-    atoms = Atoms(symbols, positions=data[:, :3] * length, pbc=periodic,
-                  cell=np.array(lattice) * length if periodic else None)
+    atoms = Atoms(
+        symbols,
+        positions=data[:, :3] * length,
+        pbc=periodic,
+        cell=np.array(lattice) * length if periodic else None,
+    )
     atoms.set_initial_charges(data[:, 3])
     atoms.info.update(info)
     atoms.calc = SinglePointCalculator(
-        atoms, energy=None if total_energy is None else total_energy * energy,
+        atoms,
+        energy=None if total_energy is None else total_energy * energy,
         forces=data[:, 5:8] * (energy / length),
     )
     return atoms
@@ -133,8 +157,9 @@ def _numbers(words: list[str], path: str | Path, lineno: int) -> list[float]:
     return values
 
 
-def write_input_data(path: str | Path, atoms_list: Iterable[Atoms], length: float = 1.0,
-                     energy: float = 1.0) -> None:
+def write_input_data(
+    path: str | Path, atoms_list: Iterable[Atoms], length: float = 1.0, energy: float = 1.0
+) -> None:
     """Write structures as ``input.data`` (inverse of :func:`read_input_data`), atomically.
 
     Energy and forces come from ``atoms.calc.results`` when present, else 0; the total charge from
@@ -176,7 +201,9 @@ def _block(atoms: Atoms, index: int, length: float, energy: float) -> list[str]:
     if pbc.all():
         out += ["lattice " + " ".join(f"{v:24.16E}" for v in row) for row in cell]
     for symbol, r, q, f in zip(atoms.get_chemical_symbols(), positions, charges, forces, strict=True):
-        out.append(f"atom {r[0]:24.16E} {r[1]:24.16E} {r[2]:24.16E} {symbol:>2s} {q:24.16E} {0.0:24.16E} "
-                   f"{f[0]:24.16E} {f[1]:24.16E} {f[2]:24.16E}")
+        out.append(
+            f"atom {r[0]:24.16E} {r[1]:24.16E} {r[2]:24.16E} {symbol:>2s} {q:24.16E} {0.0:24.16E} "
+            f"{f[0]:24.16E} {f[1]:24.16E} {f[2]:24.16E}"
+        )
     out += [f"energy {e:24.16E}", f"charge {total_charge:24.16E}", "end"]
     return out
