@@ -105,7 +105,8 @@ def add_data_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--data",
         metavar="PATH",
-        help=f"QM9 release archive (.tar.xz, .tar.bz2, ...) or folder of its xyz files {what}",
+        help=f"QM9 release archive (.tar.xz, .tar.bz2, ...), folder of its xyz files, or a structure "
+        f"store of one (*.lmdb, from `mpnn data convert`, read lazily) {what}",
     )
     parser.add_argument(
         "--uncharacterized",
@@ -117,12 +118,16 @@ def add_data_options(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="PATH",
         help="QM9 atomref.txt; default: found beside --data, else the bundled copy",
     )
-    add_workers_option(parser)
+    add_workers_option(
+        parser,
+        "processes featurising a QM9 release (default: one per core), or reading batches of a "
+        "structure store (*.lmdb; default 2)",
+    )
 
 
-def add_workers_option(parser: argparse.ArgumentParser) -> None:
-    """``--workers N``: processes for featurisation."""
-    parser.add_argument("--workers", type=_positive_int, metavar="N", help="processes for featurisation")
+def add_workers_option(parser: argparse.ArgumentParser, help: str = "processes for featurisation") -> None:
+    """``--workers N``: processes for featurisation (or as ``help`` says)."""
+    parser.add_argument("--workers", type=_positive_int, metavar="N", help=help)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ from mpnn.cli.options import (
     add_quiet_option,
     add_training_options,
     add_units_option,
+    add_workers_option,
 )
 from mpnn.errors import MpnnError
 
@@ -104,6 +105,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("data", metavar="DATA", help="training structures with energies and forces")
     p.add_argument("--test", metavar="FILE", help="test structures (errors of best.pt at the end)")
+    p.add_argument(
+        "--lazy",
+        action="store_true",
+        help="DATA is a structure store (*.lmdb) read per batch, without caching the symmetry "
+        "functions: for sets too large for memory (slower per step)",
+    )
+    add_workers_option(p, "with --lazy: processes reading the store's batches (default 2)")
     add_units_option(
         p,
         "units of n2p2 input.data files: angstrom|bohr|nm,ev|hartree|kcal/mol|kj/mol "
@@ -236,7 +244,12 @@ def cmd_train_potential(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     quiet = args.quiet or not ctx.main
     echo = (lambda _: None) if quiet else print
-    rows = train_potential(spec, out, show_progress=not quiet, echo=echo, ctx=ctx)
+    if args.workers is not None and not args.lazy:
+        raise UsageError("--workers: reader processes of --lazy; without it the structures are read once")
+    readers = 2 if args.workers is None else args.workers
+    rows = train_potential(
+        spec, out, show_progress=not quiet, echo=echo, ctx=ctx, lazy=args.lazy, readers=readers
+    )
     if ctx.main:
         print(potential_errors_table(rows, title=f"errors of {out / 'best.pt'}:"), end="")
     return 0
@@ -255,11 +268,16 @@ SHARED_WITH_TRAIN = (
 
 
 def is_structure_file(path: str | None) -> bool:
-    """Whether ``path`` is a file of structures (extxyz, ASE db, n2p2 input.data, ...), not a QM9
-    release (an archive or a folder of its xyz files)."""
+    """Whether ``path`` is a file of structures with energies (extxyz, ASE db, n2p2 input.data, a
+    structure store of them, ...), not a QM9 release (an archive or a folder of its xyz files) nor
+    a structure store of one."""
     if path is None or not Path(path).is_file():
         return False
     name = Path(path).name.lower()
+    if name.endswith(".lmdb"):
+        from mpnn.data.store import StructureStore
+
+        return "energy" in StructureStore(path).target_names
     return not any(name.endswith(s) for s in (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip"))
 
 

@@ -2,7 +2,9 @@
 
 The release is parsed once, its uncharacterised molecules dropped, the 13 targets computed in
 the paper's units and every molecule featurised in worker processes; the result is cached on
-disk (keyed by the inputs and the parser's and featuriser's source) and reloads in seconds.
+disk (keyed by the inputs and the parser's and featuriser's source) and reloads in seconds. The
+cache is a structure store (:mod:`mpnn.data.store`), the file ``mpnn data convert`` writes: it
+can be handed to ``mpnn train --data`` as it is, to be read lazily instead of into memory.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from types import ModuleType
 
 from tqdm.auto import tqdm
 
-from mpnn.data import qm9, qm9_xyz
+from mpnn.data import qm9, qm9_xyz, store_format
 from mpnn.data.dataset import FORMAT_NAME, FORMAT_VERSION, MoleculeSet, from_arrays
+from mpnn.data.store import StructureStore
+from mpnn.data.store_writer import StoreWriter
 from mpnn.errors import DataError, FeaturizationError
 
 _log = logging.getLogger(__name__)
@@ -72,20 +76,37 @@ def build_qm9(
     atomref_file = Path(atomref_path) if atomref_path is not None else qm9.bundled_atomref_path()
     unc_file = Path(uncharacterized_path) if uncharacterized_path is not None else None
     featurize = importlib.import_module(FEATURIZE_MODULE)
-    key = _cache_key([release, unc_file, atomref_file], [qm9, qm9_xyz, featurize])
-    cache_file = Path(cache_dir or default_cache_dir()) / f"{release.name}-{key}.pt"
+    key = _cache_key([release, unc_file, atomref_file], [qm9, qm9_xyz, featurize, store_format])
+    cache_file = Path(cache_dir or default_cache_dir()) / f"{release.name}-{key}.lmdb"
     if cache_file.is_file():
         try:
-            return MoleculeSet.load(cache_file)
+            return read_cache(cache_file)
         except DataError as e:
             _log.warning("%s; rebuilding it", e)
+            cache_file.unlink()
     state = release_state(atomref_file, unc_file)
-    parts, failures, dropped = _featurize_release(release, state, worker_count(workers), progress)
-    meta = {
-        "source": release.name,
-        "atomref": atomref_file.name,
-        "uncharacterized_dropped": dropped,
-    }
+    parts, failures, dropped = [], [], 0
+    described = f"QM9 release {release.name}" + (
+        f", uncharacterized {unc_file.name} dropped" if unc_file else ""
+    )
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    writer = StoreWriter(cache_file, target_names=qm9.TARGETS, target_units=qm9.UNITS, source=described)
+    bar = tqdm(desc=f"QM9 {release.name}", unit="mol", disable=not progress)
+    with bar, writer:
+        for result in iter_featurized(release, state, worker_count(workers)):
+            bar.update()
+            if result is None:
+                dropped += 1
+            elif len(result) == 2:
+                failures.append(result)
+            else:
+                parts.append(result)
+                writer.add(from_arrays([result], qm9.TARGETS, name_format=QM9_NAME_FORMAT)[0])
+        if not parts:
+            raise DataError(f"{release}: no molecules")
+        writer.info.update(atomref=atomref_file.name, uncharacterized_dropped=dropped)
+        writer.info.update(num_failures=len(failures), failures=[list(f) for f in failures])
+    meta = {"source": release.name, "atomref": atomref_file.name, "uncharacterized_dropped": dropped}
     mset = from_arrays(parts, qm9.TARGETS, name_format=QM9_NAME_FORMAT, failures=failures, meta=meta)
     if failures:
         examples = "; ".join(reason for _, reason in failures[:5])
@@ -95,8 +116,32 @@ def build_qm9(
             release.name,
             examples,
         )
-    mset.save(cache_file)
     return mset
+
+
+def read_cache(path: Path) -> MoleculeSet:
+    """The :class:`MoleculeSet` of a QM9 store (the cache of :func:`build_qm9`), read whole."""
+    store = StructureStore(path)
+    try:
+        if tuple(store.target_names) != qm9.TARGETS:
+            raise DataError(f"{path}: not a QM9 store")
+        parts = []
+        for i in range(len(store)):
+            a = store.read(i)
+            name = bytes(a["name"]).decode()
+            if not name.startswith(QM9_NAME_FORMAT[:10]) or not name[10:].isdigit():
+                raise DataError(f"{path}: record {i}: {name!r} is not a QM9 name")
+            parts.append((int(name[10:]), a["z"], a["pos"], a["x"], a["bonds"], a["bond_type"], a["y"]))
+        info = store.meta["info"]
+        failures = [(int(i), str(reason)) for i, reason in info.get("failures", [])]
+        meta = {
+            "source": Path(str(store.meta["source"]).split(",")[0].removeprefix("QM9 release ")).name,
+            "atomref": str(info.get("atomref", "")),
+            "uncharacterized_dropped": int(info.get("uncharacterized_dropped", 0)),
+        }
+    finally:
+        store.close()
+    return from_arrays(parts, qm9.TARGETS, name_format=QM9_NAME_FORMAT, failures=failures, meta=meta)
 
 
 def worker_count(workers: int | None) -> int:
@@ -118,24 +163,6 @@ def iter_featurized(release: Path, state: dict, workers: int) -> Iterator[tuple 
     ``(index, z, pos, x, bonds, bond_type, y)`` (as :func:`mpnn.data.dataset.from_arrays` takes)."""
     with _mapper(workers, state) as imap:
         yield from imap(qm9.iter_release_files(release))
-
-
-def _featurize_release(
-    release: Path, state: dict, workers: int, progress: bool
-) -> tuple[list[tuple], list[tuple[int, str]], int]:
-    """Run :func:`_process` over every file: (kept molecules, failures, number skipped)."""
-    parts, failures, dropped = [], [], 0
-    bar = tqdm(desc=f"QM9 {release.name}", unit="mol", disable=not progress)
-    with bar:
-        for result in iter_featurized(release, state, workers):
-            bar.update()
-            if result is None:
-                dropped += 1
-            elif len(result) == 2:
-                failures.append(result)
-            else:
-                parts.append(result)
-    return parts, failures, dropped
 
 
 @contextlib.contextmanager

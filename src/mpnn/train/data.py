@@ -29,7 +29,8 @@ class DataSpec:
     """The molecules of a run.
 
     Attributes:
-        source: a QM9 release archive or folder of xyz files; None for the bundled subset.
+        source: a QM9 release archive or folder of xyz files, or a structure store of one
+            (``*.lmdb``, :mod:`mpnn.data.store`, read lazily); None for the bundled subset.
         uncharacterized: QM9's ``uncharacterized.txt`` (molecules to drop), or None.
         atomref: QM9's ``atomref.txt`` (free-atom energies), or None for the bundled copy.
         subset: draw this many molecules (seeded) before splitting; None keeps all.
@@ -73,6 +74,13 @@ class DataSpec:
         source = Path(self.source).expanduser()
         if not source.exists():
             raise DataError(f"{source}: no such file or folder")
+        if is_store_path(source):
+            for key in ("uncharacterized", "atomref"):
+                if getattr(self, key) is not None:
+                    raise DataError(
+                        f"data.{key}: a store holds featurised molecules; {key} applied when it was made"
+                    )
+            return DataSpec(str(source.resolve()), None, None, self.subset, self.valid, self.test)
         uncharacterized = self.uncharacterized or _beside(source, _UNCHARACTERIZED)
         atomref = self.atomref or _beside(source, _ATOMREF)
         for path in (uncharacterized, atomref):
@@ -88,6 +96,27 @@ class DataSpec:
         )
 
 
+def is_store_path(path: str | Path | None) -> bool:
+    """Whether ``path`` names a structure store (``*.lmdb``, made by ``mpnn data convert``)."""
+    return path is not None and Path(path).name.lower().endswith(".lmdb")
+
+
+def open_property_store(path: str | Path) -> Any:
+    """The :class:`~mpnn.data.store.StructureStore` at ``path``, checked to hold the 13 QM9
+    targets in the units of :data:`mpnn.data.qm9.UNITS` (a store of a QM9 release)."""
+    from mpnn.data.qm9 import TARGETS, UNITS
+    from mpnn.data.store import StructureStore
+
+    store = StructureStore(path)
+    if tuple(store.target_names) != TARGETS or tuple(store.target_units) != UNITS:
+        names = ", ".join(store.target_names) or "none"
+        raise DataError(
+            f"{path}: holds the targets {names}, not the 13 of QM9; property models train on a store "
+            "made from a QM9 release (structures with energies train as potentials: mpnn train-potential)"
+        )
+    return store
+
+
 def _beside(source: Path, names: tuple[str, ...]) -> str | None:
     """The first of ``names`` inside ``source`` (a folder) or in its parent folder."""
     folders = ([source] if source.is_dir() else []) + [source.parent]
@@ -99,7 +128,10 @@ def _beside(source: Path, names: tuple[str, ...]) -> str | None:
 
 
 def load_molecules(spec: DataSpec, *, workers: int | None = None, progress: bool = True) -> Any:
-    """The :class:`~mpnn.data.dataset.MoleculeSet` of ``spec`` (featurised once, then cached)."""
+    """The :class:`~mpnn.data.dataset.MoleculeSet` of ``spec`` (featurised once, then cached), or
+    the :class:`~mpnn.data.store.StructureStore` that ``spec.source`` names (read lazily)."""
+    if is_store_path(spec.source):
+        return open_property_store(spec.source)
     from mpnn.data.qm9 import bundled_atomref_path, bundled_release_path
     from mpnn.data.qm9_build import build_qm9
 

@@ -1,13 +1,16 @@
 """Batches for training and evaluation: collated, float32, targets selected and in order.
 
-A data set here is anything with ``len``, ``__getitem__ -> Molecule`` and ``y`` (M, K_all)
-(e.g. :class:`mpnn.data.dataset.MoleculeSet`). Targets are taken from ``dataset.y`` and the
-requested columns, so a model of one target sees a (B, 1) ``batch.y``.
+A data set here is anything with ``len``, ``__getitem__ -> Molecule`` and ``y`` (M, K_all):
+:class:`mpnn.data.dataset.MoleculeSet` in memory, or a :class:`mpnn.data.store.StructureStore`
+read lazily from disk. The loader reads ``y`` once, for its own indices and the requested columns
+(n x k x 8 bytes), so a model of one target sees a (B, 1) ``batch.y``; molecules are read per
+batch. With ``workers`` > 0 they are read and collated by that many ``DataLoader`` worker
+processes (each opens the store itself), ahead of the training step, in the same order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -17,6 +20,9 @@ import torch
 from mpnn.batch import HYDROGENS, Batch, Molecule, collate
 from mpnn.train.distributed import Context, shard
 from mpnn.train.targets import Totals
+
+#: Batches each worker prepares ahead of the step (``DataLoader``'s ``prefetch_factor``).
+PREFETCH = 4
 
 
 class MoleculeDataset(Protocol):
@@ -30,30 +36,50 @@ class MoleculeDataset(Protocol):
 
 
 def target_values(dataset: MoleculeDataset, indices: np.ndarray, columns: Sequence[int]) -> np.ndarray:
-    """(n, k) float64 ``dataset.y[indices][:, columns]`` (``y`` a tensor or an array)."""
-    y = dataset.y.numpy() if isinstance(dataset.y, torch.Tensor) else np.asarray(dataset.y)
+    """(n, k) float64 ``dataset.y[indices][:, columns]`` (``y`` a tensor or an array). A data set
+    with ``target_chunks()`` (a structure store) is read chunk by chunk: only n x k values are held."""
     rows = np.asarray(indices, dtype=np.int64)
-    return np.asarray(y[np.ix_(rows, list(columns))], dtype=np.float64)
+    chunks = getattr(dataset, "target_chunks", None)
+    if chunks is None:
+        y = dataset.y.numpy() if isinstance(dataset.y, torch.Tensor) else np.asarray(dataset.y)
+        return np.asarray(y[np.ix_(rows, list(columns))], dtype=np.float64)
+    if len(rows) and not (0 <= rows.min() and rows.max() < len(dataset)):
+        raise IndexError(f"target rows out of range for {len(dataset)} structures")
+    values = np.empty((len(rows), len(columns)), dtype=np.float64)
+    order = np.argsort(rows, kind="stable")
+    ordered, start = rows[order], 0
+    for chunk in chunks():
+        low, high = np.searchsorted(ordered, [start, start + len(chunk)])
+        values[order[low:high]] = chunk[np.ix_(ordered[low:high] - start, list(columns))]
+        start += len(chunk)
+    return values
 
 
 class BatchLoader:
     """Iterate over ``indices`` of ``dataset`` in batches of ``batch_size``.
 
     With ``shuffle`` the order of epoch ``e`` is a permutation drawn from a generator seeded
-    by ``(seed, e)``: it depends on nothing else, so a resumed run sees the same batches.
+    by ``(seed, e)``: it depends on nothing else, so a resumed run sees the same batches, whatever
+    the number of processes or workers.
 
     Args:
         dataset: molecules and their targets ``dataset.y`` (M, K_all).
         indices: (n,) positions in ``dataset`` to iterate over.
         columns: target columns of ``dataset.y`` to put in ``batch.y`` (B, len(columns));
             None for molecules without targets (``batch.y`` is None).
-        batch_size: structures per batch (the last batch may be smaller).
+        batch_size: structures per batch (the last batch may be smaller); under ``torchrun`` the
+            global batch, of which each process gets every ``world``-th structure.
         graph: edge set for :func:`mpnn.batch.collate` (``model.graph``).
         shuffle: draw a new order each epoch; else keep ``indices``' order.
         seed: seed of the shuffling.
         dtype: floating dtype of the batches.
         hydrogens: ``"explicit"`` or ``"implicit"`` (heavy atoms only), for
             :func:`mpnn.batch.collate` (``model.hydrogens``).
+        workers: ``DataLoader`` worker processes reading and collating batches (0: in this process).
+        collate_fn: makes a batch of molecules instead of :func:`mpnn.batch.collate` (e.g. the
+            radius graph of a potential); a picklable callable, for worker processes.
+        atoms: (M,) atoms per structure of ``dataset``, to count each global batch's atoms
+            (:class:`~mpnn.train.targets.Totals`; force losses divide by them); None counts none.
     """
 
     def __init__(
@@ -68,16 +94,27 @@ class BatchLoader:
         dtype: torch.dtype = torch.float32,
         *,
         hydrogens: str = "explicit",
+        workers: int = 0,
+        collate_fn: Callable[[list[Molecule]], Batch] | None = None,
+        atoms: np.ndarray | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if hydrogens not in HYDROGENS:
             raise ValueError(f"hydrogens must be one of {list(HYDROGENS)}, got {hydrogens!r}")
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
         self.dataset, self.batch_size, self.graph = dataset, batch_size, graph
-        self.hydrogens = hydrogens
+        self.hydrogens, self.workers = hydrogens, workers
         self.indices = np.asarray(indices, dtype=np.int64)
         self.columns = None if columns is None else list(columns)
         self.shuffle, self.seed, self.dtype = shuffle, seed, dtype
+        #: (n, k) float64 targets of ``indices``, in their order (None without columns).
+        self.targets = None if self.columns is None else target_values(dataset, self.indices, self.columns)
+        self.atoms = atoms
+        self._collate = _Collate(self, collate_fn)
+        self._reader: torch.utils.data.DataLoader | None = None
+        self._chunks = _Chunks()
 
     def __len__(self) -> int:
         return -(-len(self.indices) // self.batch_size)
@@ -89,27 +126,107 @@ class BatchLoader:
         rng = np.random.default_rng([self.seed, epoch])
         return self.indices[rng.permutation(len(self.indices))]
 
-    def batches(self, epoch: int) -> Iterator[Batch]:
-        """The batches of epoch ``epoch``."""
-        order = self.order(epoch)
-        for start in range(0, len(order), self.batch_size):
-            yield self.make_batch(order[start : start + self.batch_size])
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """Positions in ``self.indices`` of the dataset ``indices`` (each must be one of them)."""
+        return self._collate.rows(indices)
 
     def make_batch(self, indices: np.ndarray) -> Batch:
-        """One batch of the given dataset indices, targets from ``dataset.y``."""
-        molecules = [self.dataset[int(i)] for i in indices]
-        batch = collate(molecules, graph=self.graph, hydrogens=self.hydrogens)
-        y = None
-        if self.columns is not None:
-            y = torch.from_numpy(target_values(self.dataset, indices, self.columns))
-        return replace(batch, y=y).to(dtype=self.dtype)
+        """One batch of the given dataset indices (each one of the loader's), read here."""
+        return self._collate([(int(i), self.dataset[int(i)]) for i in indices])
+
+    def _global_batches(self, epoch: int) -> list[np.ndarray]:
+        order = self.order(epoch)
+        return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+    def _read(self, chunks: list[np.ndarray]) -> Iterator[Batch]:
+        """The batches of ``chunks`` (lists of dataset indices), read here or by the workers."""
+        if self.workers == 0:
+            for chunk in chunks:
+                yield self.make_batch(chunk)
+            return
+        if self._reader is None:
+            self._reader = torch.utils.data.DataLoader(
+                _Items(self.dataset),
+                batch_sampler=self._chunks,
+                num_workers=self.workers,
+                collate_fn=self._collate,
+                persistent_workers=True,
+                prefetch_factor=PREFETCH,
+            )
+        self._chunks.chunks = [chunk.tolist() for chunk in chunks]
+        yield from self._reader
+
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """The batches of epoch ``epoch``."""
+        yield from self._read(self._global_batches(epoch))
 
     def steps(self, epoch: int, ctx: Context) -> Iterator[tuple[Batch, Totals]]:
         """This process's part of each global batch of epoch ``epoch`` and that batch's sizes
         (:mod:`mpnn.train.distributed`); a process without structures gets a stand-in."""
-        order = self.order(epoch)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            mine = shard(chunk, ctx)
-            totals = Totals(len(chunk), 0, 1.0 if len(mine) else 0.0)
-            yield self.make_batch(mine if len(mine) else chunk[:1]), totals
+        chunks = self._global_batches(epoch)
+        mine = [shard(chunk, ctx) for chunk in chunks]
+        totals = [
+            Totals(
+                len(chunk),
+                0 if self.atoms is None else int(self.atoms[chunk].sum()),
+                1.0 if len(part) else 0.0,
+            )
+            for chunk, part in zip(chunks, mine, strict=True)
+        ]
+        read = [part if len(part) else chunk[:1] for chunk, part in zip(chunks, mine, strict=True)]
+        yield from zip(self._read(read), totals, strict=True)
+
+
+class _Items(torch.utils.data.Dataset):
+    """``(index, molecule)`` of a data set, for the worker processes."""
+
+    def __init__(self, dataset: MoleculeDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[int, Molecule]:
+        return index, self.dataset[index]
+
+
+class _Chunks(torch.utils.data.Sampler[list[int]]):
+    """The dataset indices of each batch of the current epoch (set by the loader before it reads)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[list[int]] = []
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.chunks)
+
+
+class _Collate:
+    """``[(index, molecule)] -> Batch``: collated, targets from the loader's ``targets`` (a plain
+    object, so that worker processes started by ``spawn`` receive it pickled)."""
+
+    def __init__(self, loader: BatchLoader, make: Callable[[list[Molecule]], Batch] | None) -> None:
+        self.graph, self.hydrogens, self.dtype, self.make = loader.graph, loader.hydrogens, loader.dtype, make
+        self.indices, self.targets = loader.indices, loader.targets
+        self.sorted = np.argsort(self.indices, kind="stable")
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        found = np.searchsorted(self.indices, indices, sorter=self.sorted)
+        rows = self.sorted[np.minimum(found, max(len(self.indices) - 1, 0))]
+        if len(indices) and not np.array_equal(self.indices[rows], indices):
+            raise IndexError("the batch holds indices that are not the loader's")
+        return rows
+
+    def __call__(self, items: list[tuple[int, Molecule]]) -> Batch:
+        indices = np.array([i for i, _ in items], dtype=np.int64)
+        molecules = [m for _, m in items]
+        if self.make is not None:
+            batch = self.make(molecules)
+        else:
+            batch = collate(molecules, graph=self.graph, hydrogens=self.hydrogens)
+        if self.targets is not None or self.make is None:
+            y = None if self.targets is None else torch.from_numpy(self.targets[self.rows(indices)])
+            batch = replace(batch, y=y)
+        return batch.to(dtype=self.dtype)

@@ -213,17 +213,46 @@ class StructureLoader:
 
 def statistics(structures: StructureSet, sizes: Sequence[int]) -> list[Tensor]:
     """Per species s, (sizes[s], 4) min, max, mean, sigma (population) of its atoms' functions."""
-    out = []
-    g = structures.batch.descriptors
-    for s, n in enumerate(sizes):
-        values = g[structures.species == s, :n]
-        if values.shape[0] == 0:
-            out.append(torch.zeros((n, 4), dtype=torch.float64))
-            continue
-        mean = values.mean(0)
-        sigma = (values * values).mean(0).sub(mean * mean).clamp(min=0.0).sqrt()
-        out.append(torch.stack([values.min(0).values, values.max(0).values, mean, sigma], 1))
-    return out
+    moments = DescriptorMoments(sizes)
+    moments.add(structures.batch.descriptors, structures.species)
+    return moments.result()
+
+
+class DescriptorMoments:
+    """Per species, the minimum, maximum, sum and sum of squares of each of its functions, added
+    chunk by chunk (one streaming pass); :meth:`result` is what :func:`statistics` returns."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        self.sizes = list(sizes)
+        inf = torch.tensor(float("inf"), dtype=torch.float64)
+        self.low = [inf.expand(n).clone() for n in self.sizes]
+        self.high = [-inf.expand(n).clone() for n in self.sizes]
+        self.total = [torch.zeros(n, dtype=torch.float64) for n in self.sizes]
+        self.squares = [torch.zeros(n, dtype=torch.float64) for n in self.sizes]
+        self.count = [0] * len(self.sizes)
+
+    def add(self, descriptors: Tensor, species: Tensor) -> None:
+        """Add the functions (N, W) of N atoms of the given species (N,)."""
+        for s, n in enumerate(self.sizes):
+            values = descriptors[species == s, :n].double()
+            if values.shape[0] == 0:
+                continue
+            self.low[s] = torch.minimum(self.low[s], values.min(0).values)
+            self.high[s] = torch.maximum(self.high[s], values.max(0).values)
+            self.total[s] += values.sum(0)
+            self.squares[s] += (values * values).sum(0)
+            self.count[s] += values.shape[0]
+
+    def result(self) -> list[Tensor]:
+        out = []
+        for s, n in enumerate(self.sizes):
+            if self.count[s] == 0:
+                out.append(torch.zeros((n, 4), dtype=torch.float64))
+                continue
+            mean = self.total[s] / self.count[s]
+            sigma = (self.squares[s] / self.count[s]).sub(mean * mean).clamp(min=0.0).sqrt()
+            out.append(torch.stack([self.low[s], self.high[s], mean, sigma], 1))
+        return out
 
 
 def informative_columns(stats: Sequence[Tensor], tolerance: float = 1e-10) -> list[list[int]]:
@@ -271,12 +300,20 @@ def energy_terms(structures: StructureSet, num_species: int) -> tuple[list[float
     the descriptors' length scale); 1 eV when both are zero.  (On rMD17 ethanol the second is 19
     times the first, and training converges much faster with it.)
     """
-    counts = composition(structures, num_species)
-    energy = structures.energy
+    forces = structures.batch.forces
+    square = float(forces.double().square().sum()) if forces.numel() else 0.0
+    return energy_terms_of(composition(structures, num_species), structures.energy, square, forces.numel())
+
+
+def energy_terms_of(
+    counts: Tensor, energy: Tensor, force_square_sum: float, force_components: int
+) -> tuple[list[float], float]:
+    """:func:`energy_terms` from the composition (M, S), the energies (M,) eV and the sum of
+    squares of the force components (eV^2/Angstrom^2) and their number (a streaming pass's totals)."""
+    counts, energy = counts.double(), energy.double()
     offsets = torch.linalg.lstsq(counts, energy.unsqueeze(1), driver="gelsd").solution.squeeze(1)
     residual = energy - counts @ offsets
     spread = float(residual.std(correction=0) / counts.sum(1).mean().sqrt()) if residual.numel() > 1 else 0.0
-    forces = structures.batch.forces
-    rms = float(forces.double().square().mean().sqrt()) if forces.numel() else 0.0
+    rms = (force_square_sum / force_components) ** 0.5 if force_components else 0.0
     scale = max(spread, rms)
     return offsets.tolist(), scale if scale > 1e-12 else 1.0

@@ -13,6 +13,7 @@ from mpnn.models.hdnnp import PotentialModel
 from mpnn.train import plots
 from mpnn.train import potential_data as pdata
 from mpnn.train.distributed import Context
+from mpnn.train.loader import BatchLoader
 from mpnn.train.metrics import PotentialErrors, potential_errors, potential_errors_csv
 
 TEST_METRICS = "test_metrics.csv"
@@ -37,27 +38,34 @@ def predict_set(
 
 def evaluate_run(
     model: PotentialModel,
-    train: pdata.StructureSet,
-    valid: pdata.StructureSet,
+    train: pdata.StructureSet | BatchLoader,
+    valid: pdata.StructureSet | BatchLoader,
     test: list[Molecule] | None,
     out: Path,
     *,
     forces: bool = True,
 ) -> list[PotentialErrors]:
-    """Errors on train and valid (cached structures) and test (full model); test_metrics.csv, plots."""
+    """Errors on train and valid (cached structures, or loaders of a store) and test (full model);
+    test_metrics.csv; parity plots of test, else of valid when it is cached."""
     from mpnn.files import write_text
+    from mpnn.train.potential_stream import streamed_errors
 
-    rows = []
+    rows, shown = [], None
     for name, structures in (("train", train), ("valid", valid)):
+        if not isinstance(structures, pdata.StructureSet):  # read from a store: errors batch by batch
+            rows.append(streamed_errors(model, structures, name, forces=forces))
+            continue
         e, f = predict_set(model, structures, forces=forces)
-        true_f = structures.batch.forces
-        rows.append(potential_errors(name, e, structures.energy, structures.atoms_per_structure(), f, true_f))
-    shown = ("valid", e, valid.energy, valid.atoms_per_structure(), f, valid.batch.forces)
+        atoms, true_e, true_f = structures.atoms_per_structure(), structures.energy, structures.batch.forces
+        rows.append(potential_errors(name, e, true_e, atoms, f, true_f))
+        shown = (name, e, true_e, atoms, f, true_f)
     if test:
         e, e_true, atoms, f, f_true = evaluate_structures(model, test, forces=forces)
         rows.append(potential_errors("test", e, e_true, atoms, f, f_true))
         shown = ("test", e, e_true, atoms, f, f_true)
     write_text(potential_errors_csv(rows), out / TEST_METRICS)
+    if shown is None:
+        return rows
     name, e, e_true, atoms, f, f_true = shown
     per_atom = torch.stack([e / atoms, e_true / atoms], 1).double().numpy()
     plots.parity(

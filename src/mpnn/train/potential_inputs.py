@@ -3,6 +3,7 @@ and the content hashes that keep a resumed run on the data it started with."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,9 +31,12 @@ def read_set(
 
     ``units``: (Angstrom, eV) per length and energy unit of an n2p2 ``input.data`` file; other
     units than Angstrom and eV for a file in one of ASE's formats (always Angstrom and eV) are an error.
+    A structure store (``*.lmdb`` of ``mpnn data convert``, Angstrom and eV) is read record by record.
     """
     from mpnn.data.atoms import atoms_to_molecule, check_elements, is_input_data, read_structures
 
+    if str(path).lower().endswith(".lmdb"):
+        return _read_store(path, forces=forces, elements=elements, units=units)
     if tuple(units) != (1.0, 1.0) and not is_input_data(path):
         raise DataError(
             f"{path}: --units applies to n2p2 input.data files; this file is read in ASE's units "
@@ -55,6 +59,41 @@ def read_set(
         if not (torch.isfinite(m.y).all() and (m.forces is None or torch.isfinite(m.forces).all())):
             raise DataError(f"{path}: structure {k} has a non-finite energy or force")
         molecules.append(m)
+    return molecules
+
+
+def _read_store(
+    path: str, *, forces: bool, elements: Sequence[int] | None, units: Sequence[float]
+) -> list[Molecule]:
+    """The structures of a store with energies (``target_names`` ``["energy"]``, eV), checked as
+    :func:`read_set` checks a file's."""
+    from mpnn.data.store import StructureStore
+
+    store = StructureStore(path)
+    if tuple(units) != (1.0, 1.0):
+        raise DataError(f"{path}: --units applies to n2p2 input.data files; a store holds Angstrom and eV")
+    if list(store.target_names) != ["energy"] or list(store.target_units) != ["eV"]:
+        raise DataError(
+            f"{path}: a store of structures with energies (eV) is needed, this one holds "
+            f"{', '.join(store.target_names) or 'no targets'}"
+        )
+    if not len(store):
+        raise DataError(f"{path}: no structures")
+    if forces and "forces" not in store.meta["fields"]:
+        raise DataError(f"{path}: the store has no forces (train on energies alone with --force-weight 0)")
+    molecules = []
+    allowed = None if elements is None else set(int(z) for z in elements)
+    for k in range(len(store)):
+        m = store[k]
+        if allowed is not None and not set(m.z.tolist()) <= allowed:
+            extra = sorted(set(m.z.tolist()) - allowed)
+            raise DataError(f"{path}: structure {k} has elements {extra} that the training data do not have")
+        if not forces:
+            m = dataclasses.replace(m, forces=None)
+        if not (torch.isfinite(m.y).all() and (m.forces is None or torch.isfinite(m.forces).all())):
+            raise DataError(f"{path}: structure {k} has a non-finite energy or force")
+        molecules.append(m)
+    store.close()
     return molecules
 
 

@@ -40,6 +40,7 @@ from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_ter
 from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.symmetry.defaults import DEFAULT_OPTIONS
 from mpnn.train import potential_data as pdata
+from mpnn.train import potential_stream
 from mpnn.train.checkpoint import (
     BEST,
     CONFIG,
@@ -61,7 +62,7 @@ from mpnn.train.run import apply_overrides
 from mpnn.train.settings import TrainSettings, potential_settings
 from mpnn.train.settings_files import load_json
 from mpnn.train.targets import Energy, Forces
-from mpnn.train.trainer import fit
+from mpnn.train.trainer import Loader, fit
 
 
 @dataclass
@@ -167,8 +168,14 @@ def train_potential(
     echo: Callable[[str], None] = print,
     stop_after: int | None = None,
     ctx: Context | None = None,
+    lazy: bool = False,
+    readers: int = 2,
 ) -> list[PotentialErrors]:
     """Train (or resume) the potential of ``spec`` in ``out``; returns the errors of ``best.pt``.
+
+    ``lazy``: ``spec.train`` is a structure store read per batch by ``readers`` ``DataLoader``
+    workers (:mod:`mpnn.train.potential_stream`), for sets whose cached symmetry functions would
+    not fit in memory; else the structures are read and their functions cached.
 
     Under ``torchrun`` (``ctx`` of :func:`mpnn.train.distributed.context`) every process trains
     its share of each batch and only rank 0 writes, prints and evaluates (the others return []).
@@ -193,26 +200,41 @@ def train_potential(
         check_data_hashes(out / CONFIG, spec, hashes)
     settings = spec.training
     forces = settings.trains_forces
-    everything = read_set(spec.train, forces=forces, units=spec.units)
-    numbers = sorted({int(z) for m in everything for z in m.z})
     resuming = (out / LAST).is_file() and (out / CONFIG).is_file()
-    if isinstance(spec.valid, str):
-        train_set, valid_set = (
-            everything,
-            read_set(spec.valid, forces=forces, elements=numbers, units=spec.units),
-        )
-    else:
+    if lazy:
+        if isinstance(spec.valid, str):
+            raise DataError(
+                f"{spec.valid}: --lazy draws the validation structures from the store (--valid FRACTION)"
+            )
+        store = potential_stream.open_energy_store(spec.train, forces=forces, units=spec.units)
         split = (
-            _load_split(out, len(everything))
+            _load_split(out, len(store))
             if resuming
-            else split_indices(len(everything), float(spec.valid), settings.seed)
+            else split_indices(len(store), float(spec.valid), settings.seed)
         )
-        train_set = [everything[i] for i in split["train"]]
-        valid_set = [everything[i] for i in split["valid"]]
+        numbers = potential_stream.store_elements(store, np.arange(len(store)), show_progress)
+        sizes = len(split["train"]), len(split["valid"])
+    else:
+        everything = read_set(spec.train, forces=forces, units=spec.units)
+        numbers = sorted({int(z) for m in everything for z in m.z})
+        if isinstance(spec.valid, str):
+            train_set, valid_set = (
+                everything,
+                read_set(spec.valid, forces=forces, elements=numbers, units=spec.units),
+            )
+        else:
+            split = (
+                _load_split(out, len(everything))
+                if resuming
+                else split_indices(len(everything), float(spec.valid), settings.seed)
+            )
+            train_set = [everything[i] for i in split["train"]]
+            valid_set = [everything[i] for i in split["valid"]]
+        sizes = len(train_set), len(valid_set)
     test_set = read_set(spec.test, forces=forces, elements=numbers, units=spec.units) if spec.test else None
     elements = [chemical_symbols[z] for z in numbers]
     echo(
-        f"data: {len(train_set)} training, {len(valid_set)} validation"
+        f"data: {sizes[0]} training, {sizes[1]} validation"
         f"{f', {len(test_set)} test' if test_set else ''} structures; elements {' '.join(elements)}"
     )
     start = time.perf_counter()
@@ -221,21 +243,41 @@ def train_potential(
         if (out / BEST).is_file():  # read at the end: checked before any write (last.pt's weights win)
             load_into(model, load_state_file(out / BEST), out / BEST)
         load_into(model, load_last(out / LAST)["model"], out / LAST)
-        train = pdata.build_structures(model, train_set, progress=show_progress)
+    if lazy:
+        if not resuming:
+            model = new_model(spec, elements)
+            stats, terms = potential_stream.streamed_inputs(
+                model, store, split["train"], len(elements), show_progress
+            )
+            model, _ = fit_inputs(spec, elements, model, stats, terms, echo)
+        train, valid = (
+            potential_stream.store_loader(
+                store, split[part], model.cutoff, size, shuffle=shuffle, seed=settings.seed,
+                dtype=settings.dtype, workers=readers,
+            )
+            for part, size, shuffle in (("train", settings.batch_size, True), ("valid", EVAL_BATCH, False))
+        )  # fmt: skip
+        echo(
+            f"reading {spec.train} lazily ({readers} reader processes); "
+            f"statistics in {time.perf_counter() - start:.1f} s"
+        )
     else:
-        model, train = _new_potential(spec, elements, train_set, show_progress, echo)
-    valid = pdata.build_structures(model, valid_set, progress=show_progress)
-    size = (train.batch.descriptor_grad.numel() + valid.batch.descriptor_grad.numel()) * 8 / 2**20
-    counts = dict(zip(elements, model.symmetry_functions.sizes, strict=True))
-    echo(
-        f"symmetry functions per element: {counts}; "
-        f"descriptors and Jacobians {size:.0f} MB in {time.perf_counter() - start:.1f} s"
-    )
+        if resuming:
+            train = pdata.build_structures(model, train_set, progress=show_progress)
+        else:
+            model, train = _new_potential(spec, elements, train_set, show_progress, echo)
+        valid = pdata.build_structures(model, valid_set, progress=show_progress)
+        size = (train.batch.descriptor_grad.numel() + valid.batch.descriptor_grad.numel()) * 8 / 2**20
+        counts = dict(zip(elements, model.symmetry_functions.sizes, strict=True))
+        echo(
+            f"symmetry functions per element: {counts}; "
+            f"descriptors and Jacobians {size:.0f} MB in {time.perf_counter() - start:.1f} s"
+        )
     if not resuming and ctx.main:
         out.mkdir(parents=True, exist_ok=True)
         if not isinstance(spec.valid, str):
             save_tensors({k: torch.from_numpy(v) for k, v in split.items()}, out / SPLIT)
-        save_json(_config(model, spec, len(train_set), len(valid_set), hashes), out / CONFIG)
+        save_json(_config(model, spec, *sizes, hashes), out / CONFIG)
     echo(f"{'resuming' if resuming else 'training'} in {out}")
     ctx.barrier()  # the folder exists before any process trains into it
     history, best, reason = fit_structures(model, train, valid, settings, out, show_progress, stop_after, ctx)
@@ -266,15 +308,16 @@ def targets_of(settings: TrainSettings) -> list[Energy | Forces]:
 
 def fit_structures(
     model: PotentialModel,
-    train: pdata.StructureSet,
-    valid: pdata.StructureSet,
+    train: pdata.StructureSet | Loader,
+    valid: pdata.StructureSet | Loader,
     settings: TrainSettings,
     out: Path,
     show_progress: bool = True,
     stop_after: int | None = None,
     ctx: Context | None = None,
 ) -> tuple[list[dict[str, float]], int, str]:
-    """Train ``model`` with the one loop (:func:`mpnn.train.trainer.fit`) on cached structures;
+    """Train ``model`` with the one loop (:func:`mpnn.train.trainer.fit`) on cached structures (or
+    on the loaders given, e.g. :func:`~mpnn.train.potential_stream.store_loader`);
     returns the history, the best epoch and why training stopped. The networks train in
     ``settings.dtype`` (the offsets, scaling and energy sum stay float64); ``best.pt`` and the
     returned model are float64."""
@@ -285,8 +328,16 @@ def fit_structures(
         result = fit(
             model,
             targets_of(settings),
-            pdata.StructureLoader(train, settings.batch_size, shuffle=True, seed=settings.seed, dtype=dtype),
-            pdata.StructureLoader(valid, EVAL_BATCH, dtype=dtype),
+            (
+                pdata.StructureLoader(
+                    train, settings.batch_size, shuffle=True, seed=settings.seed, dtype=dtype
+                )
+                if isinstance(train, pdata.StructureSet)
+                else train
+            ),
+            pdata.StructureLoader(valid, EVAL_BATCH, dtype=dtype)
+            if isinstance(valid, pdata.StructureSet)
+            else valid,
             settings,
             out,
             monitor=MONITOR,
@@ -318,7 +369,24 @@ def _new_potential(
     """A new model for the training set: default functions less the constant ones, scaling, energy terms."""
     model = new_model(spec, elements)
     raw = pdata.build_structures(model, train_set, progress=progress)
-    keep = pdata.informative_columns(pdata.statistics(raw, model.symmetry_functions.sizes))
+    stats = pdata.statistics(raw, model.symmetry_functions.sizes)
+    model, keep = fit_inputs(spec, elements, model, stats, pdata.energy_terms(raw, len(elements)), echo)
+    return model, raw if keep is None else pdata.keep_columns(raw, keep)
+
+
+def fit_inputs(
+    spec: PotentialSpec,
+    elements: list[str],
+    model: PotentialModel,
+    stats: list[torch.Tensor],
+    terms: tuple[list[float], float],
+    echo: Callable[[str], None],
+) -> tuple[PotentialModel, list[list[int]] | None]:
+    """The model of ``spec`` for training statistics ``stats`` of its functions
+    (:func:`~mpnn.train.potential_data.statistics`) and energy ``terms`` (offsets, scale): the
+    functions constant on the training set dropped (the kept columns per element are returned,
+    None when all are kept), the scaling and the energy terms set."""
+    keep = pdata.informative_columns(stats)
     empty = [element for element, columns in zip(elements, keep, strict=True) if not columns]
     if empty:
         raise DataError(
@@ -331,18 +399,16 @@ def _new_potential(
         echo(f"symmetry functions: dropped {dropped} that are constant on the training set")
         functions = [[model.config["symmetry_functions"][s][c] for c in k] for s, k in enumerate(keep)]
         model = new_model(spec, elements, functions)
-        raw = pdata.keep_columns(raw, keep)
+        stats = [table[k] for table, k in zip(stats, keep, strict=True)]
     sf = model.symmetry_functions
-    sf.set_scaling(
-        spec.scaling, pdata.statistics(raw, sf.sizes), model.config["scale_min"], model.config["scale_max"]
-    )
-    offsets, scale = pdata.energy_terms(raw, len(elements))
+    sf.set_scaling(spec.scaling, stats, model.config["scale_min"], model.config["scale_max"])
+    offsets, scale = terms
     set_energy_terms(model, scale, offsets)
     echo(
         f"energy: offsets {dict(zip(elements, (round(o, 6) for o in offsets), strict=True))} eV, "
         f"scale {scale:.4g} eV"
     )
-    return model, raw
+    return model, keep if dropped else None
 
 
 def _config(

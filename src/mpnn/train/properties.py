@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from mpnn.models import PropertyModel
-from mpnn.train.loader import BatchLoader, target_values
+from mpnn.train.loader import BatchLoader
 from mpnn.train.metrics import TargetError, target_errors
 
 
@@ -37,5 +37,4 @@ def predict(model: PropertyModel, loader: BatchLoader) -> np.ndarray:
 
 def evaluate(model: PropertyModel, loader: BatchLoader, names: Sequence[str]) -> list[TargetError]:
     """Per-target errors of ``model`` on the loader's molecules (targets from ``dataset.y``)."""
-    true = target_values(loader.dataset, loader.indices, loader.columns)
-    return target_errors(names, predict(model, loader), true)
+    return target_errors(names, predict(model, loader), loader.targets)

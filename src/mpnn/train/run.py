@@ -35,7 +35,7 @@ from mpnn.models import PropertyModel, build_model
 from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.train import plots
 from mpnn.train.checkpoint import BEST, CONFIG, SPLIT, load_into, load_state_file, save_tensors
-from mpnn.train.data import DataSpec, load_molecules, load_split, make_split, split_to_tensors
+from mpnn.train.data import DataSpec, is_store_path, load_molecules, load_split, make_split, split_to_tensors
 from mpnn.train.distributed import Context
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.metrics import TargetError, target_columns, target_errors, write_errors_csv
@@ -53,6 +53,8 @@ TEST_METRICS = "test_metrics.csv"
 MUTABLE = ("training.epochs", "training.time_budget", "training.patience", "training.tensorboard")
 #: What decides best.pt and early stopping: Gilmer's mean MAE / chemical accuracy on validation.
 MONITOR = "valid_ratio"
+#: DataLoader workers reading a structure store's batches in each process, unless --workers says.
+STORE_READERS = 2
 
 
 @dataclass
@@ -196,6 +198,10 @@ def train_run(
     Under ``torchrun`` (``ctx`` of :func:`mpnn.train.distributed.context`) every process trains
     its share of each batch and only rank 0 writes, prints and evaluates (the others return []).
 
+    ``workers``: processes featurising a QM9 release (default: one per core), or, when the data
+    are a structure store, ``DataLoader`` workers reading each process's batches (default
+    :data:`STORE_READERS`).
+
     Nothing is written until everything has been checked: ``out`` is new, empty or a run of
     ``mpnn train`` (:func:`mpnn.outputs.check_output_folder`) and holds none of the data files; the
     models build; every file the run resumes from (``split.pt``, ``last.pt``, ``best.pt``) loads
@@ -242,6 +248,7 @@ def train_run(
             show_progress=show_progress,
             echo=echo,
             ctx=ctx,
+            readers=(STORE_READERS if workers is None else workers) if is_store_path(data.source) else 0,
         )
     if len(spec.groups()) > 1 and ctx.main:
         write_errors_csv(errors, out / TEST_METRICS)
@@ -314,8 +321,10 @@ def train_model(
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
     ctx: Context | None = None,
+    readers: int = 0,
 ) -> list[TargetError]:
-    """Train one model of targets ``names`` in ``run_dir``, then evaluate ``best.pt`` on test."""
+    """Train one model of targets ``names`` in ``run_dir``, then evaluate ``best.pt`` on test;
+    ``readers`` ``DataLoader`` workers read the training and validation batches (0: this process)."""
     settings, columns = spec.training, target_columns(names)
     ctx = ctx or Context()
     if (run_dir / SPLIT).is_file():
@@ -339,6 +348,7 @@ def train_model(
             shuffle,
             settings.init_seed,
             hydrogens=model.hydrogens,
+            workers=readers,
         )
 
     result = fit(
@@ -377,7 +387,7 @@ def evaluate_model(
     """Errors of ``model`` on ``dataset[indices]``; with ``run_dir`` also test files and plots."""
     columns = target_columns(names)
     loader = BatchLoader(dataset, indices, columns, batch_size, model.graph, hydrogens=model.hydrogens)
-    predicted, true = predict(model, loader), target_values(dataset, indices, columns)
+    predicted, true = predict(model, loader), loader.targets
     errors = target_errors(names, predicted, true)
     if run_dir is not None:
         write_errors_csv(errors, run_dir / TEST_METRICS)
