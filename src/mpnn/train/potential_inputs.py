@@ -65,24 +65,12 @@ def read_set(
 def _read_store(
     path: str, *, forces: bool, elements: Sequence[int] | None, units: Sequence[float]
 ) -> list[Molecule]:
-    """The structures of a store with energies (``target_names`` ``["energy"]``, eV), checked as
-    :func:`read_set` checks a file's."""
-    from mpnn.data.store import StructureStore
+    """The structures of a store with energies (eV), checked as :func:`read_set` checks a file's."""
+    from mpnn.train.potential_stream import open_energy_store
 
-    store = StructureStore(path)
-    if tuple(units) != (1.0, 1.0):
-        raise DataError(f"{path}: --units applies to n2p2 input.data files; a store holds Angstrom and eV")
-    if list(store.target_names) != ["energy"] or list(store.target_units) != ["eV"]:
-        raise DataError(
-            f"{path}: a store of structures with energies (eV) is needed, this one holds "
-            f"{', '.join(store.target_names) or 'no targets'}"
-        )
-    if not len(store):
-        raise DataError(f"{path}: no structures")
-    if forces and "forces" not in store.meta["fields"]:
-        raise DataError(f"{path}: the store has no forces (train on energies alone with --force-weight 0)")
+    store = open_energy_store(path, forces=forces, units=units)
     molecules = []
-    allowed = None if elements is None else set(int(z) for z in elements)
+    allowed = None if elements is None else {int(z) for z in elements}
     for k in range(len(store)):
         m = store[k]
         if allowed is not None and not set(m.z.tolist()) <= allowed:
