@@ -203,14 +203,15 @@ def test_featurisation_workers_are_at_most_the_cores(tmp_path, monkeypatch) -> N
 
     seen = []
 
-    def stop(release, state, workers, progress):
+    def stop(release, state, workers):
         seen.append(workers)
         raise DataError("stop")
 
-    monkeypatch.setattr(qm9_build, "_featurize_release", stop)
+    monkeypatch.setattr(qm9_build, "iter_featurized", stop)
     with pytest.raises(DataError, match="stop"):
         qm9_build.build_qm9(qm9.bundled_release_path(), workers=100000, cache_dir=tmp_path)
     assert seen == [os.cpu_count() or 1]
+    assert not any(tmp_path.glob("*.lmdb"))  # a failed build leaves no cache behind
 
 
 def test_property_models_refuse_huge_molecules_before_featurising(tmp_path) -> None:
