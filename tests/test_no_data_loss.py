@@ -357,3 +357,21 @@ def test_a_property_model_refuses_a_huge_molecule_naming_the_file(work, capsys) 
     line = refused(capsys, "predict", "run", "h2_1k.xyz")
     assert "h2_1k.xyz:1: 1024 atoms; property models take at most" in line
     assert snapshot(work) == before
+
+
+def test_a_run_resumes_on_its_data_moved_elsewhere_but_not_on_other_data(work, capsys) -> None:
+    """The recorded SHA-256 lets a run resume from a moved copy of its data file; a file of the
+    same name with other content is refused, and nothing is written."""
+    ase.io.write(work / "e.xyz", clusters(10, 7), format="extxyz")
+    args = [*POTENTIAL, "--out", work / "p7"]
+    assert mpnn(capsys, "train-potential", work / "e.xyz", *args, "--epochs", "1")[0] == 0
+    (work / "moved").mkdir()
+    (work / "e.xyz").rename(work / "moved" / "e.xyz")
+    assert mpnn(capsys, "train-potential", work / "moved" / "e.xyz", *args, "--epochs", "2")[0] == 0
+    saved = torch.load(work / "p7" / "last.pt", weights_only=True)
+    assert saved["state"]["epoch"] == 2
+    ase.io.write(work / "other.xyz", clusters(10, 8), format="extxyz")
+    before = snapshot(work)
+    line = refused(capsys, "train-potential", work / "other.xyz", *args, "--epochs", "3")
+    assert line.startswith(f"mpnn: error: {work / 'other.xyz'}: the train data changed since the run")
+    assert snapshot(work) == before

@@ -87,8 +87,10 @@ def read_scaling(path: str | Path, settings: N2p2Settings) -> dict[str, np.ndarr
     values = np.zeros((len(expected), 4))
     for k, (line, words) in enumerate(rows):
         if len(words) not in (5, 6):
-            raise DataError(f"{path}:{line}: expected 5 or 6 columns (e_index sf_index min max mean "
-                            f"[sigma]), found {len(words)}")
+            raise DataError(
+                f"{path}:{line}: expected 5 or 6 columns (e_index sf_index min max mean "
+                f"[sigma]), found {len(words)}"
+            )
         try:
             index = (int(words[0]), int(words[1]))
         except ValueError:
@@ -149,8 +151,10 @@ def write_scaling(path: str | Path, settings: N2p2Settings, scaling: dict[str, n
 
 def format_scaling(settings: N2p2Settings, scaling: dict[str, np.ndarray]) -> str:
     """The text :func:`write_scaling` writes."""
-    lines = ["# Symmetry function scaling data (n2p2 format, written by mpnn).",
-             "# Col 1 e_index, 2 sf_index, 3 sf_min, 4 sf_max, 5 sf_mean, 6 sf_sigma"]
+    lines = [
+        "# Symmetry function scaling data (n2p2 format, written by mpnn).",
+        "# Col 1 e_index, 2 sf_index, 3 sf_min, 4 sf_max, 5 sf_mean, 6 sf_sigma",
+    ]
     counts = settings.n_symmetry_functions()
     for i, e in enumerate(settings.elements):
         table = np.asarray(scaling.get(e, np.zeros((0, 4))), dtype=np.float64)
@@ -178,8 +182,10 @@ def read_weights(path: str | Path, n_inputs: int, nodes: tuple[int, ...]) -> Lay
         for (line, words), kind in zip(rows[start : start + len(kinds)], kinds, strict=True):
             if len(words) > 1 and words[1] != kind:
                 what = "weight ('a')" if kind == "a" else "bias ('b')"
-                raise DataError(f"{path}:{line}: expected a {what}, found {words[1]!r} (layout does not "
-                                f"match network {'-'.join(map(str, sizes))})")
+                raise DataError(
+                    f"{path}:{line}: expected a {what}, found {words[1]!r} (layout does not "
+                    f"match network {'-'.join(map(str, sizes))})"
+                )
         w = values[start : start + n_in * n_out].reshape(n_in, n_out).T.copy()
         b = values[start + n_in * n_out : start + len(kinds)].copy()
         layers.append((w, b))
@@ -194,14 +200,18 @@ def write_weights(path: str | Path, layers: Layers) -> None:
 
 def format_weights(layers: Layers) -> str:
     """The text :func:`write_weights` writes."""
-    lines = ["# Neural network connection values (weights and biases), n2p2 format, written by mpnn.",
-             "# Col 1 connection, 2 t (a = weight, b = bias), 3 index, 4 l_s, 5 n_s, 6 l_e, 7 n_e"]
+    lines = [
+        "# Neural network connection values (weights and biases), n2p2 format, written by mpnn.",
+        "# Col 1 connection, 2 t (a = weight, b = bias), 3 index, 4 l_s, 5 n_s, 6 l_e, 7 n_e",
+    ]
     count, previous = 0, None
     for layer, (w, b) in enumerate(layers, start=1):
         w, b = np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64)
         if w.ndim != 2 or b.shape != (w.shape[0],) or (previous is not None and w.shape[1] != previous):
-            raise DataError(f"weights layer {layer}: shapes {w.shape} and {b.shape} do not chain "
-                            f"(expected W (out, {previous or 'in'}) and b (out,))")
+            raise DataError(
+                f"weights layer {layer}: shapes {w.shape} and {b.shape} do not chain "
+                f"(expected W (out, {previous or 'in'}) and b (out,))"
+            )
         if not (np.isfinite(w).all() and np.isfinite(b).all()):
             raise DataError(f"weights layer {layer}: values must be finite")
         previous = w.shape[0]
@@ -225,8 +235,10 @@ def read_potential(folder: str | Path) -> N2p2Potential:
     settings = read_input_nn(folder / "input.nn")
     scaling = read_scaling(folder / "scaling.data", settings)
     counts = settings.n_symmetry_functions()
-    weights = {e: read_weights(folder / weights_file_name(e), counts[e], (*settings.nodes[e], 1))
-               for e in settings.elements}
+    weights = {
+        e: read_weights(folder / weights_file_name(e), counts[e], (*settings.nodes[e], 1))
+        for e in settings.elements
+    }
     return N2p2Potential(settings, scaling, weights)
 
 
@@ -240,8 +252,9 @@ def format_potential(potential: N2p2Potential) -> dict[str, str]:
         shapes = [np.shape(w) for w, _ in layers or []]
         want = list(zip((*s.nodes[e], 1), (counts[e], *s.nodes[e]), strict=True))
         if shapes != want:
-            raise DataError(f"{weights_file_name(e)}: weight shapes {shapes} do not match the settings "
-                            f"{want}")
+            raise DataError(
+                f"{weights_file_name(e)}: weight shapes {shapes} do not match the settings {want}"
+            )
         texts[weights_file_name(e)] = format_weights(layers)
     return texts
 
@@ -249,5 +262,3 @@ def format_potential(potential: N2p2Potential) -> dict[str, str]:
 def write_potential(folder: str | Path, potential: N2p2Potential) -> None:
     """Write all files of ``potential`` into ``folder``; none is replaced unless all could be written."""
     write_texts(folder, format_potential(potential))
-
-

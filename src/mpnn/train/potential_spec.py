@@ -81,7 +81,9 @@ def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
     """The spec stored in ``out/config.json`` with the options ``given`` (dotted names), or None.
 
     Only the settings of :data:`mpnn.train.run.MUTABLE` may differ (the training length, the
-    patience, TensorBoard logging).
+    patience, TensorBoard logging), and the paths of data files whose SHA-256 the run recorded (a
+    moved or copied file: :func:`~mpnn.train.potential_inputs.check_data_hashes` then checks that
+    its content is the same).
     """
     path = Path(out) / CONFIG
     if not (Path(out) / LAST).is_file() or not path.is_file():
@@ -89,7 +91,17 @@ def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
     stored = load_json(path)
     if not isinstance(stored, dict) or "run" not in stored:
         raise DataError(f"{path}: not a `train-potential` run folder")
-    merged = apply_overrides(stored["run"], given, frozen=str(path))
+    run = dict(stored["run"])
+    data = stored.get("data")
+    recorded = data.get("sha256") if isinstance(data, dict) else None
+    for role in recorded if isinstance(recorded, dict) else ():
+        if (
+            role in ("train", "valid", "test")
+            and isinstance(given.get(role), str)
+            and isinstance(run.get(role), str)
+        ):
+            run[role] = given[role]  # the content is checked against the recorded hash
+    merged = apply_overrides(run, given, frozen=str(path))
     try:
         return PotentialSpec.from_json(merged)
     except (TypeError, ValueError) as error:
