@@ -19,8 +19,6 @@ from typing import Any
 from mpnn.cli.options import add_quiet_option, add_units_option, add_workers_option
 from mpnn.errors import DataError
 
-STORE_SUFFIXES = (".lmdb",)
-
 CONVERT_EPILOG = """\
 SRC kinds (detected, or given with --kind): qm9 (a QM9 release: tar archive or folder of
 dsgdb9nsd_*.xyz; featurised as `mpnn train` does, uncharacterized.txt and atomref.txt found
@@ -73,6 +71,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from mpnn.data.sources import open_source
+    from mpnn.data.store import STORE_SUFFIXES
     from mpnn.data.store_writer import StoreWriter
     from mpnn.files import remove_stale_temporaries
     from mpnn.outputs import check_outputs, check_suffix

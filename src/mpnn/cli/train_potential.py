@@ -273,11 +273,11 @@ def is_structure_file(path: str | None) -> bool:
     a structure store of one."""
     if path is None or not Path(path).is_file():
         return False
-    name = Path(path).name.lower()
-    if name.endswith(".lmdb"):
-        from mpnn.data.store import StructureStore
+    from mpnn.data.store import StructureStore, is_store_path
 
+    if is_store_path(path):
         return "energy" in StructureStore(path).target_names
+    name = Path(path).name.lower()
     return not any(name.endswith(s) for s in (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip"))
 
 

@@ -24,6 +24,7 @@ from types import ModuleType
 
 from tqdm.auto import tqdm
 
+from mpnn.batch import Molecule
 from mpnn.data import qm9, qm9_xyz, store_format
 from mpnn.data.dataset import FORMAT_NAME, FORMAT_VERSION, MoleculeSet, from_arrays
 from mpnn.data.store import StructureStore
@@ -33,7 +34,8 @@ from mpnn.errors import DataError, FeaturizationError
 _log = logging.getLogger(__name__)
 
 
-QM9_NAME_FORMAT = "dsgdb9nsd_{:06d}"
+QM9_NAME_PREFIX = "dsgdb9nsd_"
+QM9_NAME_FORMAT = QM9_NAME_PREFIX + "{:06d}"
 #: Module providing ``featurize_molecule(symbols, positions, smiles) -> Featurized``.
 FEATURIZE_MODULE = "mpnn.data.featurize"
 _WORKER: dict = {}  # per-process state of the featurisation workers
@@ -85,38 +87,56 @@ def build_qm9(
             _log.warning("%s; rebuilding it", e)
             cache_file.unlink()
     state = release_state(atomref_file, unc_file)
-    parts, failures, dropped = [], [], 0
-    described = f"QM9 release {release.name}" + (
-        f", uncharacterized {unc_file.name} dropped" if unc_file else ""
-    )
+    described = describe(release, unc_file)
+    info: dict = {"release": release.name, "atomref": atomref_file.name}
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     writer = StoreWriter(cache_file, target_names=qm9.TARGETS, target_units=qm9.UNITS, source=described)
     bar = tqdm(desc=f"QM9 {release.name}", unit="mol", disable=not progress)
     with bar, writer:
-        for result in iter_featurized(release, state, worker_count(workers)):
-            bar.update()
-            if result is None:
-                dropped += 1
-            elif len(result) == 2:
-                failures.append(result)
-            else:
-                parts.append(result)
-                writer.add(from_arrays([result], qm9.TARGETS, name_format=QM9_NAME_FORMAT)[0])
-        if not parts:
+        for molecule in featurized_molecules(release, state, worker_count(workers), info, bar.update):
+            writer.add(molecule)
+        if not writer.count:
             raise DataError(f"{release}: no molecules")
-        writer.info.update(atomref=atomref_file.name, uncharacterized_dropped=dropped)
-        writer.info.update(num_failures=len(failures), failures=[list(f) for f in failures])
-    meta = {"source": release.name, "atomref": atomref_file.name, "uncharacterized_dropped": dropped}
-    mset = from_arrays(parts, qm9.TARGETS, name_format=QM9_NAME_FORMAT, failures=failures, meta=meta)
-    if failures:
-        examples = "; ".join(reason for _, reason in failures[:5])
+        writer.info.update(info)
+    if info["failures"]:
+        examples = "; ".join(reason for _, reason in info["failures"][:5])
         _log.warning(
             "%d molecules of %s could not be featurised and were left out, e.g. %s",
-            len(failures),
+            info["num_failures"],
             release.name,
             examples,
         )
-    return mset
+    return read_cache(cache_file)  # what a later call reads, the same molecules in the same form
+
+
+def describe(release: Path, unc_file: Path | None) -> str:
+    """The description a QM9 store keeps of its source."""
+    return f"QM9 release {release.name}" + (f", uncharacterized {unc_file.name} dropped" if unc_file else "")
+
+
+def featurized_molecules(
+    release: Path,
+    state: dict,
+    workers: int,
+    info: dict,
+    tick: Callable[[], object] = lambda: None,
+    max_failures: int | None = None,
+) -> Iterator[Molecule]:
+    """The featurised molecules of ``release`` in file order (:func:`iter_featurized`), each made
+    by :func:`~mpnn.data.dataset.from_arrays` as the in-memory set makes it. ``info`` receives
+    ``uncharacterized_dropped``, ``num_failures`` and ``failures`` (``[index, reason]``, the first
+    ``max_failures``; all with None); ``tick`` is called once per file."""
+    info.update(uncharacterized_dropped=0, num_failures=0, failures=[])
+    for result in iter_featurized(release, state, workers):
+        tick()
+        if result is None:
+            info["uncharacterized_dropped"] += 1
+        elif len(result) == 2:
+            info["num_failures"] += 1
+            if max_failures is None or len(info["failures"]) < max_failures:
+                info["failures"].append(list(result))
+        else:
+            yield from_arrays([result], qm9.TARGETS, name_format=QM9_NAME_FORMAT)[0]
 
 
 def read_cache(path: Path) -> MoleculeSet:
@@ -129,13 +149,14 @@ def read_cache(path: Path) -> MoleculeSet:
         for i in range(len(store)):
             a = store.read(i)
             name = bytes(a["name"]).decode()
-            if not name.startswith(QM9_NAME_FORMAT[:10]) or not name[10:].isdigit():
+            number = name.removeprefix(QM9_NAME_PREFIX)
+            if number == name or not number.isdigit():
                 raise DataError(f"{path}: record {i}: {name!r} is not a QM9 name")
-            parts.append((int(name[10:]), a["z"], a["pos"], a["x"], a["bonds"], a["bond_type"], a["y"]))
+            parts.append((int(number), a["z"], a["pos"], a["x"], a["bonds"], a["bond_type"], a["y"]))
         info = store.meta["info"]
         failures = [(int(i), str(reason)) for i, reason in info.get("failures", [])]
         meta = {
-            "source": Path(str(store.meta["source"]).split(",")[0].removeprefix("QM9 release ")).name,
+            "source": str(info.get("release", "")),
             "atomref": str(info.get("atomref", "")),
             "uncharacterized_dropped": int(info.get("uncharacterized_dropped", 0)),
         }

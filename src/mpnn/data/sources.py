@@ -112,7 +112,6 @@ def open_source(
 
 def _qm9(path: Path, uncharacterized: Any, atomref: Any, workers: int | None) -> Source:
     from mpnn.data import qm9, qm9_build
-    from mpnn.data.dataset import from_arrays
     from mpnn.train.data import DataSpec
 
     spec = DataSpec(str(path), *(None if p is None else str(p) for p in (uncharacterized, atomref)))
@@ -120,32 +119,17 @@ def _qm9(path: Path, uncharacterized: Any, atomref: Any, workers: int | None) ->
     atomref_file = Path(spec.atomref) if spec.atomref else qm9.bundled_atomref_path()
     unc_file = Path(spec.uncharacterized) if spec.uncharacterized else None
     state = qm9_build.release_state(atomref_file, unc_file)
-    info: dict[str, Any] = {"atomref": atomref_file.name, "uncharacterized_dropped": 0}
-    info.update(num_failures=0, failures=[])  # failures: the first MAX_FAILURES (index, reason)
-
-    def molecules() -> Iterator[Molecule]:
-        for result in qm9_build.iter_featurized(path, state, qm9_build.worker_count(workers)):
-            if result is None:
-                info["uncharacterized_dropped"] += 1
-            elif len(result) == 2:
-                info["num_failures"] += 1
-                if len(info["failures"]) < MAX_FAILURES:
-                    info["failures"].append(list(result))
-            else:  # one molecule through the in-memory set's own conversion: identical dtypes
-                one = from_arrays([result], qm9.TARGETS, name_format=qm9_build.QM9_NAME_FORMAT)
-                yield one[0]
-
-    described = f"QM9 release {path.name}" + (
-        f", uncharacterized {unc_file.name} dropped" if unc_file else ""
-    )
+    info: dict[str, Any] = {"release": path.name, "atomref": atomref_file.name}
+    workers_used = qm9_build.worker_count(workers)
+    molecules = qm9_build.featurized_molecules(path, state, workers_used, info, max_failures=MAX_FAILURES)
     return Source(
         "qm9",
-        described,
+        qm9_build.describe(path, unc_file),
         [p for p in (path, atomref_file, unc_file) if p is not None],
         list(qm9.TARGETS),
         list(qm9.UNITS),
         None,
-        molecules(),
+        molecules,
         info,
     )
 

@@ -73,6 +73,13 @@ WINDOW = 64 * 2**20
 #: What a page fault may map around the page read (Linux's default ``fault_around_bytes``).
 FAULT_AROUND = 64 * 2**10
 DATABASES = (b"meta", b"structures", b"targets", b"sizes")
+#: The name endings of store files (``mpnn data convert`` writes nothing else).
+STORE_SUFFIXES = (".lmdb",)
+
+
+def is_store_path(path: str | os.PathLike[str] | None) -> bool:
+    """Whether ``path`` names a structure store by its suffix (:data:`STORE_SUFFIXES`)."""
+    return path is not None and Path(path).name.lower().endswith(STORE_SUFFIXES)
 
 
 def key(index: int) -> bytes:

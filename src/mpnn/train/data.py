@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from mpnn.data.store import is_store_path
 from mpnn.errors import DataError
 from mpnn.train.checkpoint import load_split_file
 from mpnn.train.validate import Rule, check_fields, integer, text
@@ -94,11 +95,6 @@ class DataSpec:
             self.valid,
             self.test,
         )
-
-
-def is_store_path(path: str | Path | None) -> bool:
-    """Whether ``path`` names a structure store (``*.lmdb``, made by ``mpnn data convert``)."""
-    return path is not None and Path(path).name.lower().endswith(".lmdb")
 
 
 def open_property_store(path: str | Path) -> Any:

@@ -112,41 +112,42 @@ class BatchLoader:
         #: (n, k) float64 targets of ``indices``, in their order (None without columns).
         self.targets = None if self.columns is None else target_values(dataset, self.indices, self.columns)
         self.atoms = atoms
-        self._collate = _Collate(self, collate_fn)
+        self._items = _Items(dataset, self.indices, self.targets)
+        self._collate = _Collate(graph, hydrogens, dtype, collate_fn)
         self._reader: torch.utils.data.DataLoader | None = None
         self._chunks = _Chunks()
 
     def __len__(self) -> int:
         return -(-len(self.indices) // self.batch_size)
 
+    def positions(self, epoch: int) -> np.ndarray:
+        """(n,) positions in ``indices`` in the order of epoch ``epoch``."""
+        if not self.shuffle:
+            return np.arange(len(self.indices))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))
+
     def order(self, epoch: int) -> np.ndarray:
         """(n,) the dataset indices in the order of epoch ``epoch``."""
-        if not self.shuffle:
-            return self.indices
-        rng = np.random.default_rng([self.seed, epoch])
-        return self.indices[rng.permutation(len(self.indices))]
+        return self.indices[self.positions(epoch)]
 
-    def rows(self, indices: np.ndarray) -> np.ndarray:
-        """Positions in ``self.indices`` of the dataset ``indices`` (each must be one of them)."""
-        return self._collate.rows(indices)
-
-    def make_batch(self, indices: np.ndarray) -> Batch:
-        """One batch of the given dataset indices (each one of the loader's), read here."""
-        return self._collate([(int(i), self.dataset[int(i)]) for i in indices])
+    def make_batch(self, positions: np.ndarray) -> Batch:
+        """One batch of the structures at ``positions`` in ``indices``, read here."""
+        return self._collate([self._items[int(p)] for p in positions])
 
     def _global_batches(self, epoch: int) -> list[np.ndarray]:
-        order = self.order(epoch)
+        """Positions in ``indices`` of each global batch of epoch ``epoch``."""
+        order = self.positions(epoch)
         return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
     def _read(self, chunks: list[np.ndarray]) -> Iterator[Batch]:
-        """The batches of ``chunks`` (lists of dataset indices), read here or by the workers."""
+        """The batches of ``chunks`` (positions in ``indices``), read here or by the workers."""
         if self.workers == 0:
             for chunk in chunks:
                 yield self.make_batch(chunk)
             return
         if self._reader is None:
             self._reader = torch.utils.data.DataLoader(
-                _Items(self.dataset),
+                self._items,
                 batch_sampler=self._chunks,
                 num_workers=self.workers,
                 collate_fn=self._collate,
@@ -168,7 +169,7 @@ class BatchLoader:
         totals = [
             Totals(
                 len(chunk),
-                0 if self.atoms is None else int(self.atoms[chunk].sum()),
+                0 if self.atoms is None else int(self.atoms[self.indices[chunk]].sum()),
                 1.0 if len(part) else 0.0,
             )
             for chunk, part in zip(chunks, mine, strict=True)
@@ -178,20 +179,21 @@ class BatchLoader:
 
 
 class _Items(torch.utils.data.Dataset):
-    """``(index, molecule)`` of a data set, for the worker processes."""
+    """Item p: the molecule at position p of the loader's ``indices`` and its targets (k,) or None."""
 
-    def __init__(self, dataset: MoleculeDataset) -> None:
-        self.dataset = dataset
+    def __init__(self, dataset: MoleculeDataset, indices: np.ndarray, targets: np.ndarray | None) -> None:
+        self.dataset, self.indices, self.targets = dataset, indices, targets
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.indices)
 
-    def __getitem__(self, index: int) -> tuple[int, Molecule]:
-        return index, self.dataset[index]
+    def __getitem__(self, position: int) -> tuple[Molecule, np.ndarray | None]:
+        y = None if self.targets is None else self.targets[position]
+        return self.dataset[int(self.indices[position])], y
 
 
 class _Chunks(torch.utils.data.Sampler[list[int]]):
-    """The dataset indices of each batch of the current epoch (set by the loader before it reads)."""
+    """The positions of each batch of the current epoch (set by the loader before it reads)."""
 
     def __init__(self) -> None:
         self.chunks: list[list[int]] = []
@@ -204,29 +206,23 @@ class _Chunks(torch.utils.data.Sampler[list[int]]):
 
 
 class _Collate:
-    """``[(index, molecule)] -> Batch``: collated, targets from the loader's ``targets`` (a plain
-    object, so that worker processes started by ``spawn`` receive it pickled)."""
+    """``[(molecule, targets)] -> Batch`` in ``dtype``: :func:`mpnn.batch.collate` or ``make``; the
+    loader's targets replace ``y`` where it has them (``make`` keeps its own ``y`` otherwise). A plain
+    object, so that worker processes started by ``spawn`` receive it pickled."""
 
-    def __init__(self, loader: BatchLoader, make: Callable[[list[Molecule]], Batch] | None) -> None:
-        self.graph, self.hydrogens, self.dtype, self.make = loader.graph, loader.hydrogens, loader.dtype, make
-        self.indices, self.targets = loader.indices, loader.targets
-        self.sorted = np.argsort(self.indices, kind="stable")
+    def __init__(
+        self, graph: str, hydrogens: str, dtype: torch.dtype, make: Callable[[list[Molecule]], Batch] | None
+    ) -> None:
+        self.graph, self.hydrogens, self.dtype, self.make = graph, hydrogens, dtype, make
 
-    def rows(self, indices: np.ndarray) -> np.ndarray:
-        found = np.searchsorted(self.indices, indices, sorter=self.sorted)
-        rows = self.sorted[np.minimum(found, max(len(self.indices) - 1, 0))]
-        if len(indices) and not np.array_equal(self.indices[rows], indices):
-            raise IndexError("the batch holds indices that are not the loader's")
-        return rows
-
-    def __call__(self, items: list[tuple[int, Molecule]]) -> Batch:
-        indices = np.array([i for i, _ in items], dtype=np.int64)
-        molecules = [m for _, m in items]
+    def __call__(self, items: list[tuple[Molecule, np.ndarray | None]]) -> Batch:
+        molecules = [m for m, _ in items]
         if self.make is not None:
             batch = self.make(molecules)
         else:
             batch = collate(molecules, graph=self.graph, hydrogens=self.hydrogens)
-        if self.targets is not None or self.make is None:
-            y = None if self.targets is None else torch.from_numpy(self.targets[self.rows(indices)])
-            batch = replace(batch, y=y)
+        if items and items[0][1] is not None:
+            batch = replace(batch, y=torch.from_numpy(np.stack([y for _, y in items])))
+        elif self.make is None:
+            batch = replace(batch, y=None)
         return batch.to(dtype=self.dtype)

@@ -34,8 +34,9 @@ def read_set(
     A structure store (``*.lmdb`` of ``mpnn data convert``, Angstrom and eV) is read record by record.
     """
     from mpnn.data.atoms import atoms_to_molecule, check_elements, is_input_data, read_structures
+    from mpnn.data.store import is_store_path
 
-    if str(path).lower().endswith(".lmdb"):
+    if is_store_path(path):
         return _read_store(path, forces=forces, elements=elements, units=units)
     if tuple(units) != (1.0, 1.0) and not is_input_data(path):
         raise DataError(

@@ -74,12 +74,18 @@ class StructureCollate:
     def __call__(self, molecules: list[Molecule]) -> Batch:
         from mpnn.data.atoms import collate_structures
 
-        for m in molecules:
-            if m.y is None or not bool(torch.isfinite(m.y).all()):
-                raise DataError(f"{m.name}: no finite energy")
-            if m.forces is not None and not bool(torch.isfinite(m.forces).all()):
-                raise DataError(f"{m.name}: a non-finite force")
+        if any(m.y is None for m in molecules):
+            raise DataError(f"{next(m.name for m in molecules if m.y is None)}: no energy")
         batch = collate_structures(molecules, self.cutoff).to(dtype=torch.float64)
+        finite = torch.isfinite(batch.y).all() and (
+            batch.forces is None or torch.isfinite(batch.forces).all()
+        )
+        if not finite:  # one check per batch; the structure is looked for only when it fails
+            bad = next(
+                m for m in molecules
+                if not (torch.isfinite(m.y).all() and (m.forces is None or torch.isfinite(m.forces).all()))
+            )  # fmt: skip
+            raise DataError(f"{bad.name}: a non-finite energy or force")
         return batch if batch.forces is not None else replace(batch, forces=torch.zeros_like(batch.pos))
 
 

@@ -29,13 +29,14 @@ import torch
 import mpnn
 from mpnn import outputs
 from mpnn.data.qm9 import TARGETS, UNITS
+from mpnn.data.store import is_store_path
 from mpnn.errors import DataError
 from mpnn.files import remove_stale_temporaries, save_json
 from mpnn.models import PropertyModel, build_model
 from mpnn.outputs import check_output_folder, check_outputs
 from mpnn.train import plots
 from mpnn.train.checkpoint import BEST, CONFIG, SPLIT, load_into, load_state_file, save_tensors
-from mpnn.train.data import DataSpec, is_store_path, load_molecules, load_split, make_split, split_to_tensors
+from mpnn.train.data import DataSpec, load_molecules, load_split, make_split, split_to_tensors
 from mpnn.train.distributed import Context
 from mpnn.train.loader import BatchLoader, target_values
 from mpnn.train.metrics import TargetError, target_columns, target_errors, write_errors_csv
