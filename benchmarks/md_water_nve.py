@@ -9,9 +9,12 @@ at rest). Prints the wall time per step and the total-energy conservation per at
 
 The potential and the structure come from ``../shared/data/n2p2_examples.tar.xz`` (unpacked into a
 temporary folder; GPL-3.0 files used in place) or from ``--folder`` (an ``nnp-predict/H2O_RPBE-D3``
-folder). Units of the files: Bohr and Hartree.
+folder). Units of the files: Bohr and Hartree. ``--potential RUN --structure FILE`` runs a potential
+trained here (Angstrom, eV; an HDNNP or an SF-MPNN) on the first structure of FILE instead, e.g. the
+SF-MPNN of ``benchmarks.water_potentials`` on a 192-atom frame of its test set.
 
     python -m benchmarks.md_water_nve [--steps 1000] [--timestep 0.5] [--trajectory traj.extxyz]
+    python -m benchmarks.md_water_nve --potential runs/water/sf_mpnn --structure runs/water-data/test.xyz
 """
 
 from __future__ import annotations
@@ -58,17 +61,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trajectory", help="also write an extxyz trajectory (every --interval steps)")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--potential", help="a potential run folder (Angstrom, eV) instead of n2p2's")
+    parser.add_argument("--structure", help="with --potential: the structure file (its first frame)")
     args = parser.parse_args()
 
-    units = parse_units("bohr,hartree")
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = potential_folder(args.folder, Path(scratch))
-        model = load_potential(folder, units=units)
-        atoms = read_structures(folder / "input.data", units=units)[0]
+    if args.potential:
+        if not args.structure:
+            raise SystemExit("--potential needs --structure")
+        model = load_potential(args.potential)
+        atoms = read_structures(args.structure, index=0)[0]
+        atoms.calc = None
+    else:
+        units = parse_units("bohr,hartree")
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = potential_folder(args.folder, Path(scratch))
+            model = load_potential(folder, units=units)
+            atoms = read_structures(folder / "input.data", units=units)[0]
     n = len(atoms)
     print(f"machine: {machine()}")
     lengths = np.round(atoms.cell.lengths(), 3).tolist()
-    print(f"water box: {n} atoms, cell {lengths} A, cutoff {model.cutoff:.3f} A")
+    what = model.config.get("model", "?")
+    print(f"water box: {n} atoms, cell {lengths} A, cutoff {model.cutoff:.3f} A, model {what}")
     start = time.perf_counter()
     log = run_md(model, atoms, args.steps, args.timestep, initial_temperature_K=args.temperature,
                  trajectory_path=args.trajectory, interval=args.interval, seed=args.seed,

@@ -9,7 +9,12 @@ References come from outside :func:`mpnn.potentials.forces.evaluate`'s derivativ
 * stress: the same differences of E along a symmetric strain applied to positions and cell,
   divided by the volume (ASE's ``calculate_numerical_stress`` convention);
 * invariances: the same structure rotated, translated, permuted, or with atoms moved by lattice
-  vectors must give the same energies (and forces transformed accordingly).
+  vectors must give the same energies (and forces transformed accordingly);
+* smoothness at the cutoff: an atom moved across each radius where the model's terms switch on
+  (its ``radii``, by default the cutoff) changes energy and forces continuously (MD conserves
+  energy only then);
+* isolated atoms: an atom alone has a finite energy and zero force, and an atom beyond the cutoff
+  of every other adds its own energy and changes no force (locality).
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ class Case:
     fd_atoms: int = 3
     external_field: bool = False
     skip: set[str] = field(default_factory=set)
+    radii: tuple[float, ...] = ()
+
+    def switching_radii(self) -> tuple[float, ...]:
+        """The radii where the model's terms switch on: ``radii``, or the model's cutoff."""
+        return self.radii or (float(getattr(self.model, "cutoff", self.cutoff)),)
 
 
 def run(case: Case, structures: list[Molecule], **kw) -> dict[str, torch.Tensor]:
@@ -225,6 +235,80 @@ def check_batch_consistency(case: Case) -> None:
             torch.testing.assert_close(theirs, value, atol=case.atol, rtol=0, msg=f"{case.name}: {key} {b}")
 
 
+def cluster(mol: Molecule) -> Molecule:
+    """The structure's atoms as a molecule (no cell)."""
+    return replace(mol, cell=None, pbc=None)
+
+
+def with_atom(mol: Molecule, source: int, position: torch.Tensor) -> Molecule:
+    """``mol`` with one more atom at ``position``, a copy of atom ``source`` (element, features)."""
+    return replace(
+        mol,
+        z=torch.cat([mol.z, mol.z[source : source + 1]]),
+        pos=torch.cat([mol.pos, position.view(1, 3).to(mol.pos.dtype)]),
+        x=torch.cat([mol.x, mol.x[source : source + 1]]),
+        forces=None,
+    )
+
+
+def _probe(mol: Molecule, radius: float, radii: tuple[float, ...], seed: int) -> tuple[int, torch.Tensor]:
+    """An atom B of ``mol`` and a unit vector u such that the point B + radius u is at least 1e-3
+    from every radius of every other atom (so that only the pair with B crosses ``radius``)."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(200):
+        u = torch.randn(3, generator=generator, dtype=torch.float64)
+        u = u / u.norm()
+        b = int((mol.pos @ u).argmax())  # every other atom lies behind B along u: farther than radius
+        point = mol.pos[b] + radius * u
+        others = torch.cat([mol.pos[:b], mol.pos[b + 1 :]])
+        distances = (others - point).norm(dim=1)
+        gaps = (distances.unsqueeze(1) - torch.tensor(radii, dtype=torch.float64)).abs()
+        if others.numel() == 0 or float(gaps.min()) > 1e-3:
+            return b, u
+    raise AssertionError("no probe direction away from every radius")
+
+
+def check_cutoff_smoothness(case: Case) -> None:
+    """An atom at r_c - delta and r_c + delta from atom B (delta = 1e-6 A), for every switching radius
+    r_c: energies within 1e-8 eV and forces within 1e-4 eV/A of each other. A term that jumps at r_c
+    changes the energy by its size; one whose derivative jumps, the forces."""
+    radii = case.switching_radii()
+    delta = 1e-6
+    for k, mol in enumerate(case.structures[:2]):
+        base = cluster(mol)
+        for radius in radii:
+            b, u = _probe(base, radius, radii, seed=20 + k)
+            inside = run(case, [with_atom(base, b, base.pos[b] + (radius - delta) * u)])
+            outside = run(case, [with_atom(base, b, base.pos[b] + (radius + delta) * u)])
+            jump = abs(float(inside["energy"][0] - outside["energy"][0]))
+            assert jump <= 1e-8, f"{case.name}: energy jumps by {jump:.3g} eV at r = {radius:g}"
+            kink = float((inside["forces"] - outside["forces"]).abs().max())
+            assert kink <= 1e-4, f"{case.name}: forces jump by {kink:.3g} eV/A at r = {radius:g}"
+
+
+def check_isolated_atoms(case: Case) -> None:
+    """An atom alone: finite energy, zero force. An atom 1 A beyond the cutoff of the nearest atom of
+    a cluster: the energy is the cluster's plus the lone atom's, the cluster's forces unchanged."""
+    mol = cluster(case.structures[0])
+    far = max(case.switching_radii()) + 1.0
+    for b in sorted({int((mol.z == z).nonzero()[0]) for z in mol.z.unique().tolist()}):
+        alone = with_atom(replace(mol, z=mol.z[:0], pos=mol.pos[:0], x=mol.x[:0]), 0, mol.pos[b])
+        alone = replace(alone, z=mol.z[b : b + 1], x=mol.x[b : b + 1])
+        single = run(case, [alone])
+        assert torch.isfinite(single["energy"]).all(), f"{case.name}: lone atom Z={int(mol.z[b])}: energy"
+        assert float(single["forces"].abs().max()) == 0.0, f"{case.name}: lone atom: force"
+        u = torch.tensor([0.6, -0.48, 0.64], dtype=torch.float64)
+        start = int((mol.pos @ u).argmax())
+        joined = with_atom(mol, b, mol.pos[start] + far * u)
+        together, apart = run(case, [joined]), run(case, [mol])
+        torch.testing.assert_close(
+            together["energy"], apart["energy"] + single["energy"], atol=case.atol, rtol=0,
+            msg=f"{case.name}: cluster + lone atom Z={int(mol.z[b])}: energy not additive",
+        )  # fmt: skip
+        torch.testing.assert_close(together["forces"][:-1], apart["forces"], atol=case.atol, rtol=0)
+        assert float(together["forces"][-1].abs().max()) == 0.0, f"{case.name}: far atom: force"
+
+
 CHECKS: dict[str, Callable[[Case], None]] = {
     "forces_fd": check_forces_fd,
     "stress_fd": check_stress_fd,
@@ -234,6 +318,8 @@ CHECKS: dict[str, Callable[[Case], None]] = {
     "permutation": check_permutation,
     "periodic_images": check_periodic_images,
     "batch_consistency": check_batch_consistency,
+    "cutoff_smoothness": check_cutoff_smoothness,
+    "isolated_atoms": check_isolated_atoms,
 }
 
 

@@ -10,7 +10,7 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.io import read
 from ase.units import Bohr, Hartree
-from test_forces import TRICLINIC, small_hdnnp
+from small_potentials import TRICLINIC, small_hdnnp
 
 from mpnn.data.atoms import read_structures
 from mpnn.errors import DataError

@@ -9,11 +9,11 @@ import pytest
 from test_train import synthetic_set
 
 from mpnn import cli
-from mpnn.models import MODELS
+from mpnn.models import MODELS, POTENTIALS
 from mpnn.models.presets import PRESETS
 from mpnn.train import run as run_module
 
-PROPERTY_MODELS = sorted(name for name in MODELS if name != "hdnnp")
+PROPERTY_MODELS = sorted(name for name in MODELS if name not in POTENTIALS)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ potentials; a Lennard-Jones model against ASE's own Lennard-Jones calculator."""
 from __future__ import annotations
 
 from dataclasses import replace
-from itertools import combinations_with_replacement
 
 import numpy as np
 import pytest
@@ -14,13 +13,13 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.lj import LennardJones as AseLennardJones
 from potential_contract import CHECKS, Case, run_check
+from small_potentials import TRICLINIC, small_hdnnp, structure
 from torch import nn
 
-from mpnn.batch import Molecule, collate
+from mpnn.batch import collate
 from mpnn.data.atoms import atoms_to_molecule, collate_structures, read_structures
 from mpnn.inputs import edge_vectors
 from mpnn.models import EnnS2SConfig, enn_s2s
-from mpnn.models.hdnnp import HDNNPConfig, hdnnp
 from mpnn.neighbors import neighbor_list
 from mpnn.potentials.forces import evaluate
 from mpnn.scatter import segment_sum
@@ -29,58 +28,7 @@ UNITS = {"H2O_RPBE-D3": "bohr,hartree", "Cu2S_PBE": "angstrom,ev", "Anisole_SCAN
          "DMABN_SCAN": "bohr,hartree", "Ethylbenzene_SCAN": "bohr,hartree"}  # fmt: skip
 
 
-# -- small models with random weights --------------------------------------------------------------
-def small_hdnnp(elements: tuple[str, ...], rc: float, cutoff_type: int, seed: int, weighted: bool = False):
-    """Radial (2) and angular (3) functions for every neighbour combination, one wide angular function (9),
-    optionally the weighted ones (12, 13); random tanh networks."""
-    torch.manual_seed(seed)
-    specs = []
-    for _ in elements:
-        mine = [dict(type=2, neighbors=[n], eta=eta, rs=rs, rc=rc) for n in elements for eta, rs in
-                ((0.3, 0.0), (1.0, 1.5))]  # fmt: skip
-        for pair in combinations_with_replacement(elements, 2):
-            mine.append(dict(type=3, neighbors=list(pair), eta=0.05, lambda_=1.0, zeta=2.0, rc=rc))
-        mine.append(
-            dict(type=9, neighbors=[elements[0], elements[-1]], eta=0.1, lambda_=-1.0, zeta=1.0, rc=rc)
-        )
-        if weighted:
-            mine += [
-                dict(type=12, eta=0.5, rs=1.0, rc=rc),
-                dict(type=13, eta=0.1, rs=0.0, lambda_=1.0, zeta=4.0, rc=rc),
-            ]
-        specs.append(mine)
-    count = len(elements)
-    config = HDNNPConfig(list(elements), specs, cutoff_type=cutoff_type, nodes=[[8, 6]] * count,
-                         activations=["ttl"] * count, scaling="none")  # fmt: skip
-    model = hdnnp(config)
-    with torch.no_grad():
-        model.update.offsets.copy_(torch.randn(count, dtype=torch.float64))
-    return model
-
-
-def spread(n: int, box: np.ndarray, generator: np.random.Generator, pbc, min_dist: float = 0.9) -> np.ndarray:
-    """n random positions in the box whose pairs (and images) are at least ``min_dist`` apart."""
-    pos = np.zeros((0, 3))
-    while len(pos) < n:
-        trial = np.vstack([pos, generator.random(3) @ box])
-        if len(neighbor_list(trial, min_dist, box if any(pbc) else None, pbc)[0]) == 0:
-            pos = trial
-    return pos
-
-
-def structure(symbols: str, box, pbc, seed: int, features: int = 0) -> Molecule:
-    generator = np.random.default_rng(seed)
-    box = np.asarray(box, dtype=np.float64)
-    atoms = Atoms(symbols, positions=spread(len(symbols), box, generator, pbc), cell=box, pbc=pbc)
-    mol = atoms_to_molecule(atoms)
-    if features:
-        mol = replace(mol, x=torch.tensor(generator.random((len(symbols), features))))
-    return mol
-
-
-TRICLINIC = [[3.1, 0.0, 0.0], [0.6, 2.9, 0.0], [-0.4, 0.5, 3.3]]
-
-
+# -- small models with random weights (tests/small_potentials.py) ----------------------------------
 def hdnnp_molecules() -> Case:
     model = small_hdnnp(("H", "O"), rc=4.0, cutoff_type=2, seed=0)
     box = np.eye(3) * 3.5
@@ -130,9 +78,15 @@ def enn_s2s_case() -> Case:
     d = np.linalg.norm(periodic.pos.numpy()[j] - periodic.pos.numpy()[i] + s @ periodic.cell.numpy(), axis=1)
     assert np.abs(d - cutoff).min() > 0.05  # finite differences never move a pair across the cutoff
     # the edge network's ReLUs have kinks: small steps (rounding error ~1e-16 / h stays below 1e-10)
-    skip = {"stress_fd", "periodic_images"}
+    # enn-s2s is a property model: no cutoff function (an edge appears with its full weight) and a
+    # set2set readout (not a sum over atoms): neither smooth at the cutoff nor additive
+    skip = {"stress_fd", "periodic_images", "cutoff_smoothness", "isolated_atoms"}
     molecules = Case("enn_s2s", model, 100.0, mols, fd_atol=1e-8, h=1e-5, fd_atoms=2, skip=skip)
-    return molecules, Case("enn_s2s_periodic", model, cutoff, [periodic], fd_atol=1e-8, h=1e-5)
+    periodic_case = Case(
+        "enn_s2s_periodic", model, cutoff, [periodic], fd_atol=1e-8, h=1e-5,
+        skip={"cutoff_smoothness", "isolated_atoms"},
+    )  # fmt: skip
+    return molecules, periodic_case
 
 
 CASES = {
@@ -179,6 +133,14 @@ def test_the_contract_catches_wrong_forces_and_a_broken_model() -> None:
 
     with pytest.raises(AssertionError):
         run_check(replace(case, model=Flipped(case.model)), "forces_fd")
+
+    # a hard cutoff (n2p2's type 0): the energy jumps when an atom crosses it
+    hard = small_hdnnp(("H", "O"), rc=4.0, cutoff_type=0, seed=0)
+    with pytest.raises(AssertionError, match="energy jumps"):
+        run_check(replace(case, model=hard), "cutoff_smoothness")
+    # set2set reads all atoms at once: a far atom changes the others' energy
+    with pytest.raises(AssertionError, match="not additive"):
+        CHECKS["isolated_atoms"](replace(enn_s2s_case()[0], radii=(3.0,)))
 
 
 # -- against ASE's Lennard-Jones ---------------------------------------------------------------------

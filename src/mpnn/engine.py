@@ -14,7 +14,11 @@ Every model of the package is an :class:`MPNN` with different parts:
 * ``readout(h, x, index, B) -> y`` (B, K).
 
 With ``tie_weights`` (the default) one message and one update module serve all T steps;
-otherwise each step has its own copy, made from the given modules.
+otherwise each step has its own copy, made from the given modules. Gilmer's :math:`M_t` and
+:math:`U_t` may also differ in kind from step to step: ``message`` and ``update`` given as lists
+of T modules are used as they are, step t running ``message[t]`` and ``update[t]`` (the
+symmetry-function potentials of :mod:`mpnn.models.sf_mpnn`: symmetry functions first, learned
+messages after).
 
 Three optional parts cover the rest of Gilmer et al.'s Sec. 2 and 5:
 
@@ -31,6 +35,7 @@ Three optional parts cover the rest of Gilmer et al.'s Sec. 2 and 5:
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,14 +46,18 @@ READOUT_STATES = ("last", "all")
 
 
 class MPNN(nn.Module):
-    """``MPNN(node_input, edge_input, message, update, readout, steps)``; ``forward(batch)`` -> (B, K)."""
+    """``MPNN(node_input, edge_input, message, update, readout, steps)``; ``forward(batch)`` -> (B, K).
+
+    ``message`` and ``update`` are one module each (tied or copied per step) or lists of
+    ``steps`` modules, one per step (then ``tie_weights`` must be False).
+    """
 
     def __init__(
         self,
         node_input: nn.Module,
         edge_input: nn.Module,
-        message: nn.Module,
-        update: nn.Module,
+        message: nn.Module | Sequence[nn.Module],
+        update: nn.Module | Sequence[nn.Module],
         readout: nn.Module,
         steps: int,
         tie_weights: bool = True,
@@ -65,8 +74,8 @@ class MPNN(nn.Module):
         copies = 1 if tie_weights else steps
         self.steps, self.tie_weights, self.readout_states = steps, tie_weights, readout_states
         self.node_input, self.edge_input, self.readout = node_input, edge_input, readout
-        self.messages = _copies(message, copies)
-        self.updates = _copies(update, copies)
+        self.messages = _per_step(message, copies, "message")
+        self.updates = _per_step(update, copies, "update")
         # the edge states after the last step are never read: T - 1 untied edge updates suffice
         edge_copies = 1 if tie_weights else max(1, steps - 1)
         self.edge_updates = None if edge_update is None else _copies(edge_update, edge_copies)
@@ -102,6 +111,18 @@ class MPNN(nn.Module):
         """Predictions (B, K) for the B structures of the batch."""
         h = self.node_states(batch)
         return self.readout(h, batch.x, batch.batch, batch.num_graphs)
+
+
+def _per_step(modules: nn.Module | Sequence[nn.Module], count: int, what: str) -> nn.ModuleList:
+    """``count`` modules: the list given (one per step), or copies of the one module given."""
+    if isinstance(modules, nn.Module):
+        return _copies(modules, count)
+    if len(modules) != count:
+        raise ValueError(
+            f"MPNN: {len(modules)} {what} modules given; one per step needs {count} "
+            "(and tie_weights=False for more than one)"
+        )
+    return nn.ModuleList(modules)
 
 
 def _copies(module: nn.Module, count: int) -> nn.ModuleList:

@@ -163,11 +163,11 @@ def _train_spec(args: argparse.Namespace, out: Path) -> tuple[Any, bool]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``mpnn train``: train (or resume), then print the test table. Structures with energies
-    (``--data`` an extxyz, ASE db or n2p2 input.data file) or ``--model hdnnp`` train a potential:
+    (``--data`` an extxyz, ASE db or n2p2 input.data file) or ``--model hdnnp|sf_mpnn`` train a potential:
     the same loop, through ``train-potential``'s code."""
-    from mpnn.cli.train_potential import is_structure_file
+    from mpnn.cli.train_potential import POTENTIALS, is_structure_file
 
-    if args.model == "hdnnp" or is_structure_file(args.data):
+    if args.model in POTENTIALS or is_structure_file(args.data):
         return _train_a_potential(args)
     from mpnn.outputs import RUN, check_output_folder, check_outputs
     from mpnn.train.distributed import context
@@ -196,16 +196,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_a_potential(args: argparse.Namespace) -> int:
-    """``mpnn train --model hdnnp DATA``: ``mpnn train-potential DATA`` with the shared options."""
-    from mpnn.cli.train_potential import cmd_train_potential, register, train_args
+    """``mpnn train --model hdnnp|sf_mpnn DATA``: ``mpnn train-potential DATA`` with the shared options."""
+    from mpnn.cli.train_potential import POTENTIALS, cmd_train_potential, register, train_args
 
-    if args.model not in (None, "hdnnp"):
+    if args.model not in (None, *POTENTIALS):
         raise UsageError(
             f"--model {args.model}: a property model; structures with energies and forces train a "
-            "potential (--model hdnnp, or `mpnn train-potential`)"
+            "potential (--model hdnnp or sf_mpnn, or `mpnn train-potential`)"
         )
     if not args.data:
-        raise UsageError("--model hdnnp: give the structures with energies and forces as --data FILE")
+        raise UsageError(f"--model {args.model}: give the structures with energies and forces as --data FILE")
     parser = register(argparse.ArgumentParser(prog="mpnn").add_subparsers())
     return cmd_train_potential(parser.parse_args(train_args(args)))
 

@@ -1,4 +1,5 @@
-"""``mpnn train-potential``: train an HDNNP on energies and forces (:mod:`mpnn.train.potential_run`).
+"""``mpnn train-potential``: train an HDNNP or an SF-MPNN on energies and forces
+(:mod:`mpnn.train.potential_run`).
 
 ``register(subparsers)`` adds the subcommand to the ``mpnn`` parser
 (:func:`mpnn.cli.main_train_potential` runs it alone). Errors end the command with one line
@@ -48,8 +49,14 @@ they move linearly from --energy-weight/--force-weight to those between the frac
 equal (MACE's second stage: --weight-start 0.75 --weight-end 0.75 --energy-weight-final 1000).
 The validation loss that picks best.pt weighs with the final weights.
 
+--model sf_mpnn adds --steps - 1 learned message-passing steps over the same radius graph
+(width --features, radial filters of --radial-basis Gaussians within --message-cutoff) to the
+symmetry functions; --nodes and --activation are then those of the energy networks on the last
+states. It trains, predicts and runs MD as an HDNNP does, but has no n2p2 form.
+
 examples:
   mpnn train-potential train.xyz --test test.xyz --epochs 500 --out runs/ethanol
+  mpnn train-potential train.xyz --model sf_mpnn --steps 3 --features 64 --epochs 500
   mpnn train-potential input.data --valid 0.1 --cutoff 6 --nodes 32,32 --time-budget 600
   mpnn train-potential input.data --units bohr,hartree --epochs 100   # n2p2 data in atomic units
   mpnn train-potential train.xyz --epochs 400 --ema 0.99 --energy-weight-final 1000 \
@@ -93,13 +100,29 @@ _WEIGHT_OPTIONS = (
     ("--weight-end", _fraction, "F", "fraction of training where they reach the final ones (1)"),
 )
 
+#: The potentials (:data:`mpnn.models.POTENTIALS`, not imported: importing the models costs start-up time).
+POTENTIALS = ("hdnnp", "sf_mpnn")
+_steps = _number(int, lambda v: 1 <= v <= 16, "an integer in [1, 16]")
+_features = _number(int, lambda v: 1 <= v <= 4096, "an integer in [1, 4096]")
+_basis = _number(int, lambda v: 2 <= v <= 1024, "an integer in [2, 1024]")
+#: The options of an SF-MPNN's learned steps: option, type, metavar, help.
+_MESSAGE_OPTIONS = (
+    ("--steps", _steps, "T", "steps T, 1 = HDNNP (3)"),
+    ("--features", _features, "D", "state width (64)"),
+    ("--embedding", _nodes, "N,N", "hidden sizes of the element networks G -> h (64)"),
+    ("--message-cutoff", _positive_float, "A", "cutoff of the learned messages (--cutoff)"),
+    ("--radial-basis", _basis, "K", "Gaussians of the radial filters (16)"),
+)
+_MESSAGE_NAMES = ("steps", "features", "embedding", "message_cutoff", "radial_basis", "message", "update")
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``train-potential`` to ``subparsers`` (of the ``mpnn`` parser); returns its parser."""
     p = subparsers.add_parser(
         "train-potential",
         help="train a Behler-Parrinello potential on energies and forces",
-        description="Train an HDNNP (Behler-Parrinello neural network potential) on energies and forces.",
+        description="Train an HDNNP (Behler-Parrinello neural network potential), or an SF-MPNN "
+        "(symmetry functions, then learned message passing), on energies and forces.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -123,6 +146,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="FRACTION|FILE",
         help="validation structures: a fraction of DATA (default 0.1) or a file",
     )
+    p.add_argument(
+        "--model", choices=POTENTIALS, help="hdnnp (default) or sf_mpnn (symmetry functions, message passing)"
+    )
     p.add_argument("--cutoff", type=_positive_float, metavar="A", help="cutoff radius, Angstrom (default 6)")
     p.add_argument("--nodes", type=_nodes, metavar="N,N", help="hidden layer sizes (default 64,64)")
     p.add_argument("--activation", choices=list("tspgcr"), help="hidden activation, n2p2 letter (default t)")
@@ -137,6 +163,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         choices=("scale_center", "scale", "center", "sigma", "none"),
         help="n2p2 scaling of the symmetry functions (default scale_center)",
     )
+    for option, kind, metavar, what in _MESSAGE_OPTIONS:
+        p.add_argument(option, type=kind, metavar=metavar, help=f"--model sf_mpnn: {what}")
+    p.add_argument("--message", choices=("filter", "pair"), help="--model sf_mpnn: learned message (filter)")
+    p.add_argument("--update", choices=("residual", "gru"), help="--model sf_mpnn: update (residual)")
     add_length_options(p, epochs_help="epochs (default 300)", budget_help="seconds of training")
     p.add_argument(
         "--lr", type=_learning_rate, help="initial learning rate of Adam, at most 1 (default 1e-3)"
@@ -173,6 +203,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 #: command-line option -> dotted name in the run description
 _OPTIONS = {
     "test": "test",
+    "model": "model",
+    **{name: f"message_passing.{name}" for name in _MESSAGE_NAMES},
     "valid": "valid",
     "cutoff": "cutoff",
     "nodes": "nodes",
@@ -242,6 +274,10 @@ def cmd_train_potential(args: argparse.Namespace) -> int:
         if isinstance(error, MpnnError):
             raise
         raise UsageError(str(error)) from None
+    given_steps = [name for name in _MESSAGE_NAMES if getattr(args, name) is not None]
+    if spec.model == "hdnnp" and given_steps:
+        flag = "--" + given_steps[0].replace("_", "-")
+        raise UsageError(f"{flag}: an option of --model sf_mpnn (an HDNNP has one step, no learned messages)")
     quiet = args.quiet or not ctx.main
     echo = (lambda _: None) if quiet else print
     if args.workers is not None and not args.lazy:
@@ -257,6 +293,8 @@ def cmd_train_potential(args: argparse.Namespace) -> int:
 
 #: ``mpnn train`` options that mean the same for a potential: (attribute, flag).
 SHARED_WITH_TRAIN = (
+    ("model", "--model"),
+    ("steps", "--steps"),
     ("epochs", "--epochs"),
     ("time_budget", "--time-budget"),
     ("batch_size", "--batch-size"),
@@ -285,12 +323,12 @@ def train_args(args: argparse.Namespace) -> list[str]:
     """The ``train-potential`` command line of an ``mpnn train`` call on structures (an HDNNP):
     the options both commands share are passed on; any other is a usage error naming the command
     that has it (the potential's own options, such as --cutoff, belong to ``train-potential``)."""
-    shared = {name for name, _ in SHARED_WITH_TRAIN} | {"data", "model", "quiet", "command", "func"}
+    shared = {name for name, _ in SHARED_WITH_TRAIN} | {"data", "quiet", "command", "func"}
     given = [name for name, value in vars(args).items() if value not in (None, False) and name not in shared]
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise UsageError(
-            f"{flag}: not an option of a potential; `mpnn train --model hdnnp DATA` takes "
+            f"{flag}: not an option of a potential; `mpnn train --model hdnnp|sf_mpnn DATA` takes "
             f"{', '.join(f for _, f in SHARED_WITH_TRAIN)} and --quiet, `mpnn train-potential` all the others"
         )
     argv = [args.data]

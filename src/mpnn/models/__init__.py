@@ -15,6 +15,7 @@ from mpnn.models.ggnn import GGNNConfig, ggnn
 from mpnn.models.gilmer import GilmerConfig, gilmer
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp
 from mpnn.models.interaction_network import InteractionNetworkConfig, interaction_network
+from mpnn.models.sf_mpnn import SFMPNNConfig, sf_mpnn
 from mpnn.models.weave import WeaveConfig, weave
 
 #: name -> (configuration dataclass, builder).  "mpnn" spans Gilmer et al.'s variants (named
@@ -25,6 +26,7 @@ MODELS = {
     "mpnn": (GilmerConfig, gilmer),
     "ggnn": (GGNNConfig, ggnn),
     "hdnnp": (HDNNPConfig, hdnnp),
+    "sf_mpnn": (SFMPNNConfig, sf_mpnn),
     "duvenaud": (DuvenaudConfig, duvenaud),
     "interaction_network": (InteractionNetworkConfig, interaction_network),
     "weave": (WeaveConfig, weave),
@@ -32,6 +34,8 @@ MODELS = {
     "gcn": (GCNConfig, gcn),
 }
 
+#: The potentials among them (:class:`PotentialModel`: energies, forces, MD); the others predict properties.
+POTENTIALS = ("hdnnp", "sf_mpnn")
 
 #: Bounds checked before a model is allocated: any integer of its configuration (widths, steps,
 #: layer sizes) and its number of parameters (4 bytes each in float32, 3x that to train with Adam).
@@ -94,6 +98,7 @@ def _check_parameter_count(build: Any, parsed: Any, name: str) -> None:
 
 __all__ = [
     "MODELS",
+    "POTENTIALS",
     "DTNNConfig",
     "DuvenaudConfig",
     "EnnS2SConfig",
@@ -104,6 +109,7 @@ __all__ = [
     "InteractionNetworkConfig",
     "PotentialModel",
     "PropertyModel",
+    "SFMPNNConfig",
     "WeaveConfig",
     "build_model",
     "dtnn",
@@ -114,5 +120,6 @@ __all__ = [
     "gilmer",
     "hdnnp",
     "interaction_network",
+    "sf_mpnn",
     "weave",
 ]

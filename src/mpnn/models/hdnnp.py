@@ -58,14 +58,24 @@ class HDNNPConfig:
 class PotentialModel(nn.Module):
     """A potential energy model: ``forward(batch) -> (B,)`` energies in eV.
 
-    Wraps an :class:`MPNN` whose node states after the update are atomic energies (N, 1), in
-    eV.  Attributes: ``config`` (JSON-serialisable, for :func:`mpnn.models.build_model`),
+    Wraps an :class:`MPNN` whose first message is the symmetry functions. Without ``head`` (an
+    HDNNP) the node states after the last update are the atomic energies (N, 1), in eV; with one
+    (:mod:`mpnn.models.sf_mpnn`) the head, an :class:`ElementUpdate`, maps the last states to
+    them. Attributes: ``config`` (JSON-serialisable, for :func:`mpnn.models.build_model`),
     ``cutoff`` (Angstrom; the neighbour-list radius the model needs), ``elements``.
     """
 
-    def __init__(self, net: MPNN, config: dict[str, Any], cutoff: float, elements: list[int]) -> None:
+    def __init__(
+        self,
+        net: MPNN,
+        config: dict[str, Any],
+        cutoff: float,
+        elements: list[int],
+        head: ElementUpdate | None = None,
+    ) -> None:
         super().__init__()
         self.net, self.config, self.cutoff, self.elements = net, config, float(cutoff), list(elements)
+        self.head = head
         self.graph = "radius"
 
     @property
@@ -74,7 +84,8 @@ class PotentialModel(nn.Module):
 
     @property
     def update(self) -> ElementUpdate:
-        return self.net.updates[0]
+        """The per-element energy networks with the energy scale and offsets."""
+        return self.net.updates[0] if self.head is None else self.head
 
     def atomic_energies(self, batch: Batch) -> Tensor:
         """(N,) energy of each atom, eV (the batch is cast to the networks' dtype; the offsets
@@ -82,7 +93,10 @@ class PotentialModel(nn.Module):
         dtype = self.update.networks[0].layers[0].weight.dtype if len(self.update.networks) else torch.float64
         if batch.pos.dtype != dtype:
             batch = batch.to(dtype=dtype)
-        return self.net.node_states(batch).squeeze(1)
+        h = self.net.node_states(batch)
+        if self.head is not None:
+            h = self.head.energies(self.symmetry_functions.species(batch), h)
+        return h.squeeze(1)
 
     def forward(self, batch: Batch) -> Tensor:
         """(B,) energies, eV; summed in float64 whatever the model's dtype (atomic energies carry
@@ -97,28 +111,40 @@ def hdnnp(config: HDNNPConfig) -> PotentialModel:
     is a one-line DataError); the model's ``config`` holds them in the form ``to_dict`` writes.
     """
     c = config
-    if not (len(c.symmetry_functions) == len(c.nodes) == len(c.activations) == len(c.elements)):
-        raise ValueError(
-            "hdnnp: elements, symmetry_functions, nodes and activations need one entry per element"
-        )
     numbers = [_atomic_number(e) for e in c.elements]
-    specs = [
-        [SymmetryFunctionSpec.from_dict(d, e, c.cutoff_type, c.cutoff_alpha) for d in element_specs]
-        for e, element_specs in zip(c.elements, c.symmetry_functions, strict=True)
-    ]
+    specs = symmetry_specs(c)
     message = SymmetryFunctions(numbers, specs, c.cutoff_type, c.cutoff_alpha)
-    networks = [
-        ElementNetwork(len(s), nodes, act, c.normalize_nodes)
-        for s, nodes, act in zip(specs, c.nodes, c.activations, strict=True)
-    ]
-    update = ElementUpdate(networks, [len(s) for s in specs])
-    update.energy_scale.fill_(c.energy_unit)
+    update = energy_networks(c, [len(s) for s in specs])
     net = MPNN(SpeciesInput(numbers), EdgeVectors(c.length_unit), message, update, SumReadout(), steps=1)
     net.double()
     functions = [[spec.to_dict() for spec in element_specs] for element_specs in specs]
     stored = {"model": "hdnnp", **asdict(c), "symmetry_functions": functions}
     model = PotentialModel(net, stored, message.cutoff * c.length_unit, numbers)
     return model
+
+
+def symmetry_specs(c: HDNNPConfig) -> list[list[SymmetryFunctionSpec]]:
+    """Per element, its symmetry functions from the configuration's dicts (checked)."""
+    if not (len(c.symmetry_functions) == len(c.nodes) == len(c.activations) == len(c.elements)):
+        raise ValueError(
+            f"{type(c).__name__}: elements, symmetry_functions, nodes and activations need one entry "
+            "per element"
+        )
+    return [
+        [SymmetryFunctionSpec.from_dict(d, e, c.cutoff_type, c.cutoff_alpha) for d in element_specs]
+        for e, element_specs in zip(c.elements, c.symmetry_functions, strict=True)
+    ]
+
+
+def energy_networks(c: HDNNPConfig, inputs: list[int]) -> ElementUpdate:
+    """The per-element energy networks of ``c`` on ``inputs[s]`` inputs, energy scale ``energy_unit``."""
+    networks = [
+        ElementNetwork(n, nodes, act, c.normalize_nodes)
+        for n, nodes, act in zip(inputs, c.nodes, c.activations, strict=True)
+    ]
+    update = ElementUpdate(networks, inputs)
+    update.energy_scale.fill_(c.energy_unit)
+    return update
 
 
 def set_energy_terms(model: PotentialModel, scale: float, offsets: list[float]) -> None:

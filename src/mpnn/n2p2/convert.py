@@ -106,6 +106,10 @@ def model_to_n2p2(model: PotentialModel, source: str = "model") -> N2p2Potential
     """
     config = getattr(model, "config", None)
     hdnnp_config = isinstance(config, dict) and config.get("model") == "hdnnp"
+    if isinstance(config, dict) and config.get("model") == "sf_mpnn":
+        raise _inexpressible(
+            source, "an SF-MPNN's learned message-passing steps have no n2p2 form (n2p2 holds HDNNPs only)"
+        )
     if not (isinstance(model, PotentialModel) and hdnnp_config):
         raise _inexpressible(source, "not a Behler-Parrinello potential (n2p2 holds HDNNPs only)")
     try:

@@ -1,5 +1,6 @@
 """What a potential run trains: :class:`PotentialSpec` (data files, symmetry functions, networks,
-settings) and the HDNNP it describes, fitted to its training set (:func:`fit_inputs`: functions
+settings) and the potential it describes (an HDNNP or an SF-MPNN, :mod:`mpnn.models.sf_mpnn`),
+fitted to its training set (:func:`fit_inputs`: functions
 constant on the set dropped, scaling and energy terms set from its statistics)."""
 
 from __future__ import annotations
@@ -16,12 +17,24 @@ import torch
 from mpnn.batch import Molecule
 from mpnn.errors import DataError
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
+from mpnn.models.sf_mpnn import SFMPNNConfig, sf_mpnn
 from mpnn.symmetry.defaults import DEFAULT_OPTIONS
 from mpnn.train import potential_data as pdata
 from mpnn.train.checkpoint import CONFIG, LAST
 from mpnn.train.run import apply_overrides
 from mpnn.train.settings import TrainSettings, potential_settings
 from mpnn.train.settings_files import load_json
+
+#: The learned steps of an SF-MPNN (:class:`~mpnn.models.sf_mpnn.SFMPNNConfig`), by default.
+MESSAGE_PASSING = {
+    "steps": 3,
+    "features": 64,
+    "embedding": [64],
+    "message_cutoff": None,
+    "radial_basis": 16,
+    "message": "filter",
+    "update": "residual",
+}
 
 
 @dataclass
@@ -32,8 +45,12 @@ class PotentialSpec:
         train: the training file (validation structures are drawn from it when ``valid`` is a fraction).
         valid: fraction of the training file, or a file of validation structures.
         test: a file of test structures, or None.
+        model: ``hdnnp`` or ``sf_mpnn`` (symmetry functions then learned message passing).
         cutoff: cutoff radius of the symmetry functions, Angstrom.
-        nodes, activation: hidden layer sizes and their n2p2 activation letter (output linear).
+        nodes, activation: hidden layer sizes and their n2p2 activation letter (output linear) of
+            the per-element energy networks.
+        message_passing: an SF-MPNN's learned steps (keys of :data:`MESSAGE_PASSING`, the
+            fields of :class:`~mpnn.models.sf_mpnn.SFMPNNConfig`); unused by an HDNNP.
         scaling: n2p2's scaling mode of the symmetry functions.
         symmetry: keyword arguments of :func:`~mpnn.symmetry.defaults.default_symmetry_functions`.
         training: the optimisation settings.
@@ -44,6 +61,7 @@ class PotentialSpec:
     train: str
     valid: float | str = 0.1
     test: str | None = None
+    model: str = "hdnnp"
     cutoff: float = 6.0
     nodes: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "t"
@@ -51,16 +69,30 @@ class PotentialSpec:
     symmetry: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_OPTIONS))
     training: TrainSettings = field(default_factory=potential_settings)
     units: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    message_passing: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(MESSAGE_PASSING))
 
     def __post_init__(self) -> None:
         from mpnn.train.validate import check_fields, potential_spec_rules
 
-        rules, symmetry_rules = potential_spec_rules()
+        rules, symmetry_rules, message_rules = potential_spec_rules()
         check_fields(self, rules)
         unknown = sorted(set(self.symmetry) - set(DEFAULT_OPTIONS))
         if unknown:
             raise DataError(f"symmetry.{unknown[0]}: unknown setting; known: {', '.join(DEFAULT_OPTIONS)}")
         check_fields(self.symmetry, symmetry_rules, "symmetry.")
+        unknown = sorted(set(self.message_passing) - set(MESSAGE_PASSING))
+        if unknown:
+            raise DataError(
+                f"message_passing.{unknown[0]}: unknown setting; known: {', '.join(MESSAGE_PASSING)}"
+            )
+        self.message_passing = {**MESSAGE_PASSING, **self.message_passing}
+        check_fields(self.message_passing, message_rules, "message_passing.")
+        cutoff = self.message_passing["message_cutoff"]
+        if cutoff is not None and cutoff > self.cutoff:
+            raise DataError(
+                f"message_passing.message_cutoff: {cutoff:g} Angstrom exceeds the symmetry functions' "
+                f"cutoff {self.cutoff:g} (the radius graph both share)"
+            )
         if not isinstance(self.training, TrainSettings):
             raise DataError(f"training: expected training settings, got {self.training!r}")
         if self.training.amp is not None and not self.training.float32:
@@ -111,22 +143,24 @@ def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
 def new_model(
     spec: PotentialSpec, elements: Sequence[str], functions: list[list[dict]] | None = None
 ) -> PotentialModel:
-    """An HDNNP of ``spec`` (weights drawn from the seed); default symmetry functions unless given."""
+    """The potential of ``spec`` (weights drawn from the seed); default symmetry functions unless given."""
     from mpnn.symmetry.defaults import default_symmetry_functions
 
     if functions is None:
         functions = default_symmetry_functions(elements, spec.cutoff, **spec.symmetry)
     activations = spec.activation * len(spec.nodes) + "l"
-    config = HDNNPConfig(
-        list(elements),
-        functions,
+    common = dict(
+        elements=list(elements),
+        symmetry_functions=functions,
         nodes=[list(spec.nodes)] * len(elements),
         activations=[activations] * len(elements),
         scaling=spec.scaling,
     )
     torch.manual_seed(spec.training.seed)
     try:
-        return hdnnp(config)
+        if spec.model == "sf_mpnn":
+            return sf_mpnn(SFMPNNConfig(**common, **spec.message_passing))
+        return hdnnp(HDNNPConfig(**common))
     except ValueError as error:
         raise DataError(f"model settings: {error}") from None
 

@@ -158,9 +158,12 @@ def list_of(item: Rule, *, size: int | None = None) -> Rule:
     )
 
 
-def potential_spec_rules() -> tuple[dict[str, Rule], dict[str, Rule]]:
-    """The rules of :class:`~mpnn.train.potential_run.PotentialSpec` and of its ``symmetry``
-    options (:func:`~mpnn.symmetry.defaults.default_symmetry_functions`)."""
+def potential_spec_rules() -> tuple[dict[str, Rule], dict[str, Rule], dict[str, Rule]]:
+    """The rules of :class:`~mpnn.train.potential_run.PotentialSpec`, of its ``symmetry``
+    options (:func:`~mpnn.symmetry.defaults.default_symmetry_functions`) and of its
+    ``message_passing`` options (:class:`~mpnn.models.sf_mpnn.SFMPNNConfig`)."""
+    from mpnn.models import POTENTIALS
+
     spec = {
         "train": text(),
         "valid": Rule(
@@ -168,12 +171,14 @@ def potential_spec_rules() -> tuple[dict[str, Rule], dict[str, Rule]]:
             lambda v: isinstance(v, str) or (is_number(v) and 0 < v < 1),
         ),
         "test": text(optional=True),
+        "model": choice(POTENTIALS),
         "cutoff": number(0, low_open=True),
         "nodes": list_of(integer(1)),
         "activation": choice("tspgcr"),
         "scaling": choice(("scale_center", "scale", "center", "sigma", "none")),
         "symmetry": Rule("a mapping", lambda v: isinstance(v, dict)),
         "units": list_of(number(0, low_open=True), size=2),
+        "message_passing": Rule("a mapping", lambda v: isinstance(v, dict)),
     }
     angular_type = Rule("3 or 9", lambda v: is_int(v) and v in (3, 9))
     symmetry = {
@@ -184,7 +189,16 @@ def potential_spec_rules() -> tuple[dict[str, Rule], dict[str, Rule]]:
         "angular_types": list_of(angular_type),
         "angular_shifts": integer(0),
     }
-    return spec, symmetry
+    message_passing = {
+        "steps": integer(1, 16),
+        "features": integer(1, 4096),
+        "embedding": list_of(integer(1, 4096)),
+        "message_cutoff": number(0, low_open=True, optional=True),
+        "radial_basis": integer(2, 1024),
+        "message": choice(("filter", "pair")),
+        "update": choice(("residual", "gru")),
+    }
+    return spec, symmetry, message_passing
 
 
 # -- model options ------------------------------------------------------------------------------

@@ -85,12 +85,41 @@ class ElementUpdate(nn.Module):
         self.register_buffer("offsets", torch.zeros(len(networks), dtype=torch.float64))
 
     def forward(self, h: Tensor, m: Tensor) -> Tensor:
-        species = h.argmax(dim=1)
-        out = m.new_zeros((m.shape[0], 1))
-        for s, network in enumerate(self.networks):
-            atoms = (species == s).nonzero().squeeze(1)
-            if atoms.numel():
-                out = out.index_copy(0, atoms, network(m[atoms, : self.sizes[s]]))
+        return self.energies(h.argmax(dim=1), m)
+
+    def energies(self, species: Tensor, m: Tensor) -> Tensor:
+        """(N, 1) atomic energies of atoms of species (N,) with inputs m (N, W)."""
+        out = by_element(self.networks, self.sizes, species, m, 1)
         energy = out * self.energy_scale.to(out.dtype)
         dtype = torch.promote_types(out.dtype, self.offsets.dtype)  # offsets of hundreds of eV
         return energy.to(dtype) + self.offsets.to(dtype)[species].unsqueeze(1)
+
+
+class ElementEmbedding(nn.Module):
+    """U(h, m) = NN_s(m): each element's own network maps its W_s scaled symmetry functions to d
+    features (the first update of :mod:`mpnn.models.sf_mpnn`); -> (N, d).
+
+    ``h`` is the one-hot element (N, S); the networks are ``mlp([W_s, *hidden, d], "silu")``.
+    """
+
+    def __init__(self, sizes: Sequence[int], features: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        from mpnn.updates.mlp import mlp
+
+        self.sizes, self.features = list(sizes), features
+        self.networks = nn.ModuleList(mlp([size, *hidden, features], "silu") for size in sizes)
+
+    def forward(self, h: Tensor, m: Tensor) -> Tensor:
+        return by_element(self.networks, self.sizes, h.argmax(dim=1), m, self.features)
+
+
+def by_element(
+    networks: Sequence[nn.Module], sizes: Sequence[int], species: Tensor, m: Tensor, width: int
+) -> Tensor:
+    """(N, width): row i is ``networks[s](m[i, :sizes[s]])`` for s = species[i]."""
+    out = m.new_zeros((m.shape[0], width))
+    for s, network in enumerate(networks):
+        atoms = (species == s).nonzero().squeeze(1)
+        if atoms.numel():
+            out = out.index_copy(0, atoms, network(m[atoms, : sizes[s]]))
+    return out
