@@ -3,8 +3,9 @@
 Data: ``../shared/data/deepmd_water_64H2O.tar.xz`` (LGPL-3.0, used in place): 400 periodic frames of
 192 atoms with energies (eV) and forces (eV/Angstrom). A seeded permutation (``--seed``, default 0)
 splits them 320 / 80; the 320 train (``--valid`` of them pick the best epoch) and the 80 are the test
-set. Both models get the same symmetry functions (``SYMMETRY``), energy networks, loss, optimiser and
-wall-time budget (``--budget`` seconds of training each), through ``mpnn train-potential``; the
+set. Both models get the same symmetry functions (``SYMMETRY``), loss, optimiser and wall-time
+budget (``--budget`` seconds of training each; the HDNNP's energy networks read the functions,
+the SF-MPNN's its last states), through ``mpnn train-potential``; the
 commands are printed, and each run folder keeps ``metrics.csv`` (the learning curve) and
 ``test_metrics.csv``. Run the two models one after the other, or in two processes at once
 (``--model hdnnp`` and ``--model sf_mpnn``, one thread each), then ``--report`` prints the table.

@@ -52,8 +52,13 @@ class Case:
     radii: tuple[float, ...] = ()
 
     def switching_radii(self) -> tuple[float, ...]:
-        """The radii where the model's terms switch on: ``radii``, or the model's cutoff."""
-        return self.radii or (float(getattr(self.model, "cutoff", self.cutoff)),)
+        """The radii where the model's terms switch on: ``radii``, the model's own (``radii()``,
+        Angstrom), or its cutoff."""
+        if self.radii:
+            return self.radii
+        if callable(getattr(self.model, "radii", None)):
+            return tuple(self.model.radii())
+        return (float(getattr(self.model, "cutoff", self.cutoff)),)
 
 
 def run(case: Case, structures: list[Molecule], **kw) -> dict[str, torch.Tensor]:
@@ -251,6 +256,22 @@ def with_atom(mol: Molecule, source: int, position: torch.Tensor) -> Molecule:
     )
 
 
+def lone_atom(mol: Molecule, source: int) -> Molecule:
+    """Atom ``source`` of ``mol`` alone (element, position, features)."""
+    return Molecule(
+        z=mol.z[source : source + 1],
+        pos=mol.pos[source : source + 1],
+        x=mol.x[source : source + 1],
+        bonds=torch.zeros((0, 2), dtype=torch.long),
+        bond_type=torch.zeros(0, dtype=torch.long),
+    )
+
+
+def one_of_each_element(mol: Molecule) -> list[int]:
+    """The first atom of each element of ``mol``."""
+    return sorted(int((mol.z == z).nonzero()[0]) for z in mol.z.unique().tolist())
+
+
 def _probe(mol: Molecule, radius: float, radii: tuple[float, ...], seed: int) -> tuple[int, torch.Tensor]:
     """An atom B of ``mol`` and a unit vector u such that the point B + radius u is at least 1e-3
     from every radius of every other atom (so that only the pair with B crosses ``radius``)."""
@@ -269,21 +290,26 @@ def _probe(mol: Molecule, radius: float, radii: tuple[float, ...], seed: int) ->
 
 
 def check_cutoff_smoothness(case: Case) -> None:
-    """An atom at r_c - delta and r_c + delta from atom B (delta = 1e-6 A), for every switching radius
-    r_c: energies within 1e-8 eV and forces within 1e-4 eV/A of each other. A term that jumps at r_c
-    changes the energy by its size; one whose derivative jumps, the forces."""
+    """A probe atom at r_c - delta and r_c + delta from atom B (delta = 1e-6 A), for every switching
+    radius r_c and every element of the probe: energies within 1e-8 eV and forces within 1e-4 eV/A of
+    each other. A term that jumps at r_c changes the energy by its size; one whose derivative jumps,
+    the forces."""
     radii = case.switching_radii()
     delta = 1e-6
     for k, mol in enumerate(case.structures[:2]):
         base = cluster(mol)
         for radius in radii:
             b, u = _probe(base, radius, radii, seed=20 + k)
-            inside = run(case, [with_atom(base, b, base.pos[b] + (radius - delta) * u)])
-            outside = run(case, [with_atom(base, b, base.pos[b] + (radius + delta) * u)])
-            jump = abs(float(inside["energy"][0] - outside["energy"][0]))
-            assert jump <= 1e-8, f"{case.name}: energy jumps by {jump:.3g} eV at r = {radius:g}"
-            kink = float((inside["forces"] - outside["forces"]).abs().max())
-            assert kink <= 1e-4, f"{case.name}: forces jump by {kink:.3g} eV/A at r = {radius:g}"
+            for element in one_of_each_element(base):  # the probe: a copy of this atom
+                inside, outside = (
+                    run(case, [with_atom(base, element, base.pos[b] + (radius + s * delta) * u)])
+                    for s in (-1.0, 1.0)
+                )
+                what = f"r = {radius:g} between Z = {int(base.z[b])} and Z = {int(base.z[element])}"
+                jump = abs(float(inside["energy"][0] - outside["energy"][0]))
+                assert jump <= 1e-8, f"{case.name}: energy jumps by {jump:.3g} eV at {what}"
+                kink = float((inside["forces"] - outside["forces"]).abs().max())
+                assert kink <= 1e-4, f"{case.name}: forces jump by {kink:.3g} eV/A at {what}"
 
 
 def check_isolated_atoms(case: Case) -> None:
@@ -291,10 +317,8 @@ def check_isolated_atoms(case: Case) -> None:
     a cluster: the energy is the cluster's plus the lone atom's, the cluster's forces unchanged."""
     mol = cluster(case.structures[0])
     far = max(case.switching_radii()) + 1.0
-    for b in sorted({int((mol.z == z).nonzero()[0]) for z in mol.z.unique().tolist()}):
-        alone = with_atom(replace(mol, z=mol.z[:0], pos=mol.pos[:0], x=mol.x[:0]), 0, mol.pos[b])
-        alone = replace(alone, z=mol.z[b : b + 1], x=mol.x[b : b + 1])
-        single = run(case, [alone])
+    for b in one_of_each_element(mol):
+        single = run(case, [lone_atom(mol, b)])
         assert torch.isfinite(single["energy"]).all(), f"{case.name}: lone atom Z={int(mol.z[b])}: energy"
         assert float(single["forces"].abs().max()) == 0.0, f"{case.name}: lone atom: force"
         u = torch.tensor([0.6, -0.48, 0.64], dtype=torch.float64)

@@ -42,8 +42,8 @@ def ref_core(x: float, subtype: str, radial: bool) -> float:
     if order == 2:
         return ((15.0 - 6.0 * x) * x - 10.0) * x * x * x + 1.0
     if order == 3:
-        return (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x**4 + 1.0
-    return (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x**5 + 1.0
+        return (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x ** 4 + 1.0
+    return (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x ** 5 + 1.0
 
 
 def ref_compact(a: float, left: float, right: float, subtype: str, radial: bool) -> float:
@@ -72,7 +72,7 @@ def ref_symmetry_function(spec: SimpleNamespace, i: int, z: list[int], pos: list
     for a, j in enumerate(neighbours):
         if not (weighted or z[j] in (e1, e2)) or not rl < r[j] < rc:
             continue
-        for k in neighbours[a + 1 :]:
+        for k in neighbours[a + 1:]:
             if not (weighted or (z[j], z[k]) in ((e1, e2), (e2, e1))) or not rl < r[k] < rc:
                 continue
             djk = [d[k][c] - d[j][c] for c in range(3)]
@@ -98,28 +98,15 @@ SYMBOLS_INV = {v: k for k, v in SYMBOLS.items()}
 # ---------------------------------------------------------------- our model on a cluster
 
 
-def make_specs(
-    type_: int,
-    windows: list[tuple[float, float, str]],
-    angles: list[tuple[float, float]],
-    pairs: list[tuple[str, ...]],
-) -> list[SimpleNamespace]:
+def make_specs(type_: int, windows: list[tuple[float, float, str]], angles: list[tuple[float, float]],
+               pairs: list[tuple[str, ...]]) -> list[SimpleNamespace]:
     """Specs of one type: every radial window x every angle window (angular) x neighbour selection."""
     specs = []
     for neighbors in pairs:
         for rl, rc, sub in windows:
             for left, right in angles if type_ not in (20, 23) else [(0.0, 0.0)]:
-                specs.append(
-                    SimpleNamespace(
-                        type=type_,
-                        neighbors=list(neighbors),
-                        rl=rl,
-                        rc=rc,
-                        subtype=sub,
-                        angle_left=left,
-                        angle_right=right,
-                    )
-                )
+                specs.append(SimpleNamespace(type=type_, neighbors=list(neighbors), rl=rl, rc=rc, subtype=sub,
+                                             angle_left=left, angle_right=right))
     return specs
 
 
@@ -129,15 +116,8 @@ def cluster_batch(z: list[int], pos: torch.Tensor) -> Batch:
     mask = i != j
     centre, source = i[mask], j[mask]  # sorted by centre, then source
     zeros = torch.zeros(centre.numel(), dtype=torch.long)
-    return Batch(
-        z=torch.tensor(z),
-        pos=pos,
-        x=torch.zeros(n, 0),
-        edge_index=torch.stack([source, centre]),
-        edge_type=zeros,
-        batch=torch.zeros(n, dtype=torch.long),
-        ptr=torch.tensor([0, n]),
-    )
+    return Batch(z=torch.tensor(z), pos=pos, x=torch.zeros(n, 0), edge_index=torch.stack([source, centre]),
+                 edge_type=zeros, batch=torch.zeros(n, dtype=torch.long), ptr=torch.tensor([0, n]))
 
 
 def symmetry_functions(specs: list[SimpleNamespace], elements: list[int]) -> SymmetryFunctions:
@@ -156,25 +136,11 @@ def random_cluster(seed: int, n: int = 8, box: float = 3.2) -> tuple[list[int], 
     return z, torch.rand(n, 3, generator=g, dtype=F64) * box
 
 
-WINDOWS = [
-    (-3.0, 3.0, "p2"),
-    (-2.5, 2.5, "p2a"),
-    (0.0, 2.6, "p1"),
-    (0.8, 3.1, "p3a"),
-    (-1.8, 1.8, "p4"),
-    (0.5, 2.9, "e"),
-    (-2.2, 2.2, "p1a"),
-    (1.0, 2.4, "p4a"),
-]
+WINDOWS = [(-3.0, 3.0, "p2"), (-2.5, 2.5, "p2a"), (0.0, 2.6, "p1"), (0.8, 3.1, "p3a"), (-1.8, 1.8, "p4"),
+           (0.5, 2.9, "e"), (-2.2, 2.2, "p1a"), (1.0, 2.4, "p4a")]
 ANGLES = [(-90.0, 90.0), (90.0, 270.0), (0.0, 180.0), (0.0, 120.0), (49.1, 169.1), (20.0, 75.0)]
-PAIRS = {
-    20: [("H",), ("C",), ("O",)],
-    21: [("H", "H"), ("C", "H"), ("O", "C"), ("O", "O")],
-    22: [("H", "H"), ("H", "C"), ("C", "O"), ("H", "O")],
-    23: [()],
-    24: [()],
-    25: [()],
-}
+PAIRS = {20: [("H",), ("C",), ("O",)], 21: [("H", "H"), ("C", "H"), ("O", "C"), ("O", "O")],
+         22: [("H", "H"), ("H", "C"), ("C", "O"), ("H", "O")], 23: [()], 24: [()], 25: [()]}
 
 
 def check_against_reference(specs: list[SimpleNamespace], z: list[int], pos: torch.Tensor) -> int:
@@ -184,7 +150,7 @@ def check_against_reference(specs: list[SimpleNamespace], z: list[int], pos: tor
     nonzero = 0
     for i in range(len(z)):
         expected = torch.tensor([ref_symmetry_function(s, i, z, plain) for s in specs], dtype=F64)
-        torch.testing.assert_close(ours[i, : len(specs)], expected, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(ours[i, :len(specs)], expected, rtol=1e-12, atol=1e-12)
         nonzero += int((expected != 0).sum())
     return nonzero
 
@@ -237,15 +203,9 @@ def edge_cluster() -> tuple[list[int], torch.Tensor]:
     def polar(r: float, theta: float) -> tuple[float, float, float]:
         return (r * math.cos(theta), r * math.sin(theta), 0.0)
 
-    points = [
-        (0.0, 0.0, 0.0),
-        polar(2.5 - 1e-3, 0.0),
-        polar(0.8 + 1e-3, 90 * rad - 1e-3),
-        polar(1.9, 120 * rad + 2e-3),
-        polar(1.65, -100 * rad),
-        polar(2.0, 60 * rad + 1e-3),
-        (-0.7, -1.1, -1.2),
-    ]
+    points = [(0.0, 0.0, 0.0), polar(2.5 - 1e-3, 0.0), polar(0.8 + 1e-3, 90 * rad - 1e-3),
+              polar(1.9, 120 * rad + 2e-3), polar(1.65, -100 * rad), polar(2.0, 60 * rad + 1e-3),
+              (-0.7, -1.1, -1.2)]
     return [6, 1, 8, 1, 6, 8, 1], torch.tensor(points, dtype=F64)
 
 
@@ -312,13 +272,8 @@ def test_compact_windows_vanish_outside_and_at_the_bounds() -> None:
     module = CompactRadial(*zip(*windows, strict=True)).double()
     r = torch.tensor([0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5], dtype=F64)
     values = module(r, torch.ones_like(r))
-    expected = torch.tensor(
-        [
-            [ref_compact(x, lo, hi, s, True) if lo < x < hi else 0.0 for lo, hi, s in windows]
-            for x in r.tolist()
-        ],
-        dtype=F64,
-    )
+    expected = torch.tensor([[ref_compact(x, lo, hi, s, True) if lo < x < hi else 0.0
+                              for lo, hi, s in windows] for x in r.tolist()], dtype=F64)
     torch.testing.assert_close(values, expected, rtol=1e-14, atol=0.0)
     assert values[5:, 0].tolist() == [0.0, 0.0]  # r = rc and beyond
     assert values[:3, 1].tolist() == [0.0, 0.0, 0.0] and values[4:, 1].tolist() == [0.0, 0.0, 0.0]
@@ -359,18 +314,10 @@ def test_registered_on_import_of_families() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[20, 21, 22, 23, 24, 25]"
     flags = {t: (FAMILIES[t].angular, FAMILIES[t].weighted) for t in range(20, 26)}
-    assert flags == {
-        20: (False, False),
-        21: (True, False),
-        22: (True, False),
-        23: (False, True),
-        24: (True, True),
-        25: (True, True),
-    }
-    built = {
-        t: FAMILIES[t].build(make_specs(t, WINDOWS[:1], ANGLES[:1], PAIRS[t][:1]), CutoffFunction(1))
-        for t in (21, 22, 24, 25)
-    }
+    assert flags == {20: (False, False), 21: (True, False), 22: (True, False), 23: (False, True),
+                     24: (True, True), 25: (True, True)}
+    built = {t: FAMILIES[t].build(make_specs(t, WINDOWS[:1], ANGLES[:1], PAIRS[t][:1]), CutoffFunction(1))
+             for t in (21, 22, 24, 25)}
     narrow = {t: module.narrow for t, module in built.items()}
     assert narrow == {21: True, 22: False, 24: True, 25: False}
 

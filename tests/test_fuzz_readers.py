@@ -307,9 +307,8 @@ def test_an_extxyz_energy_that_is_no_number_is_one_line_naming_the_structure(see
     energy = text.split("energy=")[1].split()[0]
     (tmp_path / "s.extxyz").write_text(text.replace(energy, "-0.63A4", 1))
     out = tmp_path / "o.extxyz"
-    status, _, err = run_mpnn(
-        ["predict", str(FIXTURES / "n2p2" / "tiny"), str(tmp_path / "s.extxyz"), "-o", str(out)]
-    )
+    status, _, err = run_mpnn(["predict", str(FIXTURES / "n2p2" / "tiny"), str(tmp_path / "s.extxyz"),
+                               "-o", str(out)])
     assert status == 2 and err.startswith("mpnn: error: ") and err.count("\n") == 1, err
     assert "s.extxyz: structure 0: the energy '-0.63A4' is not one number" in err
     assert not out.exists()

@@ -126,7 +126,11 @@ def test_small_cells_that_real_work_uses_pass() -> None:
     # one atom in a 1 A cube with a 6 A cutoff: 894 images (a lattice count, not a density guess)
     i, _, _ = neighbor_list(np.zeros((1, 3)), 6.0, np.eye(3), (True, True, True))
     expected = sum(
-        1 for a in range(-6, 7) for b in range(-6, 7) for c in range(-6, 7) if 0 < a * a + b * b + c * c < 36
+        1
+        for a in range(-6, 7)
+        for b in range(-6, 7)
+        for c in range(-6, 7)
+        if 0 < a * a + b * b + c * c < 36
     )
     assert len(i) == expected == 894
 

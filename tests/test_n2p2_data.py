@@ -19,14 +19,8 @@ from mpnn.n2p2.input_data import read_input_data, write_input_data
 
 FIXTURE = Path(__file__).parent / "fixtures" / "n2p2" / "input.data"
 #: name -> (structures, atoms), from SOURCES.md.
-SETS = {
-    "H2O_RPBE-D3": (20, 2064),
-    "Cu2S_PBE": (20, 2880),
-    "Anisole": (20, 5120),
-    "Ethylbenzene": (21, 6048),
-    "DMABN": (21, 441),
-    "LJ": (101, 202),
-}
+SETS = {"H2O_RPBE-D3": (20, 2064), "Cu2S_PBE": (20, 2880), "Anisole": (20, 5120),
+        "Ethylbenzene": (21, 6048), "DMABN": (21, 441), "LJ": (101, 202)}
 
 
 def test_fixture_values() -> None:
@@ -48,9 +42,8 @@ def test_units_are_converted(tmp_path: Path) -> None:
     np.testing.assert_allclose(water.positions[1], [0.9572 * units.Bohr, 0, 0], rtol=1e-15)
     np.testing.assert_allclose(water.cell.array[2], [units.Bohr, 0, 12.0 * units.Bohr], rtol=1e-15)
     assert water.get_potential_energy() == pytest.approx(-76.5 * units.Hartree, rel=1e-15)
-    np.testing.assert_allclose(
-        water.get_forces()[2], np.array([0, -0.2, -0.3]) * units.Hartree / units.Bohr, rtol=1e-15
-    )
+    np.testing.assert_allclose(water.get_forces()[2], np.array([0, -0.2, -0.3]) * units.Hartree / units.Bohr,
+                               rtol=1e-15)
     write_input_data(tmp_path / "input.data", [water], length=units.Bohr, energy=units.Hartree)
     raw = [line.split() for line in (tmp_path / "input.data").read_text().splitlines()]
     atom = [r for r in raw if r[0] == "atom"][1]

@@ -36,40 +36,12 @@ from mpnn.n2p2.potential_files import (
 FIXTURES = Path(__file__).parent / "fixtures" / "n2p2"
 PREDICT = ("H2O_RPBE-D3", "Cu2S_PBE", "Anisole_SCAN", "DMABN_SCAN", "Ethylbenzene_SCAN")
 #: Lines of all_types.nn in n2p2's order, worked out by hand from the SymFnc*::operator< rules.
-EXPECTED_H = [
-    36,
-    24,
-    29,
-    20,
-    18,  # 2: rc, eta, rs, e1
-    31,
-    26,
-    22,
-    44,
-    38,  # 3: rc, eta, rs, zeta, lambda, e1, e2
-    42,
-    32,
-    39,
-    28,
-    43,
-    21,  # 9: rc first; 12: eta; 13: lambda after zeta
-    47,
-    41,
-    30,
-    23,
-    35,  # 20: subtype ("e" < "p2" < "p2a"), e1, rc, rl
-    40,
-    27,
-    45,
-    34,
-    19,  # 21, 22: angle_left, angle_right last
-    37,
-    46,
-    48,
-    33,
-    49,
-    25,
-]  # 23: rl after rc; 24: rc; 25: subtype
+EXPECTED_H = [36, 24, 29, 20, 18,  # 2: rc, eta, rs, e1
+              31, 26, 22, 44, 38,  # 3: rc, eta, rs, zeta, lambda, e1, e2
+              42, 32, 39, 28, 43, 21,  # 9: rc first; 12: eta; 13: lambda after zeta
+              47, 41, 30, 23, 35,  # 20: subtype ("e" < "p2" < "p2a"), e1, rc, rl
+              40, 27, 45, 34, 19,  # 21, 22: angle_left, angle_right last
+              37, 46, 48, 33, 49, 25]  # 23: rl after rc; 24: rc; 25: subtype
 EXPECTED_O = [52, 51, 50]
 
 
@@ -80,7 +52,6 @@ def _write(tmp_path: Path, text: str, name: str = "input.nn") -> Path:
 
 
 # ------------------------------------------------------------------------------------------- input.nn
-
 
 def test_all_types_fixture_is_read_in_n2p2_order() -> None:
     s = read_input_nn(FIXTURES / "all_types.nn")
@@ -95,18 +66,9 @@ def test_all_types_fixture_is_read_in_n2p2_order() -> None:
     by_line = {f.line: f for f in s.symmetry_functions["H"]}
     assert by_line[22].neighbors == ("H", "O")  # "O H" stored in element order
     assert (by_line[38].eta, by_line[38].lambda_, by_line[38].zeta, by_line[38].rc, by_line[38].rs) == (
-        0.1,
-        1.0,
-        2.0,
-        6.0,
-        0.5,
-    )
+        0.1, 1.0, 2.0, 6.0, 0.5)
     assert (by_line[19].rl, by_line[19].angle_left, by_line[19].angle_right, by_line[19].subtype) == (
-        -6.0,
-        60.0,
-        180.0,
-        "p3",
-    )
+        -6.0, 60.0, 180.0, "p3")
     assert by_line[18].cutoff_type == 1 and by_line[18].cutoff_alpha == 0.1
 
 
@@ -138,11 +100,8 @@ def test_example_settings_round_trip_and_counts_match_scaling(n2p2_examples: Pat
         assert read_input_nn(tmp_path / "input.nn") == s, path
         scaling = path.parent / "scaling.data"
         if path.name == "input.nn" and scaling.is_file():
-            e_index = [
-                int(line.split()[0])
-                for line in scaling.read_text().splitlines()
-                if line.strip() and not line.startswith("#")
-            ]
+            e_index = [int(line.split()[0]) for line in scaling.read_text().splitlines()
+                       if line.strip() and not line.startswith("#")]
             counts = [e_index.count(i + 1) for i in range(len(s.elements))]
             assert counts == [len(s.symmetry_functions[e]) for e in s.elements], path
 
@@ -152,10 +111,7 @@ def test_example_elements_follow_atomic_number(n2p2_examples: Path) -> None:
     assert read_input_nn(n2p2_examples / "nnp-predict/Anisole_SCAN/input.nn").elements == ("H", "C", "O")
     s = read_input_nn(n2p2_examples / "nnp-predict/H2O_RPBE-D3/input.nn")
     assert (s.mean_energy, s.conv_energy, s.conv_length) == (
-        -2.5521343547039809e01,
-        2.4265748255366972e02,
-        5.8038448995319847e00,
-    )
+        -2.5521343547039809e01, 2.4265748255366972e02, 5.8038448995319847e00)
 
 
 def test_4g_example_is_unsupported(n2p2_examples: Path) -> None:
@@ -248,22 +204,14 @@ def test_input_nn_whole_file_errors(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=message.replace("[", r"\[").replace(")", r"\)")):
             read_input_nn(_write(tmp_path, head + body + "symfunction_short H 2 H 1.0 0.0 6.0\n"))
     with pytest.raises(DataError, match="input.nn: element O has no symmetry functions"):
-        read_input_nn(
-            _write(
-                tmp_path,
-                "number_of_elements 2\nelements H O\ncutoff_type 2\n"
-                + body
-                + "symfunction_short H 2 H 1.0 0.0 6.0\n",
-            )
-        )
+        read_input_nn(_write(tmp_path, "number_of_elements 2\nelements H O\ncutoff_type 2\n" + body
+                             + "symfunction_short H 2 H 1.0 0.0 6.0\n"))
 
 
 def test_per_element_networks_follow_n2p2(tmp_path: Path) -> None:
-    head = (
-        "number_of_elements 2\nelements H O\ncutoff_type 2\nglobal_hidden_layers_short 2\n"
-        "global_nodes_short 5 4\nglobal_activation_short t t l\n"
-        "symfunction_short H 2 H 1.0 0.0 6.0\nsymfunction_short O 2 H 1.0 0.0 6.0\n"
-    )
+    head = ("number_of_elements 2\nelements H O\ncutoff_type 2\nglobal_hidden_layers_short 2\n"
+            "global_nodes_short 5 4\nglobal_activation_short t t l\n"
+            "symfunction_short H 2 H 1.0 0.0 6.0\nsymfunction_short O 2 H 1.0 0.0 6.0\n")
     s = parse_input_nn(head + "element_nodes_short O 7 4\nelement_activation_short O p s l\n")
     assert s.nodes == {"H": (5, 4), "O": (7, 4)}
     assert s.activations == {"H": ("t", "t", "l"), "O": ("p", "s", "l")}
@@ -281,14 +229,10 @@ def test_per_element_networks_follow_n2p2(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------ scaling, weights
 
-
 def test_tiny_fixture_hand_checked() -> None:
     p = read_potential(FIXTURES / "tiny")
     assert [(f.type, f.neighbors, f.eta) for f in p.settings.symmetry_functions["H"]] == [
-        (2, ("O",), 0.1),
-        (2, ("H",), 0.5),
-        (3, ("H", "O"), 0.1),
-    ]
+        (2, ("O",), 0.1), (2, ("H",), 0.5), (3, ("H", "O"), 0.1)]
     np.testing.assert_array_equal(p.scaling["H"][:, 0], [0.1, 0.2, 0.3])
     np.testing.assert_array_equal(p.scaling["O"][1], [0.5, 6.0, 4.5, 0.9])
     (w1, b1), (w2, b2) = p.weights["H"]  # values 1..11: w[j][k] with source j outer, target k inner
@@ -303,10 +247,8 @@ def test_tiny_fixture_hand_checked() -> None:
 
 def test_weights_round_trip_is_exact(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    layers = [
-        (rng.normal(size=(5, 7)) * 10.0 ** rng.integers(-300, 300, size=(5, 7)), rng.normal(size=5)),
-        (np.array([[5e-324, -1.7976931348623157e308, 1 / 3, -0.0, 1e-7]]), np.array([np.pi])),
-    ]
+    layers = [(rng.normal(size=(5, 7)) * 10.0 ** rng.integers(-300, 300, size=(5, 7)), rng.normal(size=5)),
+              (np.array([[5e-324, -1.7976931348623157e308, 1 / 3, -0.0, 1e-7]]), np.array([np.pi]))]
     write_weights(tmp_path / "weights.008.data", layers)
     back = read_weights(tmp_path / "weights.008.data", 7, (5, 1))
     for (w, b), (w2, b2) in zip(layers, back, strict=True):
@@ -365,10 +307,8 @@ def test_example_potentials_round_trip_exactly(n2p2_examples: Path, tmp_path: Pa
             for (w, b), (w2, b2) in zip(p.weights[e], back.weights[e], strict=True):
                 assert np.array_equal(w, w2) and np.array_equal(b, b2)
         write_scaling(tmp_path / "scaling.data", p.settings, p.scaling)
-        assert np.array_equal(
-            read_scaling(tmp_path / "scaling.data", p.settings)[p.settings.elements[0]],
-            p.scaling[p.settings.elements[0]],
-        )
+        assert np.array_equal(read_scaling(tmp_path / "scaling.data", p.settings)[p.settings.elements[0]],
+                              p.scaling[p.settings.elements[0]])
     assert not list(tmp_path.rglob(".*tmp"))
 
 

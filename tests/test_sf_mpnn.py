@@ -90,22 +90,20 @@ def test_the_command_line_knows_the_same_potentials() -> None:
     assert CLI_POTENTIALS == POTENTIALS and set(POTENTIALS) <= set(MODELS)
 
 
-def test_steps_change_the_energy_and_the_config_round_trips() -> None:
-    one = small_sf_mpnn(("H", "O"), 4.0, 6, seed=3, steps=1)
+def test_config_round_trips_and_radii() -> None:
     three = small_sf_mpnn(("H", "O"), 4.0, 6, seed=3, steps=3, message_cutoff=3.0)
     assert [type(m).__name__ for m in three.net.messages] == [
         "SymmetryFunctions",
         "RadialFilterMessage",
         "RadialFilterMessage",
     ]
-    batch = collate_structures([structure("OHHOH", np.eye(3) * 4.0, [False] * 3, 8)], 4.0).to(
-        dtype=torch.float64
-    )
-    with torch.no_grad():
-        assert abs(float(one(batch)[0] - three(batch)[0])) > 1e-6
+    assert three.radii() == [3.0, 4.0]
+    mol = structure("OHHOH", np.eye(3) * 4.0, [False] * 3, 8)
+    batch = collate_structures([mol], 4.0).to(dtype=torch.float64)
     rebuilt = build_model(three.config)  # what a saved run reloads: config + state dict
     rebuilt.load_state_dict(three.state_dict())
-    torch.testing.assert_close(rebuilt(batch), three(batch), atol=0, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(batch), three(batch), atol=0, rtol=0)
 
 
 @pytest.mark.parametrize(
@@ -116,6 +114,9 @@ def test_steps_change_the_energy_and_the_config_round_trips() -> None:
         ({"message": "attention"}, "message must be one of"),
         ({"message_cutoff": 9.0}, "message_cutoff 9 must be in"),
         ({"radial_basis": 1}, "radial_basis >= 2"),
+        ({"cutoff_type": 0}, "hard cutoff"),
+        ({"features": 4096, "steps": 16}, "parameters, more than"),
+        ({"embedding": [8] * 9}, "at most 8 embedding layers"),
     ],
 )
 def test_bad_settings_are_refused(options: dict, message: str) -> None:
@@ -163,16 +164,27 @@ def sf_mixed() -> Case:
 CASES = {"sf_molecules": sf_molecules, "sf_periodic": sf_periodic, "sf_mixed": sf_mixed}
 
 
+def test_the_contract_catches_a_message_without_its_cutoff_function() -> None:
+    """Learned messages whose filters lack f_c switch on with a jump at the message cutoff."""
+    case = sf_molecules()
+    for message in case.model.net.messages[1:]:
+        message.cutoff_fn.forward = lambda r, rc: torch.ones_like(r)
+    with pytest.raises(AssertionError, match="jumps by .* at r = 3 "):
+        run_check(case, "cutoff_smoothness")
+
+
 @pytest.mark.parametrize("check", sorted(CHECKS))
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_sf_mpnn_passes_the_potential_contract(name: str, check: str) -> None:
     run_check(CASES[name](), check)
 
 
-def test_cached_functions_give_the_same_forces_and_weight_gradients() -> None:
+@pytest.mark.parametrize("name", ["sf_molecules", "sf_mixed"])
+def test_cached_functions_give_the_same_forces_and_weight_gradients(name: str) -> None:
     """Training reads the symmetry functions from the cache: the same energies, forces and gradient of a
-    force loss with respect to every weight as the model computing them from the positions."""
-    case = sf_mixed()
+    force loss with respect to every weight as the model computing them from the positions (filter
+    messages within a shorter cutoff; pair messages on periodic structures)."""
+    case = CASES[name]()
     model = case.model
     batch = collate_structures(case.structures, model.cutoff).to(dtype=torch.float64)
     g, dg = jacobian(model.symmetry_functions, batch, model.net.edge_input(batch))
@@ -231,7 +243,7 @@ def labelled(count: int, seed: int) -> list:
 OPTIONS = (
     "--model sf_mpnn --steps 2 --features 8 --embedding 8 --radial-basis 4 --message-cutoff 3.5 "
     "--radial 3 --r-min 0.8 --angular 1 --angular-shifts 1 --zetas 1,4 --nodes 6 --cutoff 4.0 "
-    "--batch-size 4 --quiet"
+    "--batch-size 4 --float32 --quiet"
 ).split()
 
 
@@ -326,6 +338,36 @@ def test_mpnn_train_routes_sf_mpnn_and_option_errors_are_one_line(tmp_path: Path
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and message in err, err
         assert not (tmp_path / "b").exists()
+
+
+def test_mpnn_train_range_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    train = tmp_path / "train.xyz"
+    ase.io.write(train, labelled(4, 0), format="extxyz")
+    capsys.readouterr()
+    code = cli.main(
+        ["train", "--model", "sf_mpnn", "--steps", "17", "--data", str(train), "--out", str(tmp_path / "a")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--steps" in err and "[1, 16]" in err, err
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_run_of_an_earlier_version_resumes_as_an_hdnnp(tmp_path: Path) -> None:
+    """Run folders written before SF-MPNNs existed hold no ``model`` nor ``message_passing``: they are
+    HDNNPs, and resume with or without ``--model hdnnp``, through both commands."""
+    import json
+
+    train, out = tmp_path / "train.xyz", tmp_path / "old"
+    ase.io.write(train, labelled(8, 0), format="extxyz")
+    small = ["--radial", "3", "--angular", "1", "--angular-shifts", "1", "--zetas", "1", "--nodes", "4",
+             "--cutoff", "4.0", "--batch-size", "4", "--quiet"]  # fmt: skip
+    run("train-potential", train, "--out", out, "--epochs", "1", *small)
+    config = json.loads((out / "config.json").read_text())
+    del config["run"]["model"], config["run"]["message_passing"]
+    (out / "config.json").write_text(json.dumps(config))
+    run("train-potential", train, "--out", out, "--epochs", "2", "--model", "hdnnp", *small)
+    run("train", "--model", "hdnnp", "--data", train, "--out", out, "--epochs", "3", "--quiet")
+    assert len((out / "metrics.csv").read_text().strip().splitlines()) == 4
 
 
 def load_config_model(folder: Path) -> tuple[str, int]:

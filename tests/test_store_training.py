@@ -143,14 +143,18 @@ def test_the_qm9_cache_is_a_store_that_training_reads(release, tmp_path) -> None
             assert torch.equal(getattr(converted[i], field), getattr(memory[i], field)), field
 
 
-def test_lazy_potential_training_takes_the_steps_of_the_cached_path(tmp_path) -> None:
+@pytest.mark.parametrize("model", ["hdnnp", "sf_mpnn"])
+def test_lazy_potential_training_takes_the_steps_of_the_cached_path(tmp_path, model: str) -> None:
     """``train-potential STORE --lazy`` (statistics in one streaming pass, batches read by two
     worker processes, forces through the positions) takes the steps of the cached path on the
     extxyz file the store was made from: the same scaling, energy terms and weights to rounding,
-    and the same errors."""
+    and the same errors; for the HDNNP and for the SF-MPNN (whose learned steps read the positions
+    in both paths)."""
     ase.io.write(tmp_path / "train.extxyz", clusters(20, 1), format="extxyz")
     assert run("data", "convert", tmp_path / "train.extxyz", tmp_path / "train.lmdb") == 0
-    options = [*SMALL_OPTIONS, "--valid", "0.25", "--epochs", "3"]
+    options = [*SMALL_OPTIONS, "--valid", "0.25", "--epochs", "3", "--model", model]
+    if model == "sf_mpnn":
+        options += ["--steps", "2", "--features", "8", "--embedding", "8", "--radial-basis", "4"]
     assert run("train-potential", tmp_path / "train.extxyz", *options, "--out", tmp_path / "cached") == 0
     lazy = ["--lazy", "--workers", "2"]
     assert run("train-potential", tmp_path / "train.lmdb", *options, *lazy, "--out", tmp_path / "lazy") == 0

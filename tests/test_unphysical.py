@@ -103,10 +103,9 @@ def test_predict_refuses_an_overflowing_potential(tmp_path, capsys) -> None:
     shutil.copytree(TINY, potential)
     weights = potential / "weights.008.data"
     lines = weights.read_text().splitlines()
-    weights.write_text(
-        "\n".join(line if line.lstrip().startswith("#") or not line.strip() else "1.7e308" for line in lines)
-        + "\n"
-    )  # the linear output layer sums two such terms: inf
+    weights.write_text("\n".join(
+        line if line.lstrip().startswith("#") or not line.strip() else "1.7e308" for line in lines
+    ) + "\n")  # the linear output layer sums two such terms: inf
     (tmp_path / "w.xyz").write_text(WATER)
     out = tmp_path / "out.extxyz"
     assert cli.main(["predict", str(potential), str(tmp_path / "w.xyz"), "-o", str(out)]) == 2
@@ -230,13 +229,8 @@ def _qm9_texts() -> list[tuple[str, str]]:
 def test_bundled_qm9_subset_raises_no_warning() -> None:
     for name, text in _qm9_texts():
         record = parse_xyz(text, name)
-        assert (
-            close_atoms(
-                np.asarray([{"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}[s] for s in record.symbols]),
-                record.positions,
-            )
-            is None
-        ), name
+        assert close_atoms(np.asarray([{"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}[s] for s in record.symbols]),
+                           record.positions) is None, name
 
 
 def test_n2p2_examples_raise_no_warning(n2p2_examples) -> None:

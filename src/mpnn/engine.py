@@ -48,8 +48,8 @@ READOUT_STATES = ("last", "all")
 class MPNN(nn.Module):
     """``MPNN(node_input, edge_input, message, update, readout, steps)``; ``forward(batch)`` -> (B, K).
 
-    ``message`` and ``update`` are one module each (tied or copied per step) or lists of
-    ``steps`` modules, one per step (then ``tie_weights`` must be False).
+    ``message`` and ``update`` are one module each (tied, or copied per step) or lists (or
+    ``nn.ModuleList``) of ``steps`` modules, one per step (``tie_weights=False``, unless T = 1).
     """
 
     def __init__(
@@ -115,7 +115,7 @@ class MPNN(nn.Module):
 
 def _per_step(modules: nn.Module | Sequence[nn.Module], count: int, what: str) -> nn.ModuleList:
     """``count`` modules: the list given (one per step), or copies of the one module given."""
-    if isinstance(modules, nn.Module):
+    if isinstance(modules, nn.Module) and not isinstance(modules, nn.ModuleList):
         return _copies(modules, count)
     if len(modules) != count:
         raise ValueError(

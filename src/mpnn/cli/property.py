@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mpnn.cli.options import (
+    Parser,
     UsageError,
     _count,
     _decay_factor,
@@ -206,7 +207,7 @@ def _train_a_potential(args: argparse.Namespace) -> int:
         )
     if not args.data:
         raise UsageError(f"--model {args.model}: give the structures with energies and forces as --data FILE")
-    parser = register(argparse.ArgumentParser(prog="mpnn").add_subparsers())
+    parser = register(Parser(prog="mpnn").add_subparsers())  # errors: one line
     return cmd_train_potential(parser.parse_args(train_args(args)))
 
 

@@ -107,7 +107,7 @@ _features = _number(int, lambda v: 1 <= v <= 4096, "an integer in [1, 4096]")
 _basis = _number(int, lambda v: 2 <= v <= 1024, "an integer in [2, 1024]")
 #: The options of an SF-MPNN's learned steps: option, type, metavar, help.
 _MESSAGE_OPTIONS = (
-    ("--steps", _steps, "T", "steps T, 1 = HDNNP (3)"),
+    ("--steps", _steps, "T", "steps T, 1 = HDNNP (2)"),
     ("--features", _features, "D", "state width (64)"),
     ("--embedding", _nodes, "N,N", "hidden sizes of the element networks G -> h (64)"),
     ("--message-cutoff", _positive_float, "A", "cutoff of the learned messages (--cutoff)"),
@@ -320,7 +320,7 @@ def is_structure_file(path: str | None) -> bool:
 
 
 def train_args(args: argparse.Namespace) -> list[str]:
-    """The ``train-potential`` command line of an ``mpnn train`` call on structures (an HDNNP):
+    """The ``train-potential`` command line of an ``mpnn train`` call on structures (a potential):
     the options both commands share are passed on; any other is a usage error naming the command
     that has it (the potential's own options, such as --cutoff, belong to ``train-potential``)."""
     shared = {name for name, _ in SHARED_WITH_TRAIN} | {"data", "quiet", "command", "func"}

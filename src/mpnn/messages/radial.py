@@ -55,6 +55,18 @@ class GaussianBasis(nn.Module):
         return torch.exp(-0.5 * x * x)
 
 
+def edges_within(
+    batch: Batch, vectors: Tensor, cutoff: float, cutoff_fn: CutoffFunction
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The edges shorter than ``cutoff``: source w (E',), target v (E',), length r (E',) and
+    f_c(r) (E', 1), differentiable with respect to ``vectors`` (E, 3)."""
+    source, target = batch.edge_index
+    r = vectors.norm(dim=1)
+    within = (r.detach() < cutoff).nonzero().squeeze(1)
+    r = r[within]
+    return source[within], target[within], r, cutoff_fn(r, cutoff).unsqueeze(1)
+
+
 @dataclass
 class FilterContext:
     """What one forward pass prepares: the edges within the cutoff and their filters.
@@ -95,13 +107,8 @@ class RadialFilterMessage(nn.Module):
 
     def prepare(self, batch: Batch, vectors: Tensor, steps: int = 1) -> FilterContext:
         """The edges within the cutoff and their filters (E', d), from edge vectors (E, 3)."""
-        source, target = batch.edge_index
-        r = vectors.norm(dim=1)
-        within = (r.detach() < self.cutoff).nonzero().squeeze(1)
-        r = r[within]
-        envelope = self.cutoff_fn(r, self.cutoff).unsqueeze(1)
-        filters = self.filter(self.basis(r)) * envelope
-        return FilterContext(source[within], target[within], filters, batch.num_atoms)
+        source, target, r, envelope = edges_within(batch, vectors, self.cutoff, self.cutoff_fn)
+        return FilterContext(source, target, self.filter(self.basis(r)) * envelope, batch.num_atoms)
 
     def forward(self, h: Tensor, context: FilterContext) -> Tensor:
         c = context
@@ -140,13 +147,9 @@ class RadialPairMessage(nn.Module):
         self.out = nn.Linear(features, features)
 
     def prepare(self, batch: Batch, vectors: Tensor, steps: int = 1) -> PairContext:
-        source, target = batch.edge_index
-        r = vectors.norm(dim=1)
-        within = (r.detach() < self.cutoff).nonzero().squeeze(1)
-        r = r[within]
-        envelope = self.cutoff_fn(r, self.cutoff).unsqueeze(1)
-        radial = self.radial(self.basis(r))
-        return PairContext(source[within], target[within], radial, envelope, batch.num_atoms)
+        """The edges within the cutoff, their basis terms (E', d) and cutoff values (E', 1)."""
+        source, target, r, envelope = edges_within(batch, vectors, self.cutoff, self.cutoff_fn)
+        return PairContext(source, target, self.radial(self.basis(r)), envelope, batch.num_atoms)
 
     def forward(self, h: Tensor, context: PairContext) -> Tensor:
         c = context

@@ -25,13 +25,14 @@ With ``steps = 1`` the embedding and the learned steps are absent and :math:`h^1
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from mpnn.engine import MPNN
 from mpnn.inputs import EdgeVectors, SpeciesInput
 from mpnn.messages.radial import RadialFilterMessage, RadialPairMessage
 from mpnn.messages.symmetry_functions import SymmetryFunctions, _atomic_number
-from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, energy_networks, symmetry_specs
+from mpnn.models.hdnnp import HDNNPConfig, energy_networks, symmetry_specs
+from mpnn.models.potential import PotentialModel
 from mpnn.readouts.sum import SumReadout
 from mpnn.updates.element_mlp import ElementEmbedding
 from mpnn.updates.gru import GRUUpdate
@@ -39,6 +40,8 @@ from mpnn.updates.residual import ResidualUpdate, TakeMessage
 
 UPDATES = ("residual", "gru")
 MESSAGES = {"filter": RadialFilterMessage, "pair": RadialPairMessage}
+#: The most hidden layers of the element networks h^1 = NN(G).
+MAX_EMBEDDING_LAYERS = 8
 
 
 @dataclass
@@ -67,11 +70,27 @@ class SFMPNNConfig(HDNNPConfig):
     update: str = "residual"
 
 
+def message_passing_defaults() -> dict[str, object]:
+    """The defaults of the fields an SF-MPNN adds to an HDNNP's configuration."""
+    own = {f.name for f in fields(HDNNPConfig)}
+    defaults = SFMPNNConfig(elements=[], symmetry_functions=[])
+    return {f.name: getattr(defaults, f.name) for f in fields(SFMPNNConfig) if f.name not in own}
+
+
 def sf_mpnn(config: SFMPNNConfig) -> PotentialModel:
-    """Build an SF-MPNN from its configuration (float64, weights drawn as torch does)."""
+    """Build an SF-MPNN from its configuration (float64, weights drawn as torch does).
+
+    Refused (ValueError, one line): settings out of range, a hard cutoff (``cutoff_type`` 0, which
+    would make the learned messages jump) with T > 1, and more parameters than
+    :data:`mpnn.models.MAX_PARAMETERS` (counted before anything is allocated).
+    """
     c = config
     if c.steps < 1:
         raise ValueError(f"sf_mpnn: steps must be >= 1, got {c.steps}")
+    if c.steps > 1 and c.cutoff_type == 0:
+        raise ValueError("sf_mpnn: a hard cutoff (cutoff_type 0) would make the learned messages jump")
+    if len(c.embedding) > MAX_EMBEDDING_LAYERS:
+        raise ValueError(f"sf_mpnn: at most {MAX_EMBEDDING_LAYERS} embedding layers, got {len(c.embedding)}")
     if c.update not in UPDATES:
         raise ValueError(f"sf_mpnn: update must be one of {UPDATES}, got {c.update!r}")
     if c.message not in MESSAGES:
@@ -80,6 +99,7 @@ def sf_mpnn(config: SFMPNNConfig) -> PotentialModel:
         raise ValueError("sf_mpnn: features must be >= 1 and radial_basis >= 2")
     numbers = [_atomic_number(e) for e in c.elements]
     specs = symmetry_specs(c)
+    _check_size(c, [len(s) for s in specs])
     functions = SymmetryFunctions(numbers, specs, c.cutoff_type, c.cutoff_alpha)
     sizes = [len(s) for s in specs]
     message_cutoff = functions.cutoff if c.message_cutoff is None else float(c.message_cutoff)
@@ -115,3 +135,24 @@ def sf_mpnn(config: SFMPNNConfig) -> PotentialModel:
     stored = {"model": "sf_mpnn", **asdict(c), "symmetry_functions": functions_json}
     model = PotentialModel(net, stored, functions.cutoff * c.length_unit, numbers, head=head)
     return model.double()
+
+
+def _check_size(c: SFMPNNConfig, inputs: list[int]) -> None:
+    """Count the parameters of the networks (weights and biases of every linear layer) and refuse
+    more than :data:`mpnn.models.MAX_PARAMETERS`."""
+    from mpnn.models import MAX_PARAMETERS
+
+    def layers(widths: list[int]) -> int:
+        return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+    d, k = c.features, c.radial_basis
+    width = [d] * len(inputs) if c.steps > 1 else inputs
+    count = sum(layers([n, *nodes, 1]) for n, nodes in zip(width, c.nodes, strict=False))
+    if c.steps > 1:
+        count += sum(layers([n, *c.embedding, d]) for n in inputs)
+        update = layers([2 * d, d, d]) if c.update == "residual" else 6 * d * d + 6 * d
+        count += (c.steps - 1) * (layers([k, d, d]) + 2 * d * d + d + update)
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"sf_mpnn: {count:,} parameters, more than the {MAX_PARAMETERS:,} allowed (sizes too large?)"
+        )

@@ -17,7 +17,7 @@ import torch
 from mpnn.batch import Molecule
 from mpnn.errors import DataError
 from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_terms
-from mpnn.models.sf_mpnn import SFMPNNConfig, sf_mpnn
+from mpnn.models.sf_mpnn import SFMPNNConfig, message_passing_defaults, sf_mpnn
 from mpnn.symmetry.defaults import DEFAULT_OPTIONS
 from mpnn.train import potential_data as pdata
 from mpnn.train.checkpoint import CONFIG, LAST
@@ -25,16 +25,9 @@ from mpnn.train.run import apply_overrides
 from mpnn.train.settings import TrainSettings, potential_settings
 from mpnn.train.settings_files import load_json
 
-#: The learned steps of an SF-MPNN (:class:`~mpnn.models.sf_mpnn.SFMPNNConfig`), by default.
-MESSAGE_PASSING = {
-    "steps": 3,
-    "features": 64,
-    "embedding": [64],
-    "message_cutoff": None,
-    "radial_basis": 16,
-    "message": "filter",
-    "update": "residual",
-}
+#: The learned steps of an SF-MPNN by default: the fields :class:`~mpnn.models.sf_mpnn.SFMPNNConfig`
+#: adds to an HDNNP's, with their defaults.
+MESSAGE_PASSING = message_passing_defaults()
 
 
 @dataclass
@@ -124,6 +117,10 @@ def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
     if not isinstance(stored, dict) or "run" not in stored:
         raise DataError(f"{path}: not a `train-potential` run folder")
     run = dict(stored["run"])
+    # runs of earlier versions (HDNNPs only) lack the model and its message-passing settings
+    run.setdefault("model", "hdnnp")
+    if isinstance(run.get("message_passing", {}), dict):
+        run["message_passing"] = {**MESSAGE_PASSING, **run.get("message_passing", {})}
     data = stored.get("data")
     recorded = data.get("sha256") if isinstance(data, dict) else None
     for role in recorded if isinstance(recorded, dict) else ():

@@ -163,6 +163,7 @@ def potential_spec_rules() -> tuple[dict[str, Rule], dict[str, Rule], dict[str, 
     options (:func:`~mpnn.symmetry.defaults.default_symmetry_functions`) and of its
     ``message_passing`` options (:class:`~mpnn.models.sf_mpnn.SFMPNNConfig`)."""
     from mpnn.models import POTENTIALS
+    from mpnn.models.sf_mpnn import MAX_EMBEDDING_LAYERS, MESSAGES, UPDATES
 
     spec = {
         "train": text(),
@@ -192,11 +193,18 @@ def potential_spec_rules() -> tuple[dict[str, Rule], dict[str, Rule], dict[str, 
     message_passing = {
         "steps": integer(1, 16),
         "features": integer(1, 4096),
-        "embedding": list_of(integer(1, 4096)),
+        "embedding": Rule(
+            f"a list of 1 to {MAX_EMBEDDING_LAYERS} integers in [1, 4096]",
+            lambda v: (
+                isinstance(v, list)
+                and 1 <= len(v) <= MAX_EMBEDDING_LAYERS
+                and all(is_int(x) and 1 <= x <= 4096 for x in v)
+            ),
+        ),
         "message_cutoff": number(0, low_open=True, optional=True),
         "radial_basis": integer(2, 1024),
-        "message": choice(("filter", "pair")),
-        "update": choice(("residual", "gru")),
+        "message": choice(MESSAGES),
+        "update": choice(UPDATES),
     }
     return spec, symmetry, message_passing
 
