@@ -34,10 +34,13 @@ ARCHIVE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "deep
 SYMMETRY = "--cutoff 5.0 --radial 8 --r-min 0.8 --angular 2 --angular-shifts 2 --zetas 1,4 --angular-type 9"
 COMMON = (
     f"{SYMMETRY} --nodes 32,32 --activation t --batch-size 4 --lr 2e-3 --schedule linear "
-    "--force-weight 10 --valid 0.1 --patience 0 --float32 --threads 1"
+    "--force-weight 10 --ema 0.99 --valid 0.1 --patience 0 --float32 --threads 1"
 )
 #: The learned steps of the SF-MPNN (its energy networks: one hidden layer on the last states).
-MESSAGE = "--model sf_mpnn --steps 2 --features 32 --embedding 32 --radial-basis 12 --nodes 32"
+MESSAGE = (
+    "--model sf_mpnn --steps 2 --features 32 --embedding 32 --radial-basis 12 --message-cutoff 4.0 "
+    "--nodes 32"
+)
 MODELS = {"hdnnp": COMMON.split(), "sf_mpnn": COMMON.split() + MESSAGE.split()}
 
 

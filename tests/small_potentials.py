@@ -8,6 +8,9 @@ from itertools import combinations_with_replacement
 import numpy as np
 import torch
 from ase import Atoms
+from ase.build import molecule
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from mpnn.batch import Molecule
 from mpnn.data.atoms import atoms_to_molecule
@@ -64,3 +67,28 @@ def structure(symbols: str, box, pbc, seed: int, features: int = 0) -> Molecule:
 
 
 TRICLINIC = [[3.1, 0.0, 0.0], [0.6, 2.9, 0.0], [-0.4, 0.5, 3.3]]
+
+
+def mixed_structures() -> list[Molecule]:
+    """A slab (periodic in a, b), a wire (periodic in a) and a molecule of H and O."""
+    slab_cell = [[3.0, 0.0, 0.0], [0.8, 3.2, 0.0], [0.0, 0.0, 6.0]]
+    wire_cell = [[2.8, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]]
+    return [
+        structure("OHHO", slab_cell, [True, True, False], 6),
+        structure("OHH", wire_cell, [True, False, False], 7),
+        structure("OHHOH", np.eye(3) * 4.0, [False] * 3, 8),
+    ]
+
+
+def labelled(count: int, seed: int) -> list[Atoms]:
+    """Distorted water, methane and methanol with EMT energies (eV) and forces (eV/Angstrom)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        atoms = molecule(("H2O", "CH4", "CH3OH")[k % 3])
+        atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        out.append(atoms)
+    return out

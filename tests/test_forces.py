@@ -13,7 +13,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.lj import LennardJones as AseLennardJones
 from potential_contract import CHECKS, Case, run_check
-from small_potentials import TRICLINIC, small_hdnnp, structure
+from small_potentials import TRICLINIC, mixed_structures, small_hdnnp, structure
 from torch import nn
 
 from mpnn.batch import collate
@@ -52,14 +52,7 @@ def hdnnp_periodic() -> Case:
 def hdnnp_mixed() -> Case:
     """A slab (periodic in a, b), a wire (periodic in a) and a molecule, in one batch."""
     model = small_hdnnp(("H", "O"), rc=4.0, cutoff_type=1, seed=2)
-    slab_cell = [[3.0, 0.0, 0.0], [0.8, 3.2, 0.0], [0.0, 0.0, 6.0]]
-    wire_cell = [[2.8, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]]
-    mols = [
-        structure("OHHO", slab_cell, [True, True, False], 6),
-        structure("OHH", wire_cell, [True, False, False], 7),
-        structure("OHHOH", np.eye(3) * 4.0, [False] * 3, 8),
-    ]
-    return Case("hdnnp_mixed", model, model.cutoff, mols, fd_atol=1e-8)
+    return Case("hdnnp_mixed", model, model.cutoff, mixed_structures(), fd_atol=1e-8)
 
 
 def enn_s2s_case() -> Case:

@@ -10,11 +10,8 @@ import ase.io
 import numpy as np
 import pytest
 import torch
-from ase.build import molecule
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 from potential_contract import CHECKS, Case, run_check
-from small_potentials import TRICLINIC, small_hdnnp, structure
+from small_potentials import TRICLINIC, labelled, mixed_structures, small_hdnnp, structure
 
 from mpnn import cli
 from mpnn.batch import Molecule
@@ -151,14 +148,7 @@ def sf_periodic() -> Case:
 def sf_mixed() -> Case:
     """T = 3, pair messages, cosine cutoff: a slab, a wire and a molecule in one batch."""
     model = small_sf_mpnn(("H", "O"), rc=4.0, cutoff_type=1, seed=2, steps=3, message="pair")
-    slab_cell = [[3.0, 0.0, 0.0], [0.8, 3.2, 0.0], [0.0, 0.0, 6.0]]
-    wire_cell = [[2.8, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]]
-    mols = [
-        structure("OHHO", slab_cell, [True, True, False], 6),
-        structure("OHH", wire_cell, [True, False, False], 7),
-        structure("OHHOH", np.eye(3) * 4.0, [False] * 3, 8),
-    ]
-    return Case("sf_mixed", model, model.cutoff, mols, fd_atol=1e-8)
+    return Case("sf_mixed", model, model.cutoff, mixed_structures(), fd_atol=1e-8)
 
 
 CASES = {"sf_molecules": sf_molecules, "sf_periodic": sf_periodic, "sf_mixed": sf_mixed}
@@ -226,20 +216,6 @@ def test_an_atoms_energy_sees_t_cutoffs_far() -> None:
 
 
 # -- the command-line workflow ---------------------------------------------------------------------------
-def labelled(count: int, seed: int) -> list:
-    """Distorted water, methane and methanol with EMT energies (eV) and forces (eV/Angstrom)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(count):
-        atoms = molecule(("H2O", "CH4", "CH3OH")[k % 3])
-        atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        out.append(atoms)
-    return out
-
-
 OPTIONS = (
     "--model sf_mpnn --steps 2 --features 8 --embedding 8 --radial-basis 4 --message-cutoff 3.5 "
     "--radial 3 --r-min 0.8 --angular 1 --angular-shifts 1 --zetas 1,4 --nodes 6 --cutoff 4.0 "

@@ -31,7 +31,9 @@ QM9 property models (the bundled 4,000-molecule subset, featurised once into a t
     mpnn train --model ggnn --target U0; mpnn predict RUN molecules.smi
         -> test_a_topology_model_predicts_from_smiles
 
-Covered elsewhere and not repeated: ``--config run.yaml`` and search/ensemble/report on a space
+Covered elsewhere and not repeated: the SF-MPNN's commands (``train-potential --model sf_mpnn``,
+``mpnn train --model sf_mpnn --data``, ``md --nve --init-temperature``, ``export`` refused;
+tests/test_sf_mpnn.py), ``--config run.yaml`` and search/ensemble/report on a space
 file (tests/test_cli_methods.py), every model and preset by name incl. ``towers=8``
 (tests/test_cli_models.py, synthetic molecules), ``--weight-seed`` (tests/test_ensemble_predict.py),
 n2p2's own potentials with ``--units`` in predict and md (tests/test_cli_potential.py), ``download_qm9``
@@ -50,9 +52,7 @@ import ase.io
 import numpy as np
 import pytest
 import torch
-from ase.build import molecule
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
+from small_potentials import labelled
 
 from mpnn import cli
 from mpnn.data.qm9 import bundled_release_path
@@ -80,20 +80,6 @@ def threads(monkeypatch):
 
 
 # -- potentials --------------------------------------------------------------------------------------
-def labelled(count: int, seed: int) -> list:
-    """Distorted water, methane and methanol with EMT energies (eV) and forces (eV/Angstrom)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(count):
-        atoms = molecule(("H2O", "CH4", "CH3OH")[k % 3])
-        atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        out.append(atoms)
-    return out
-
-
 @pytest.fixture(scope="module")
 def potential(tmp_path_factory) -> dict[str, Path]:
     """``mpnn train-potential train.xyz --test test.xyz --epochs 1 --out run`` and its files."""

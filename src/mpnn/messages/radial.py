@@ -55,6 +55,22 @@ class GaussianBasis(nn.Module):
         return torch.exp(-0.5 * x * x)
 
 
+class RadialEdges(nn.Module):
+    """What both messages share: the cutoff r_c, the Gaussians and f_c; ``edges(batch, vectors)``
+    gives the edges within r_c as :func:`edges_within` does, and their basis (E', K)."""
+
+    def __init__(self, basis: int, cutoff: float, cutoff_type: int, cutoff_alpha: float) -> None:
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.basis = GaussianBasis(basis, self.cutoff)
+        self.cutoff_fn = CutoffFunction(cutoff_type, cutoff_alpha)
+
+    def edges(self, batch: Batch, vectors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """source, target (E',), the basis phi(r) (E', K) and f_c(r) (E', 1) of the edges within r_c."""
+        source, target, r, envelope = edges_within(batch, vectors, self.cutoff, self.cutoff_fn)
+        return source, target, self.basis(r), envelope
+
+
 def edges_within(
     batch: Batch, vectors: Tensor, cutoff: float, cutoff_fn: CutoffFunction
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -83,7 +99,7 @@ class FilterContext:
     num_atoms: int
 
 
-class RadialFilterMessage(nn.Module):
+class RadialFilterMessage(RadialEdges):
     """The message of the module docstring; ``prepare(batch, vectors) -> FilterContext``,
     ``forward(h (N, d), context) -> (N, d)``.
 
@@ -97,18 +113,15 @@ class RadialFilterMessage(nn.Module):
     def __init__(
         self, features: int, basis: int, cutoff: float, cutoff_type: int = 6, cutoff_alpha: float = 0.0
     ) -> None:
-        super().__init__()
-        self.cutoff = float(cutoff)
-        self.basis = GaussianBasis(basis, self.cutoff)
-        self.cutoff_fn = CutoffFunction(cutoff_type, cutoff_alpha)
+        super().__init__(basis, cutoff, cutoff_type, cutoff_alpha)
         self.filter = mlp([basis, features, features], "silu")
         self.neighbor = nn.Linear(features, features, bias=False)
         self.centre = nn.Linear(features, features)
 
     def prepare(self, batch: Batch, vectors: Tensor, steps: int = 1) -> FilterContext:
         """The edges within the cutoff and their filters (E', d), from edge vectors (E, 3)."""
-        source, target, r, envelope = edges_within(batch, vectors, self.cutoff, self.cutoff_fn)
-        return FilterContext(source, target, self.filter(self.basis(r)) * envelope, batch.num_atoms)
+        source, target, phi, envelope = self.edges(batch, vectors)
+        return FilterContext(source, target, self.filter(phi) * envelope, batch.num_atoms)
 
     def forward(self, h: Tensor, context: FilterContext) -> Tensor:
         c = context
@@ -130,17 +143,14 @@ class PairContext:
     num_atoms: int
 
 
-class RadialPairMessage(nn.Module):
+class RadialPairMessage(RadialEdges):
     """The pair message of the module docstring; ``prepare(batch, vectors) -> PairContext``,
     ``forward(h (N, d), context) -> (N, d)``. Arguments as :class:`RadialFilterMessage`."""
 
     def __init__(
         self, features: int, basis: int, cutoff: float, cutoff_type: int = 6, cutoff_alpha: float = 0.0
     ) -> None:
-        super().__init__()
-        self.cutoff = float(cutoff)
-        self.basis = GaussianBasis(basis, self.cutoff)
-        self.cutoff_fn = CutoffFunction(cutoff_type, cutoff_alpha)
+        super().__init__(basis, cutoff, cutoff_type, cutoff_alpha)
         self.radial = nn.Linear(basis, features)
         self.centre = nn.Linear(features, features, bias=False)
         self.neighbor = nn.Linear(features, features, bias=False)
@@ -148,8 +158,8 @@ class RadialPairMessage(nn.Module):
 
     def prepare(self, batch: Batch, vectors: Tensor, steps: int = 1) -> PairContext:
         """The edges within the cutoff, their basis terms (E', d) and cutoff values (E', 1)."""
-        source, target, r, envelope = edges_within(batch, vectors, self.cutoff, self.cutoff_fn)
-        return PairContext(source, target, self.radial(self.basis(r)), envelope, batch.num_atoms)
+        source, target, phi, envelope = self.edges(batch, vectors)
+        return PairContext(source, target, self.radial(phi), envelope, batch.num_atoms)
 
     def forward(self, h: Tensor, context: PairContext) -> Tensor:
         c = context

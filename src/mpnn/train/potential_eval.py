@@ -17,8 +17,18 @@ from mpnn.train.loader import BatchLoader
 from mpnn.train.metrics import PotentialErrors, potential_errors, potential_errors_csv
 
 TEST_METRICS = "test_metrics.csv"
-#: Structures per batch of validation and evaluation.
+#: Structures per batch of validation and evaluation, at most; fewer when they are large: a batch
+#: holds at most :data:`EVAL_EDGES` neighbour pairs (cached sets) or :data:`EVAL_ATOMS` atoms (test
+#: files), so that its descriptors, Jacobians and message activations stay within a few hundred MB.
 EVAL_BATCH = 256
+EVAL_EDGES = 200_000
+EVAL_ATOMS = 4_096
+
+
+def eval_batch_size(structures: pdata.StructureSet) -> int:
+    """Structures per evaluation batch of a cached set (:data:`EVAL_BATCH`, fewer for large ones)."""
+    most = int(structures.edge_ptr.diff().max()) if len(structures) else 1
+    return max(1, min(EVAL_BATCH, EVAL_EDGES // max(most, 1)))
 
 
 def predict_set(
@@ -28,7 +38,7 @@ def predict_set(
     from mpnn.potentials.forces import evaluate
 
     energy, force = [], []
-    for batch, _ in pdata.StructureLoader(structures, EVAL_BATCH).steps(0, Context()):
+    for batch, _ in pdata.StructureLoader(structures, eval_batch_size(structures)).steps(0, Context()):
         result = evaluate(model, batch, forces=forces)
         energy.append(result["energy"])
         if forces:
@@ -85,11 +95,14 @@ def evaluate_run(
 def evaluate_structures(
     model: PotentialModel, molecules: Sequence[Molecule], *, forces: bool = True, batch_size: int = 128
 ) -> tuple[torch.Tensor, ...]:
-    """Predicted and true energies (M,), atom counts (M,), predicted and true forces (N, 3), full model."""
+    """Predicted and true energies (M,), atom counts (M,), predicted and true forces (N, 3), full model
+    (``batch_size`` structures per batch at most, fewer than :data:`EVAL_ATOMS` atoms)."""
     from mpnn.data.atoms import collate_structures
     from mpnn.potentials.forces import evaluate
 
     e, f = [], []
+    most = max((m.num_atoms for m in molecules), default=1)
+    batch_size = max(1, min(batch_size, EVAL_ATOMS // most))
     for start in range(0, len(molecules), batch_size):
         batch = collate_structures(list(molecules[start : start + batch_size]), model.cutoff)
         result = evaluate(model, batch.to(dtype=torch.float64), forces=forces)

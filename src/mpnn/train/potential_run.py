@@ -51,7 +51,7 @@ from mpnn.train.checkpoint import (
 from mpnn.train.distributed import Context
 from mpnn.train.history import summary_writer_class
 from mpnn.train.metrics import PotentialErrors
-from mpnn.train.potential_eval import EVAL_BATCH, evaluate_run
+from mpnn.train.potential_eval import EVAL_BATCH, eval_batch_size, evaluate_run
 from mpnn.train.potential_inputs import check_data_hashes, data_hashes, read_set, split_indices
 from mpnn.train.potential_spec import (  # noqa: F401  (PotentialSpec, new_model: re-exported)
     PotentialSpec,
@@ -240,7 +240,7 @@ def fit_structures(
                 if isinstance(train, pdata.StructureSet)
                 else train
             ),
-            pdata.StructureLoader(valid, EVAL_BATCH, dtype=dtype)
+            pdata.StructureLoader(valid, eval_batch_size(valid), dtype=dtype)
             if isinstance(valid, pdata.StructureSet)
             else valid,
             settings,
