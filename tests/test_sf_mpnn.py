@@ -3,6 +3,7 @@ that training uses, the receptive field of T steps, and the command-line workflo
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -240,9 +241,10 @@ def test_train_resume_predict_md_calculator_and_no_n2p2_export(tmp_path: Path, c
     train, test, out = tmp_path / "train.xyz", tmp_path / "test.xyz", tmp_path / "run"
     ase.io.write(train, labelled(12, 0), format="extxyz")
     ase.io.write(test, labelled(4, 1), format="extxyz")
-    run("train-potential", train, "--test", test, "--out", out, "--epochs", "1", *OPTIONS)
+    run("train-potential", train, "--test", test, "--out", out, "--epochs", "1", "--clip", "1.0", *OPTIONS)
     run("train-potential", train, "--test", test, "--out", out, "--epochs", "2", *OPTIONS)  # resumed
     assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    assert json.loads((out / "config.json").read_text())["run"]["training"]["clip"] == 1.0
     model = load_potential(out)
     assert model.config["model"] == "sf_mpnn" and model.net.steps == 2
 
@@ -331,8 +333,6 @@ def test_mpnn_train_range_errors_are_one_line(tmp_path: Path, capsys) -> None:
 def test_a_run_of_an_earlier_version_resumes_as_an_hdnnp(tmp_path: Path) -> None:
     """Run folders written before SF-MPNNs existed hold no ``model`` nor ``message_passing``: they are
     HDNNPs, and resume with or without ``--model hdnnp``, through both commands."""
-    import json
-
     train, out = tmp_path / "train.xyz", tmp_path / "old"
     ase.io.write(train, labelled(8, 0), format="extxyz")
     small = ["--radial", "3", "--angular", "1", "--angular-shifts", "1", "--zetas", "1", "--nodes", "4",
@@ -347,7 +347,5 @@ def test_a_run_of_an_earlier_version_resumes_as_an_hdnnp(tmp_path: Path) -> None
 
 
 def load_config_model(folder: Path) -> tuple[str, int]:
-    import json
-
     model = json.loads((folder / "config.json").read_text())["model"]
     return model["model"], model["steps"]

@@ -177,6 +177,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     for option, kind, metavar, what in _WEIGHT_OPTIONS:
         p.add_argument(option, type=kind, metavar=metavar, help=what)
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="structures per step (default 16)")
+    p.add_argument("--clip", type=_weight, metavar="G", help="gradient-norm clip, 0: none (default: none)")
     p.add_argument(
         "--patience",
         type=_count,
@@ -228,6 +229,7 @@ _OPTIONS = {
     "amp": "training.amp",
     "tensorboard": "training.tensorboard",
     "batch_size": "training.batch_size",
+    "clip": "training.clip",
     "seed": "training.seed",
     "float32": "training.float32",
     "units": "units",
