@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=8, help="rows of the table")
     parser.add_argument("--plot", type=Path, help="draw the force curves into this PNG")
     args = parser.parse_args()
+    if args.plot and args.plot.suffix.lower() != ".png":
+        parser.error(f"--plot {args.plot}: a .png file is written there")
     labels = args.labels.split(",") if args.labels else [r.name for r in args.runs]
     curves = [curve(r) for r in args.runs]
     longest = max(c[-1]["elapsed_s"] for c in curves)

@@ -38,8 +38,7 @@ COMMON = (
 )
 #: The learned steps of the SF-MPNN (its energy networks: one hidden layer on the last states).
 MESSAGE = (
-    "--model sf_mpnn --steps 2 --features 32 --embedding 32 --radial-basis 12 --message-cutoff 4.0 "
-    "--nodes 32"
+    "--model sf_mpnn --steps 2 --features 32 --embedding 32 --radial-basis 12 --message-cutoff 4.0 --nodes 32"
 )
 MODELS = {"hdnnp": COMMON.split(), "sf_mpnn": COMMON.split() + MESSAGE.split()}
 

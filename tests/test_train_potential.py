@@ -209,6 +209,27 @@ def test_descriptors_leave_the_thread_count_alone():
         torch.set_num_threads(before)
 
 
+def test_evaluation_batches_are_bounded_and_give_the_same_numbers(monkeypatch):
+    """Large structures are evaluated a few at a time (at most EVAL_EDGES pairs, EVAL_ATOMS atoms per
+    batch): the energies and forces equal those of one batch of all, cached and from the file."""
+    from mpnn.train import potential_eval
+
+    mols = molecules(clusters(5, 11) + [periodic(5)])
+    model = small_model()
+    structures = pdata.build_structures(model, mols)
+    whole = potential_eval.predict_set(model, structures)
+    direct = potential_eval.evaluate_structures(model, mols)
+    assert potential_eval.eval_batch_size(structures) == potential_eval.EVAL_BATCH  # small: not bounded
+    most = int(structures.edge_ptr.diff().max())
+    monkeypatch.setattr(potential_eval, "EVAL_EDGES", 2 * most)
+    monkeypatch.setattr(potential_eval, "EVAL_ATOMS", max(m.num_atoms for m in mols))
+    assert potential_eval.eval_batch_size(structures) == 2
+    for got, want in zip(potential_eval.predict_set(model, structures), whole, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    for got, want in zip(potential_eval.evaluate_structures(model, mols), direct, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
 def test_select_equals_computing_the_subset():
     mols = molecules(clusters(5, 11) + [periodic(5)])
     model = small_model()

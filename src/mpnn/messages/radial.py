@@ -57,7 +57,7 @@ class GaussianBasis(nn.Module):
 
 class RadialEdges(nn.Module):
     """What both messages share: the cutoff r_c, the Gaussians and f_c; ``edges(batch, vectors)``
-    gives the edges within r_c as :func:`edges_within` does, and their basis (E', K)."""
+    gives the edges within r_c, their basis (E', K) and cutoff values."""
 
     def __init__(self, basis: int, cutoff: float, cutoff_type: int, cutoff_alpha: float) -> None:
         super().__init__()
@@ -66,21 +66,13 @@ class RadialEdges(nn.Module):
         self.cutoff_fn = CutoffFunction(cutoff_type, cutoff_alpha)
 
     def edges(self, batch: Batch, vectors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """source, target (E',), the basis phi(r) (E', K) and f_c(r) (E', 1) of the edges within r_c."""
-        source, target, r, envelope = edges_within(batch, vectors, self.cutoff, self.cutoff_fn)
-        return source, target, self.basis(r), envelope
-
-
-def edges_within(
-    batch: Batch, vectors: Tensor, cutoff: float, cutoff_fn: CutoffFunction
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The edges shorter than ``cutoff``: source w (E',), target v (E',), length r (E',) and
-    f_c(r) (E', 1), differentiable with respect to ``vectors`` (E, 3)."""
-    source, target = batch.edge_index
-    r = vectors.norm(dim=1)
-    within = (r.detach() < cutoff).nonzero().squeeze(1)
-    r = r[within]
-    return source[within], target[within], r, cutoff_fn(r, cutoff).unsqueeze(1)
+        """The edges shorter than r_c: source w and target v (E',), the basis phi(r) (E', K) and
+        f_c(r) (E', 1), differentiable with respect to the edge vectors (E, 3)."""
+        source, target = batch.edge_index
+        r = vectors.norm(dim=1)
+        within = (r.detach() < self.cutoff).nonzero().squeeze(1)
+        r = r[within]
+        return source[within], target[within], self.basis(r), self.cutoff_fn(r, self.cutoff).unsqueeze(1)
 
 
 @dataclass

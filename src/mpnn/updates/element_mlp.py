@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from mpnn.updates.mlp import mlp
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "l": lambda x: x,
     "t": torch.tanh,
@@ -104,8 +106,6 @@ class ElementEmbedding(nn.Module):
 
     def __init__(self, sizes: Sequence[int], features: int, hidden: Sequence[int]) -> None:
         super().__init__()
-        from mpnn.updates.mlp import mlp
-
         self.sizes, self.features = list(sizes), features
         self.networks = nn.ModuleList(mlp([size, *hidden, features], "silu") for size in sizes)
 
