@@ -35,6 +35,7 @@ RUN = "a `mpnn train` run"
 MODEL = "a model folder of a `mpnn train` run"
 POTENTIAL_RUN = "a `mpnn train-potential` run"
 N2P2 = "an n2p2 potential"
+COMMITTEE = "a committee of potentials (a folder of two or more potential folders)"
 ENSEMBLE = "an ensemble of `mpnn ensemble`"
 SEARCH = "a search of `mpnn search`"
 COMPARISON = "a comparison of `mpnn compare`"
@@ -138,8 +139,19 @@ def check_suffix(out: PathLike, suffixes: Collection[str], what: str) -> None:
 
 
 def folder_kind(folder: PathLike) -> str | None:
-    """What ``folder`` holds (:data:`RUN`, :data:`POTENTIAL_RUN`, ... ), or None if none of ours."""
+    """What ``folder`` holds (:data:`RUN`, :data:`POTENTIAL_RUN`, ... ), or None if none of ours.
+
+    A folder that is none of the others but has two or more potential subfolders is a
+    :data:`COMMITTEE` (only its direct subfolders are looked at)."""
     folder = Path(folder).expanduser()
+    kind = _own_kind(folder)
+    if kind is None and folder.is_dir() and _potential_subfolders(folder) >= 2:
+        return COMMITTEE
+    return kind
+
+
+def _own_kind(folder: Path) -> str | None:
+    """What the files of ``folder`` itself say it is, or None."""
     for name, kind in (("run.json", RUN), ("ensemble.json", ENSEMBLE), ("search.json", SEARCH)):
         if (folder / name).is_file():
             return kind
@@ -157,6 +169,15 @@ def folder_kind(folder: PathLike) -> str | None:
     return None
 
 
+def _potential_subfolders(folder: Path) -> int:
+    """How many subfolders of ``folder`` are potentials (n2p2 folders or potential runs)."""
+    try:
+        subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return 0
+    return sum(_own_kind(p) in (N2P2, POTENTIAL_RUN) for p in subfolders[:1000])
+
+
 #: The task of each kind of folder that holds a model: ``mpnn predict`` dispatches on it.
 TASKS = {
     RUN: "property",
@@ -164,6 +185,7 @@ TASKS = {
     ENSEMBLE: "property",
     POTENTIAL_RUN: "potential",
     N2P2: "potential",
+    COMMITTEE: "potential",
 }
 
 

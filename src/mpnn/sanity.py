@@ -47,6 +47,7 @@ __all__ = [
     "UnphysicalWarning",
     "check_md_settings",
     "close_atoms",
+    "close_pair_count",
     "max_timestep_fs",
     "require_finite",
     "warn",
@@ -112,6 +113,21 @@ def close_atoms(
     )
     radius = radii[i[k]] + radii[j[k]]
     return f"{what} ({ratio[k]:.2f} x the sum of their covalent radii, {radius:.3g} A{more})"
+
+
+def close_pair_count(numbers: np.ndarray, i: np.ndarray, j: np.ndarray, distance: np.ndarray) -> int:
+    """How many pairs of a neighbour list (both directions listed) are closer than
+    :data:`CLOSE_FRACTION` x the sum of their covalent radii.
+
+    Args:
+        numbers: (n,) atomic numbers. i, j: (E,) the atoms of each listed pair (each pair twice,
+            as (i, j) and (j, i)). distance: (E,) their distance, Angstrom.
+    """
+    from ase.data import covalent_radii
+
+    radii = covalent_radii[np.asarray(numbers, dtype=np.int64)]
+    below = np.asarray(distance) < CLOSE_FRACTION * (radii[i] + radii[j])
+    return int(below.sum()) // 2
 
 
 def warn_close_atoms(notes: Sequence[tuple[str, str]], source: str) -> None:

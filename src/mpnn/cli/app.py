@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from mpnn.cli import data, methods, potential, predict, property, train_potential
+from mpnn.cli import committee, data, methods, potential, predict, property, train_potential
 from mpnn.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from mpnn.errors import MpnnError
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub, {"property": property.cmd_predict_property, "potential": potential.cmd_predict_potential}
     )
     potential.register(sub)
+    committee.register(sub)
     train_potential.register(sub)
     methods.register(sub)
     data.register(sub)

@@ -187,6 +187,17 @@ def add_out_option(
     parser.add_argument(*names, metavar=metavar, required=required, default=default, help=what)
 
 
+def add_extrapolation_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-extrapolation-warnings N`` (:mod:`mpnn.potentials.extrapolation`, n2p2's ``maxew``)."""
+    parser.add_argument(
+        "--max-extrapolation-warnings",
+        type=_count,
+        metavar="N",
+        help="stop once more than N symmetry-function values (atom, function) lie outside the "
+        "potential's training range (n2p2's maxew; 0: stop at the first); default: only report them",
+    )
+
+
 def add_units_option(parser: argparse.ArgumentParser, what: str, metavar: str = "LENGTH,ENERGY") -> None:
     """``--units LENGTH,ENERGY`` of n2p2 files (:func:`parse_units`)."""
     parser.add_argument("--units", type=parse_units, metavar=metavar, help=what)

@@ -30,6 +30,7 @@ from mpnn.cli.options import (
     _positive_float,
     _positive_int,
     _seed,
+    add_extrapolation_option,
     add_out_option,
     add_quiet_option,
     add_units_option,
@@ -102,9 +103,12 @@ def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> l
     """Copies of ``structures`` with the model's results in a ``SinglePointCalculator``.
 
     A file's own energy and forces are kept as ``info["ref_energy"]`` and ``arrays["ref_forces"]``.
+    A potential that records its training ranges adds ``info["extrapolation_warnings"]`` and
+    ``arrays["extrapolation"]`` (out-of-range functions per atom); a committee adds
+    ``info["energy_std"]`` (eV), ``info["max_force_std"]`` and ``arrays["forces_std"]`` (eV/A).
     """
     from mpnn.data.atoms import atoms_to_molecule, collate_structures
-    from mpnn.potentials.forces import evaluate
+    from mpnn.potentials.committee import evaluate_potential
 
     out: list[Atoms] = []
     chunk: list[Atoms] = []
@@ -113,29 +117,11 @@ def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> l
         batch = collate_structures([atoms_to_molecule(a, targets=False) for a in chunk], model.cutoff)
         stress = batch.cell is not None
         names = [f"input structure {len(out) + b} ({a.get_chemical_formula()})" for b, a in enumerate(chunk)]
-        result = evaluate(model, batch.to(dtype=torch.float64), stress=stress, atomic=True, names=names)
+        result = evaluate_potential(model, batch.to(dtype=torch.float64), stress=stress, names=names)
         ptr = batch.ptr.tolist()
         for b, atoms in enumerate(chunk):
             lo, hi = ptr[b], ptr[b + 1]
-            copy = atoms.copy()
-            results: dict[str, Any] = {
-                "energy": float(result["energy"][b]),
-                "forces": result["forces"][lo:hi].numpy(),
-            }
-            results["free_energy"] = results["energy"]
-            if "energies" in result:
-                results["energies"] = result["energies"][lo:hi].numpy()
-            if stress and atoms.pbc.any() and atoms.cell.rank == 3:
-                results["stress"] = result["stress"][b].numpy()
-            reference = getattr(atoms.calc, "results", None) or {}
-            if not is_placeholder(reference):
-                if reference.get("energy") is not None:
-                    copy.info["ref_energy"] = float(reference["energy"])
-                if reference.get("forces") is not None:
-                    copy.arrays["ref_forces"] = np.asarray(reference["forces"], dtype=np.float64)
-            copy.info["units"] = OUTPUT_UNITS
-            copy.calc = SinglePointCalculator(copy, **results)
-            out.append(copy)
+            out.append(_with_results(atoms, result, b, lo, hi, stress))
         chunk.clear()
 
     count = 0
@@ -148,6 +134,50 @@ def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> l
     if chunk:
         flush()
     return out
+
+
+def _with_results(atoms: Atoms, result: dict[str, Any], b: int, lo: int, hi: int, stress: bool) -> Atoms:
+    """A copy of ``atoms`` (structure ``b``, atoms ``lo:hi`` of the batch) with its results."""
+    copy = atoms.copy()
+    results: dict[str, Any] = {"energy": float(result["energy"][b]), "forces": result["forces"][lo:hi]}
+    results["free_energy"] = results["energy"]
+    if "energies" in result:
+        results["energies"] = result["energies"][lo:hi]
+    if stress and atoms.pbc.any() and atoms.cell.rank == 3:
+        results["stress"] = result["stress"][b]
+    reference = getattr(atoms.calc, "results", None) or {}
+    if not is_placeholder(reference):
+        if reference.get("energy") is not None:
+            copy.info["ref_energy"] = float(reference["energy"])
+        if reference.get("forces") is not None:
+            copy.arrays["ref_forces"] = np.asarray(reference["forces"], dtype=np.float64)
+    if "extrapolation" in result:
+        copy.arrays["extrapolation"] = result["extrapolation"][lo:hi].astype(np.int64)
+        copy.info["extrapolation_warnings"] = int(copy.arrays["extrapolation"].sum())
+    if "energy_std" in result:
+        copy.info["energy_std"] = float(result["energy_std"][b])
+        copy.arrays["forces_std"] = result["forces_std"][lo:hi]
+        copy.info["max_force_std"] = float(result["forces_std"][lo:hi].max(initial=0.0))
+    copy.info["units"] = OUTPUT_UNITS
+    copy.calc = SinglePointCalculator(copy, **results)
+    return copy
+
+
+def report_extrapolation(predicted: Sequence[Atoms], limit: int | None, what: str = "structures") -> None:
+    """Warn (one line on stderr) about the structures' extrapolation warnings; past ``limit`` raise
+    :class:`~mpnn.potentials.extrapolation.ExtrapolationError` instead."""
+    import warnings
+
+    from mpnn.potentials.extrapolation import ExtrapolationError, ExtrapolationWarning, limit_message, summary
+
+    counts = [a.arrays["extrapolation"] for a in predicted if "extrapolation" in a.arrays]
+    note = summary(counts, what)
+    if not note:
+        return
+    total = sum(int(c.sum()) for c in counts)
+    if limit is not None and total > limit:
+        raise ExtrapolationError(limit_message(total, limit, note.split("; ")[1], "the structures"))
+    warnings.warn(note, ExtrapolationWarning, stacklevel=2)
 
 
 def write_extxyz(structures: Sequence[Atoms], path: str | Path) -> None:
@@ -186,6 +216,7 @@ def cmd_predict_potential(args: argparse.Namespace) -> int:
     model = load_potential_model(args.model, unit)
     structures = read_all(args.inputs, unit, model.elements, float(model.cutoff))
     predicted = predict_structures(model, structures)
+    report_extrapolation(predicted, args.max_extrapolation_warnings)  # past the limit: nothing written
     write_extxyz(predicted, out)
     atoms = sum(len(a) for a in predicted)
     print(f"wrote energies and forces of {len(predicted)} structures ({atoms} atoms) to {out}")
@@ -251,6 +282,7 @@ def _md_parser(sub: Any) -> None:
     add_units_option(p, "units of the n2p2 files, e.g. bohr,hartree (default: angstrom,ev)")
     p.add_argument("--interval", type=_positive_int, default=1, metavar="K", help="write every K steps")
     p.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of velocities and noise")
+    add_extrapolation_option(p)
     add_quiet_option(p, "no progress bar")
     p.set_defaults(func=cmd_md)
 
@@ -282,6 +314,7 @@ def cmd_md(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         initial_temperature_K=args.init_temperature,
+        max_extrapolation_warnings=args.max_extrapolation_warnings,
     )
     total = log.total
     n = len(atoms)
@@ -294,7 +327,28 @@ def cmd_md(args: argparse.Namespace) -> int:
         f"change {(total[-1] - total[0]) / n:+.3e} eV/atom, max |change| "
         f"{np.abs(total - total[0]).max() / n:.3e} eV/atom"
     )
+    report_calculator(atoms.calc, "steps")
     return 0
+
+
+def report_calculator(calc: Any, what: str) -> None:
+    """After a run through an :class:`~mpnn.potentials.calculator.MpnnCalculator`: a warning on
+    stderr with its extrapolation warnings over all its calls (``what``: ``"steps"``, ...) and, for a
+    committee, the largest force deviation it met on stdout."""
+    import warnings
+
+    from mpnn.potentials.extrapolation import ExtrapolationWarning
+
+    if getattr(calc, "extrapolation_total", 0):
+        warnings.warn(
+            f"{calc.extrapolation_total} extrapolation warnings (symmetry functions outside the "
+            f"training range) in {calc.extrapolated_calls} of {calc.calls} {what}; the frames' "
+            "'extrapolation' arrays say which atoms",
+            ExtrapolationWarning,
+            stacklevel=2,
+        )
+    if getattr(calc, "max_force_std_seen", None) is not None:
+        print(f"committee: largest force deviation {calc.max_force_std_seen:.4g} eV/A over the run")
 
 
 def _export_parser(sub: Any) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mpnn.cli.options import UsageError, add_out_option, add_units_option
+from mpnn.cli.options import UsageError, add_extrapolation_option, add_out_option, add_units_option
 
 PREDICT_EPILOG = """\
 MODEL is a `mpnn train` output (QM9 targets: OUT is a CSV, default predictions.csv) or a
@@ -49,6 +49,7 @@ def register(subparsers: Any, commands: Mapping[str, Command]) -> None:
     add_units_option(
         p, "units of the n2p2 files: angstrom|bohr|nm,ev|hartree|kcal/mol|kj/mol (default: angstrom,ev)"
     )
+    add_extrapolation_option(p)
     p.set_defaults(func=cmd_predict, predict_commands=dict(commands))
 
 
@@ -61,4 +62,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     task = folder_task(args.model)
     if task == "property" and args.units is not None:
         raise UsageError("--units applies to potentials, not to `mpnn train` runs")
+    if task == "property" and args.max_extrapolation_warnings is not None:
+        raise UsageError("--max-extrapolation-warnings applies to potentials, not to `mpnn train` runs")
     return args.predict_commands[task](args)

@@ -15,7 +15,7 @@ uses the first W_s columns, in n2p2's sorted order, then the scaling of its elem
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -93,6 +93,9 @@ class SymmetryFunctions(nn.Module):
         self.register_buffer("scale_min", torch.zeros((len(self.elements), 1), dtype=torch.float64))
         #: the statistics the scaling came from: (S, W, 4) min, max, mean, sigma
         self.register_buffer("statistics", torch.zeros((*shape, 4), dtype=torch.float64))
+        #: called as ``monitor(raw (N, W), species (N,))`` by every :meth:`prepare` when set
+        #: (:func:`mpnn.potentials.extrapolation.count_extrapolation`)
+        self.monitor: Callable[[Tensor, Tensor], None] | None = None
 
     def species_index(self, element: str | int) -> int:
         """Species index of an element given by atomic number or symbol."""
@@ -270,6 +273,8 @@ class SymmetryFunctions(nn.Module):
             )
         else:
             raw = self.raw(batch, vectors)
+        if self.monitor is not None:
+            self.monitor(raw, species)
         factor = self.scale_factor.to(raw.dtype)[species]
         ref = self.scale_ref.to(raw.dtype)[species]
         return self.scale_min.to(raw.dtype)[species] + factor * (raw - ref)

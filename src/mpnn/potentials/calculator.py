@@ -8,6 +8,19 @@ for other structures asking for it raises ``PropertyNotImplementedError`` as ASE
 Every calculation rebuilds the neighbour list (cell list, O(n): vesin or ASE) from scratch and runs
 one forward and one backward pass; no skin / Verlet buffer is kept between calls, so a call costs
 the neighbour search plus the model. ``free_energy`` equals ``energy`` (no electronic entropy).
+
+Beyond ASE's properties, ``results`` holds what users of potentials watch
+(:mod:`mpnn.potentials.extrapolation`, :mod:`mpnn.potentials.committee`):
+
+* ``extrapolation_warnings`` (int) and ``extrapolation`` (n,): how many symmetry functions of the
+  structure, and of each atom, lie outside the potential's training range (potentials that record
+  the range); ``extrapolation_total`` counts them over every call of this calculator, and past
+  ``max_extrapolation_warnings`` a call raises :class:`ExtrapolationError` (n2p2's ``maxew``).
+* ``close_pairs`` (int): pairs of atoms closer than :data:`mpnn.sanity.CLOSE_FRACTION` x the
+  sum of their covalent radii; the first call that finds some issues one
+  :class:`~mpnn.sanity.UnphysicalWarning`.
+* for a :class:`~mpnn.potentials.committee.Committee`: ``energy_std`` (eV), ``forces_std`` (n,)
+  eV/Angstrom per atom, ``max_force_std`` and, with a 3-D cell, ``stress_std`` (6,).
 """
 
 from __future__ import annotations
@@ -22,9 +35,26 @@ from torch import nn
 
 from mpnn.data.atoms import atoms_to_molecule, check_elements, collate_structures
 from mpnn.errors import DataError
-from mpnn.potentials.forces import evaluate
+from mpnn.inputs import edge_vectors
+from mpnn.potentials.committee import evaluate_potential
+from mpnn.potentials.extrapolation import ExtrapolationError, limit_message
+from mpnn.sanity import CLOSE_FRACTION, close_pair_count, warn
 
-__all__ = ["MpnnCalculator"]
+__all__ = ["MpnnCalculator", "frame_extras"]
+
+#: ``results`` keys that a trajectory frame keeps in its ``info`` (per structure) and ``arrays``
+#: (per atom), when the calculator gives them.
+FRAME_INFO = ("extrapolation_warnings", "energy_std", "max_force_std")
+FRAME_ARRAYS = ("extrapolation", "forces_std")
+
+
+def frame_extras(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(info, arrays) of a frame written from a calculator's ``results``: the extrapolation counts,
+    the committee's deviations and, when there are any, the number of too-close pairs."""
+    info = {key: results[key] for key in FRAME_INFO if key in results}
+    if results.get("close_pairs"):
+        info["close_pairs"] = int(results["close_pairs"])
+    return info, {key: np.asarray(results[key]) for key in FRAME_ARRAYS if key in results}
 
 
 class MpnnCalculator(Calculator):
@@ -37,6 +67,8 @@ class MpnnCalculator(Calculator):
         device: torch device of the computation (default: the model's).
         dtype: floating type of the computation (float64: forces exact to rounding).
         cutoff: neighbour-list radius in Angstrom; default ``model.cutoff``.
+        max_extrapolation_warnings: stop (raise :class:`ExtrapolationError`) once the
+            extrapolation warnings of all calls exceed this many; None: never.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -47,6 +79,7 @@ class MpnnCalculator(Calculator):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float64,
         cutoff: float | None = None,
+        max_extrapolation_warnings: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,6 +94,14 @@ class MpnnCalculator(Calculator):
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
         self.elements = list(getattr(model, "elements", []))
+        self.max_extrapolation_warnings = max_extrapolation_warnings
+        #: extrapolation warnings of all calls so far, and the calls that had any
+        self.extrapolation_total = 0
+        self.extrapolated_calls = 0
+        self.calls = 0
+        #: a committee's largest per-atom force deviation over all calls (eV/Angstrom), else None
+        self.max_force_std_seen: float | None = None
+        self._warned_close = False
 
     def calculate(
         self,
@@ -86,14 +127,45 @@ class MpnnCalculator(Calculator):
             batch.cell = torch.tensor(np.asarray(atoms.cell.array), dtype=torch.float64).unsqueeze(0)
             batch.pbc = torch.zeros(1, 3, dtype=torch.bool)
         batch = batch.to(device=self.device, dtype=self.dtype)
-        out = evaluate(self.model, batch, forces=True, stress=has_volume, atomic=True, names=["atoms"])
+        out = evaluate_potential(self.model, batch, stress=has_volume, names=["atoms"])
         energy = float(out["energy"][0])
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "forces": out["forces"].cpu().numpy().astype(np.float64),
-        }
+        results: dict[str, Any] = {"energy": energy, "free_energy": energy, "forces": out["forces"]}
         if "energies" in out:
-            self.results["energies"] = out["energies"].cpu().numpy().astype(np.float64)
+            results["energies"] = out["energies"]
         if has_volume:
-            self.results["stress"] = out["stress"][0].cpu().numpy().astype(np.float64)
+            results["stress"] = out["stress"][0]
+        if "energy_std" in out:
+            results["energy_std"] = float(out["energy_std"][0])
+            results["forces_std"] = out["forces_std"]
+            results["max_force_std"] = float(out["forces_std"].max(initial=0.0))
+            self.max_force_std_seen = max(self.max_force_std_seen or 0.0, results["max_force_std"])
+            if has_volume:
+                results["stress_std"] = out["stress_std"][0]
+        results["close_pairs"] = self._close_pairs(atoms, batch)
+        self.calls += 1
+        if "extrapolation" in out:
+            count = int(out["extrapolation"].sum())
+            results["extrapolation"] = out["extrapolation"]
+            results["extrapolation_warnings"] = count
+            self.extrapolation_total += count
+            self.extrapolated_calls += count > 0
+            limit = self.max_extrapolation_warnings
+            if limit is not None and self.extrapolation_total > limit:
+                total, first = self.extrapolation_total, out["extrapolation_first"]
+                over = f" over {self.calls} calculations" if self.calls > 1 else ""
+                raise ExtrapolationError(limit_message(total, limit, first, over=over))
+        self.results = results
+
+    def _close_pairs(self, atoms: Atoms, batch: Any) -> int:
+        """Pairs of atoms closer than the sanity bound (from the neighbour list just built)."""
+        with torch.no_grad():
+            distance = edge_vectors(batch).norm(dim=1).cpu().numpy()
+        source, centre = batch.edge_index.cpu().numpy()
+        count = close_pair_count(atoms.numbers, source, centre, distance)
+        if count and not self._warned_close:
+            self._warned_close = True
+            warn(
+                f"{count} pairs of atoms are closer than {CLOSE_FRACTION} x the sum of their covalent "
+                "radii; no real structure has them, and the potential's energy there means nothing"
+            )
+        return count

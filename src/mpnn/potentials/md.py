@@ -43,6 +43,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from torch import nn
 
 from mpnn.errors import DataError
+from mpnn.potentials.calculator import MpnnCalculator, frame_extras
 from mpnn.sanity import check_md_settings
 
 __all__ = ["MDLog", "run_md"]
@@ -82,6 +83,10 @@ def _frame(atoms: Atoms, step: int, time_fs: float) -> str:
         except (PropertyNotImplementedError, NotImplementedError):  # a calculator without stress
             pass
     frame.calc = SinglePointCalculator(frame, **results)
+    info, arrays = frame_extras(getattr(atoms.calc, "results", {}))
+    frame.info.update(info)
+    for key, values in arrays.items():
+        frame.arrays[key] = values
     frame.info.update(
         step=step,
         time_fs=time_fs,
@@ -119,6 +124,7 @@ def run_md(
     seed: int | None = 0,
     progress: bool = False,
     initial_temperature_K: float | None = None,
+    max_extrapolation_warnings: int | None = None,
 ) -> MDLog:
     """Run ``steps`` steps of MD on ``atoms`` (changed in place) and return the energies recorded.
 
@@ -133,6 +139,13 @@ def run_md(
         seed: seed of the initial momenta and of the Langevin noise.
         progress: show a tqdm progress bar.
         initial_temperature_K: for NVE, draw the initial momenta at this temperature.
+        max_extrapolation_warnings: with a model, stop (a one-line
+            :class:`~mpnn.potentials.extrapolation.ExtrapolationError`) once the extrapolation
+            warnings of all steps exceed this many (:class:`MpnnCalculator`; n2p2's ``maxew``).
+
+    A frame carries the calculator's extrapolation counts and, for a committee, its deviations
+    (:func:`~mpnn.potentials.calculator.frame_extras`): ``extrapolation_warnings``,
+    ``energy_std``, ``max_force_std`` in its info, ``extrapolation`` and ``forces_std`` per atom.
     """
     from ase.md import velocitydistribution
     from ase.md.langevin import Langevin
@@ -168,9 +181,7 @@ def run_md(
     if isinstance(model_or_calc, Calculator):
         atoms.calc = model_or_calc
     else:
-        from mpnn.potentials.calculator import MpnnCalculator
-
-        atoms.calc = MpnnCalculator(model_or_calc)
+        atoms.calc = MpnnCalculator(model_or_calc, max_extrapolation_warnings=max_extrapolation_warnings)
     rng = np.random.default_rng(seed)
     start = temperature_K if temperature_K is not None else initial_temperature_K
     if start is not None:
@@ -228,7 +239,8 @@ def run_md(
         dyn.run(steps)
     except DataError as error:
         where = f" (the frames so far are in {partial})" if out is not None else ""
-        raise DataError(f"{error}{where}") from None
+        step = "" if str(error).startswith("md: ") else f"md: step {dyn.nsteps + 1}: "
+        raise type(error)(f"{step}{error}{where}") from None
     finally:
         bar.close()
         if out is not None:

@@ -1,0 +1,178 @@
+"""Extrapolation warnings: symmetry functions outside the range a potential was trained on.
+
+A potential records, per element, the smallest and largest value of each of its symmetry
+functions over its training set (``SymmetryFunctions.statistics[..., 0:2]``: for a potential
+trained here, the statistics its scaling came from; for an n2p2 potential, the Gmin and Gmax
+columns of ``scaling.data``). An atom of element s whose function j has a raw value G outside
+``[Gmin_sj, Gmax_sj]`` lies where the network never saw data: its energy is an extrapolation.
+As n2p2 does (``Element::updateSymmetryFunctionStatistics``), one **extrapolation warning** is
+one (atom, function) pair with ``G + eps < Gmin`` or ``G - eps > Gmax``, with
+``eps = 1000 x`` the float64 machine epsilon (2.2e-13) so that training structures on the
+boundary raise none.
+
+:func:`count_extrapolation` attaches a counter to a potential for the evaluations inside it; the
+ASE calculator, ``mpnn predict``, ``md``, ``relax`` and ``mc`` report the counts per structure
+and stop past ``--max-extrapolation-warnings N`` (n2p2's ``maxew``: the run stops once the total
+since its start exceeds N; N = 0 stops at the first warning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mpnn.errors import DataError
+
+#: Tolerance of the range check (n2p2: ``1000 * numeric_limits<double>::epsilon()``).
+EPSILON = 1000.0 * float(np.finfo(np.float64).eps)
+
+__all__ = [
+    "EPSILON",
+    "ExtrapolationCounter",
+    "ExtrapolationError",
+    "ExtrapolationWarning",
+    "count_extrapolation",
+    "has_ranges",
+    "limit_message",
+    "summary",
+    "out_of_range",
+]
+
+
+class ExtrapolationError(DataError):
+    """More extrapolation warnings than a run allows (``--max-extrapolation-warnings``)."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """Structures with symmetry functions outside the potential's training range."""
+
+
+def _symmetry_functions(model: nn.Module) -> nn.Module | None:
+    """The model's :class:`~mpnn.messages.symmetry_functions.SymmetryFunctions`, or None."""
+    try:
+        return getattr(model, "symmetry_functions", None)
+    except (AttributeError, TypeError):  # a property that does not apply to this model
+        return None
+
+
+def has_ranges(model: nn.Module) -> bool:
+    """Whether ``model`` records training ranges of symmetry functions (all-zero statistics: none)."""
+    functions = _symmetry_functions(model)
+    return functions is not None and bool(functions.statistics[..., :2].abs().sum() > 0)
+
+
+def out_of_range(raw: Tensor, species: Tensor, statistics: Tensor, sizes: list[int]) -> Tensor:
+    """(N,) int64: per atom, how many of its functions lie outside their training range.
+
+    Args:
+        raw: (N, W) unscaled symmetry functions (columns past an element's own count are padding).
+        species: (N,) species index of each atom.
+        statistics: (S, W, 4) per species and function (min, max, mean, sigma).
+        sizes: (S,) number of functions of each species.
+    """
+    raw = raw.detach().to(torch.float64)
+    low = statistics[species, :, 0].to(raw.device)
+    high = statistics[species, :, 1].to(raw.device)
+    size = torch.tensor(sizes, device=raw.device)[species, None]
+    real = torch.arange(raw.shape[1], device=raw.device) < size
+    outside = ((raw + EPSILON < low) | (raw - EPSILON > high)) & real
+    return outside.sum(dim=1)
+
+
+@dataclass
+class ExtrapolationCounter:
+    """Counts of the evaluations made while attached (:func:`count_extrapolation`).
+
+    ``per_atom`` (N,) holds the last evaluation's count of out-of-range functions per atom
+    (of every structure of its batch, in batch order); ``first`` describes the first out-of-range
+    value of the last evaluation (atom, element, function, value, range) for messages.
+    """
+
+    functions: nn.Module
+    per_atom: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    first: str = ""
+
+    def record(self, raw: Tensor, species: Tensor) -> None:
+        """Called by the symmetry functions with the (N, W) raw values and (N,) species."""
+        with torch.no_grad():
+            stats = self.functions.statistics
+            counts = out_of_range(raw, species, stats, self.functions.sizes)
+            self.per_atom = counts.cpu().numpy()
+            self.first = ""
+            if self.per_atom.any():
+                self.first = self._describe(raw.detach(), species, int(np.flatnonzero(self.per_atom)[0]))
+
+    def _describe(self, raw: Tensor, species: Tensor, atom: int) -> str:
+        from ase.data import chemical_symbols
+
+        s = int(species[atom])
+        n = self.functions.sizes[s]
+        values = raw[atom, :n].to(torch.float64).cpu()
+        low, high = self.functions.statistics[s, :n, 0].cpu(), self.functions.statistics[s, :n, 1].cpu()
+        j = int(torch.nonzero((values + EPSILON < low) | (values - EPSILON > high))[0])
+        element = chemical_symbols[self.functions.elements[s]]
+        return (
+            f"atom {atom} ({element}), symmetry function {j + 1}: G = {float(values[j]):.6g} outside "
+            f"the training range [{float(low[j]):.6g}, {float(high[j]):.6g}]"
+        )
+
+
+@contextmanager
+def count_extrapolation(model: nn.Module) -> Iterator[ExtrapolationCounter | None]:
+    """Count out-of-range symmetry functions of every evaluation of ``model`` inside the block.
+
+    Yields None (and counts nothing) for a model without recorded training ranges
+    (:func:`has_ranges`). The counter reads the raw values the model computes anyway; it adds
+    one comparison per (atom, function), no second evaluation.
+    """
+    if not has_ranges(model):
+        yield None
+        return
+    functions = _symmetry_functions(model)
+    counter = ExtrapolationCounter(functions)
+    previous = getattr(functions, "monitor", None)
+    functions.monitor = counter.record
+    try:
+        yield counter
+    finally:
+        functions.monitor = previous
+
+
+def limit_message(total: int, limit: int, first: str, where: str = "", over: str = "") -> str:
+    """The one-line message of a run stopped by ``--max-extrapolation-warnings``."""
+    return (
+        f"{where + ': ' if where else ''}{total} extrapolation warnings{over}, more than "
+        f"--max-extrapolation-warnings {limit} allows ({first}); the structure is outside the "
+        "potential's training data"
+    )
+
+
+def summary(per_atom: Sequence[np.ndarray], what: str = "structures") -> str:
+    """One line on the extrapolation of several structures (or frames), ``""`` when there is none.
+
+    Args:
+        per_atom: per structure, (n,) out-of-range functions of each atom.
+        what: what the structures are called (``"structures"``, ``"frames"``, ``"steps"``).
+
+    e.g. ``"1195 extrapolation warnings (out-of-range symmetry functions) in 1 of 1 structures,
+    137 atoms; the first: structure 0, atom 3 (12 functions)"``.
+    """
+    totals = [int(np.sum(c)) for c in per_atom]
+    total = sum(totals)
+    if total == 0:
+        return ""
+    hit = [k for k, t in enumerate(totals) if t]
+    atoms = sum(int(np.count_nonzero(c)) for c in per_atom)
+    first = hit[0]
+    atom = int(np.flatnonzero(per_atom[first])[0])
+    noun = what[:-1] if what.endswith("s") else what
+    return (
+        f"{total} extrapolation warnings (symmetry functions outside the training range) in {len(hit)} "
+        f"of {len(totals)} {what}, {atoms} atoms; the first: {noun} {first}, atom {atom} "
+        f"({int(per_atom[first][atom])} functions); the results there are extrapolations"
+    )
