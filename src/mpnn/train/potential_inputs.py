@@ -96,8 +96,8 @@ def split_indices(count: int, fraction: float, seed: int) -> dict[str, np.ndarra
 
 
 def _data_files(spec: PotentialSpec) -> dict[str, str]:
-    """Role (``train``, ``valid``, ``test``) -> data file of ``spec``."""
-    files = {"train": spec.train, "valid": spec.valid, "test": spec.test}
+    """Role (``train``, ``valid``, ``test``, ``input_nn``) -> data file of ``spec``."""
+    files = {"train": spec.train, "valid": spec.valid, "test": spec.test, "input_nn": spec.input_nn}
     return {role: path for role, path in files.items() if isinstance(path, str)}
 
 
