@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ase.io
 import numpy as np
 import pytest
 import torch
@@ -23,12 +24,14 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mpnn.cli import main
-from mpnn.data.atoms import collate_structures
+from mpnn.data.atoms import collate_structures, read_structures
 from mpnn.n2p2.convert import ENERGY_UNITS, LENGTH_UNITS, read_n2p2
 from mpnn.n2p2.input_data import write_input_data
 from mpnn.n2p2.input_nn import read_input_nn
+from mpnn.n2p2.prune import sensitivities
 from mpnn.potentials.forces import evaluate
 from mpnn.potentials.load import load_potential
+from mpnn.train.potential_inputs import read_set
 
 BOHR, HARTREE = LENGTH_UNITS["bohr"], ENERGY_UNITS["hartree"]
 
@@ -174,3 +177,40 @@ def test_what_cannot_be_trained_is_one_line_naming_file_and_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("mpnn: error: ") and "\n" not in err and message in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_predict_and_prune_work_on_the_run_and_its_export(
+    exported: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The README's workflow: ``predict`` on the export with the file's units gives the run's
+    energies; ``prune sensitivity`` on the run comments out the lines of the user's input.nn
+    whose functions are below the threshold on the export (read back on its own)."""
+
+    data = exported["folder"] / "input.data"
+    out = tmp_path / "check.extxyz"
+    assert main(["predict", str(exported["out"]), str(data), "--units", "bohr,hartree", "-o", str(out)]) == 0
+    run = load_potential(exported["run"]).double().eval()
+    structures = read_structures(str(data), units=(BOHR, HARTREE))  # as predict read them
+    batch = collate_structures(structures, run.cutoff).to(dtype=torch.float64)
+    want = evaluate(run, batch)["energy"].numpy()
+    got = np.array([a.get_potential_energy() for a in ase.io.read(out, index=":")])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    molecules = read_set(str(data), forces=False, units=(BOHR, HARTREE))
+    back = read_n2p2(exported["out"], units=(BOHR, HARTREE))
+    table = dict(zip(back.config["elements"], sensitivities(back, molecules), strict=True))
+    given = read_input_nn(exported["folder"] / "input.nn")
+    percent = sorted(float(p) for t in table.values() for p in t[:, 2])
+    threshold = (percent[1] + percent[2]) / 2
+    lines = {
+        spec.line
+        for e, t in table.items()
+        for spec, p in zip(given.symmetry_functions[e], t[:, 2].tolist(), strict=True)
+        if p < threshold
+    }
+    pruned = tmp_path / "pruned.nn"
+    args = ["--potential", str(exported["run"]), "--input-nn", str(exported["folder"] / "input.nn")]
+    command = ["prune", "sensitivity", str(threshold), str(data), *args, "--units", "bohr,hartree"]
+    assert main([*command, "--out", str(pruned)]) == 0
+    assert "dropped 2 of 11" in capsys.readouterr().out
+    rows = INPUT_NN.splitlines(keepends=True)
+    assert pruned.read_text() == "".join(f"# {r}" if k + 1 in lines else r for k, r in enumerate(rows))

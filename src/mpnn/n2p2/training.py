@@ -71,12 +71,18 @@ def hdnnp_config(settings: N2p2Settings, elements: Sequence[str], units: Sequenc
     )
 
 
-def unused_keywords(settings: N2p2Settings) -> list[str]:
-    """The keywords of ``settings`` that training does not use (energy terms, optimiser settings)."""
+def unused_keywords(settings: N2p2Settings) -> str:
+    """What training does not use of ``settings``, as "; not used: ..." (or "" when nothing):
+    the energy terms (fitted) and the training keywords (the options set the training)."""
     words = [w for w, _ in settings.extra_keywords if w not in ("nnp_type", "nnp_generation")]
+    words = sorted(set(words), key=words.index)
     energy = [k for k in ENERGY_KEYWORDS[:3] if getattr(settings, k) is not None]
     energy += ["atom_energy"] if settings.atom_energy else []
-    return energy + sorted(set(words), key=words.index)
+    parts = [f"{' '.join(energy)} (the energy terms are fitted)"] if energy else []
+    if words:
+        shown = " ".join(words[:3]) + (" ..." if len(words) > 3 else "")
+        parts.append(f"{len(words)} training keywords ({shown}: the options set the training)")
+    return f"; not used: {', '.join(parts)}" if parts else ""
 
 
 def check_constant_functions(

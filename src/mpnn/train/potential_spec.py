@@ -212,11 +212,8 @@ def fit_inputs(
 
         settings = read_training_settings(spec.input_nn, elements)
         check_constant_functions(settings, elements, stats, spec.input_nn)
-        unused = unused_keywords(settings)
-        echo(
-            f"{spec.input_nn}: its symmetry functions, cutoff, networks and scaling"
-            + (f"; not used (fitted, or set by the options): {' '.join(unused)}" if unused else "")
-        )
+        used = "its symmetry functions, cutoff, networks and scaling"
+        echo(f"{spec.input_nn}: {used}{unused_keywords(settings)}")
         keep = [list(range(n)) for n in model.symmetry_functions.sizes]
     else:
         keep = pdata.informative_columns(stats)
