@@ -214,3 +214,20 @@ def test_predict_and_prune_work_on_the_run_and_its_export(
     assert "dropped 2 of 11" in capsys.readouterr().out
     rows = INPUT_NN.splitlines(keepends=True)
     assert pruned.read_text() == "".join(f"# {r}" if k + 1 in lines else r for k, r in enumerate(rows))
+
+
+def test_a_run_resumes_and_refuses_a_changed_input_nn(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "input.nn").write_text(INPUT_NN)
+    write_input_data(tmp_path / "input.data", dimers(4), length=BOHR, energy=HARTREE)
+    args = [str(tmp_path / "input.data"), "--input-nn", str(tmp_path / "input.nn"), "--units", "bohr,hartree"]
+    args += ["--valid", "0.25", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(["train-potential", *args, "--epochs", "1"]) == 0
+    assert main(["train-potential", *args, "--epochs", "2"]) == 0  # resumes
+    lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 3  # header and two epochs
+    (tmp_path / "input.nn").write_text(INPUT_NN.replace("0.2 1.8 9.0", "0.3 1.8 9.0"))
+    capsys.readouterr()
+    assert main(["train-potential", *args, "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "this input.nn changed since the run" in err and err.count("\n") == 1
+    assert (tmp_path / "run" / "metrics.csv").read_text().splitlines() == lines

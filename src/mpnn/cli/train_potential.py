@@ -37,9 +37,9 @@ from mpnn.errors import MpnnError
 EPILOG = """\
 The data are structures with energies (eV) and forces (eV/A): extended XYZ, ASE databases, n2p2
 input.data, anything ASE reads; --units converts n2p2 input.data in other units (bohr,hartree).
---input-nn FILE trains with an n2p2 input.nn's symmetry functions (all of them, in its units:
-those of --units), cutoff function, networks and scaling; `mpnn export RUN OUT` writes the
-trained potential back in those units. Without it, symmetry functions: element-resolved
+--input-nn FILE trains with an n2p2 input.nn's symmetry functions (all of them, in the data's
+units as in n2p2: --units for input.data), cutoff function, networks and scaling; `mpnn export
+RUN OUT` writes the trained potential back in those units. Without it, symmetry functions: element-resolved
 radial (type 2, --radial per neighbour element) and angular ones (type 9 and/or 3,
 (--angular + --angular-shifts) x --zetas x lambda +-1 per neighbour pair), computed once with
 their derivatives; functions constant on the training set are dropped. Running again with the
@@ -154,7 +154,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--input-nn",
         metavar="FILE",
         help="an n2p2 input.nn: its symmetry functions, cutoff function, networks and scaling "
-        "(lengths in --units); replaces --cutoff, --nodes, --activation, --scaling and the "
+        "(lengths in the data's units, --units); replaces --cutoff, --nodes, --activation, --scaling and the "
         "symmetry-function options",
     )
     p.add_argument(

@@ -8,8 +8,9 @@ nodes and activations, ``normalize_nodes``) and scaling (``scale_symmetry_functi
 Every keyword n2p2 would not read as a 2G potential, and every value it refuses, is a one-line
 :class:`DataError` naming the file and line (:func:`~mpnn.n2p2.input_nn.read_input_nn`).
 
-Units: the file's lengths are those of ``--units`` (the units of its ``input.data``, e.g. Bohr),
-so the model keeps the functions exactly as written (``HDNNPConfig.length_unit``) and its energy
+Units: as in n2p2, the file's lengths are those of the data: ``--units`` for n2p2 ``input.data``
+(e.g. Bohr), Angstrom for every other format and for structure stores. The model keeps the
+functions exactly as written (``HDNNPConfig.length_unit``) and its energy
 unit is the data's (``energy_unit``); ``mpnn export`` then writes the potential back in those
 units. What the file says about training is not used: the energy terms (``mean_energy``,
 ``conv_energy``, ``conv_length``, ``atom_energy``) are fitted to the training set like any run's

@@ -136,6 +136,11 @@ def check_data_hashes(config_path: Path, spec: PotentialSpec, hashes: dict[str, 
     files = _data_files(spec)
     for role, digest in stored.items():
         if role in hashes and digest != hashes[role]:
+            if role == "input_nn":
+                raise DataError(
+                    f"{files[role]}: this input.nn changed since the run in {config_path.parent} started "
+                    "(the run's model was built from the old one); train into a new folder"
+                )
             raise DataError(
                 f"{files[role]}: the {role} data changed since the run in {config_path.parent} started "
                 "(its split, scaling and energy offsets belong to the old data); train into a new folder"
