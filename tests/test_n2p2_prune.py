@@ -23,7 +23,7 @@ from mpnn.models.hdnnp import hdnnp, set_energy_terms
 from mpnn.n2p2 import prune
 from mpnn.n2p2.convert import export_n2p2
 from mpnn.n2p2.input_data import write_input_data
-from mpnn.n2p2.input_nn import parse_input_nn
+from mpnn.n2p2.input_nn import parse_input_nn, read_input_nn
 from mpnn.n2p2.training import hdnnp_config
 
 HEAD = """\
@@ -201,6 +201,9 @@ def test_sensitivity_is_the_networks_derivative_and_prunes_below_the_threshold(
         (["range", "0.1", "{data}"], "prune range: needs --input-nn"),
         (["sensitivity", "0.1", "{data}", "--input-nn", "{nn}"], "needs --potential"),
         (["range", "-1", "{data}", "--input-nn", "{nn}"], "a number >= 0"),
+        (["range", "0.1", "{data}", "--input-nn", "{nn}", "--scaling", "{nn}"], "DATA or --scaling"),
+        (["range", "0.1", "--input-nn", "{nn}"], "DATA or --scaling FILE (one of them)"),
+        (["sensitivity", "0.1", "--potential", "{tmp}"], "prune sensitivity: needs DATA"),
         (["range", "0.1", "{data}", "--input-nn", "{nn}", "--out", "{nn}"], "input.nn"),
         (["range", "0.1", "{data}", "--input-nn", "{nn}", "--max"], "--max: an option of prune sensitivity"),
     ],
@@ -210,10 +213,33 @@ def test_prune_refuses_in_one_line_and_writes_nothing(
 ) -> None:
     write_input_data(tmp_path / "input.data", dimers(2))
     (tmp_path / "input.nn").write_text(INPUT_NN)
-    names = {"data": str(tmp_path / "input.data"), "nn": str(tmp_path / "input.nn")}
+    names = {"data": str(tmp_path / "input.data"), "nn": str(tmp_path / "input.nn"), "tmp": str(tmp_path)}
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["prune", *(a.format(**names) for a in argv)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("mpnn: error:") and "\n" not in err and message in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "input.nn").read_text() == INPUT_NN
+
+
+def test_range_on_n2p2s_water_example_agrees_with_its_scaling_data(
+    n2p2_examples: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """n2p2's H2O_RPBE-D3 training example: its scaling.data (nnp-scaling on its 20 structures)
+    read by hand decides what ``nnp-prune range 0.1`` drops (n2p2's own test threshold); the
+    ranges computed here from the structures drop the same lines, and so does ``--scaling``."""
+    folder = n2p2_examples / "nnp-train" / "H2O_RPBE-D3"
+    data = n2p2_examples / "configuration-sets" / "input.data.H2O_RPBE-D3"
+    rows = np.loadtxt(folder / "scaling.data", comments="#")  # e_index sf_index min max mean sigma
+    low = [(int(r[0]), int(r[1])) for r in rows if abs(r[3] - r[2]) < 0.1]
+    assert 0 < len(low) < len(rows)
+    settings = read_input_nn(folder / "input.nn")  # n2p2's order: the rows of scaling.data
+    lines = {settings.symmetry_functions[settings.elements[e - 1]][k - 1].line for e, k in low}
+    text = (folder / "input.nn").read_text()
+    want = "".join(f"# {r}" if k in lines else r for k, r in enumerate(text.splitlines(True), start=1))
+    common = ["--input-nn", str(folder / "input.nn"), "--units", "bohr,hartree"]
+    assert main(["prune", "range", "0.1", str(data), *common, "--out", str(tmp_path / "data.nn")]) == 0
+    scaling = ["--scaling", str(folder / "scaling.data"), "--out", str(tmp_path / "s.nn")]
+    assert main(["prune", "range", "0.1", *common, *scaling]) == 0
+    assert f"dropped {len(low)} of {len(rows)}" in capsys.readouterr().out
+    assert (tmp_path / "data.nn").read_text() == want == (tmp_path / "s.nn").read_text()

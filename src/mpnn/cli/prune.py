@@ -9,8 +9,11 @@ Both write the pruned ``input.nn`` and print the table of what was dropped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from mpnn.cli.options import _number, add_units_option
 from mpnn.errors import DataError
@@ -20,7 +23,8 @@ _threshold = _number(float, lambda v: v >= 0, "a number >= 0")
 
 EPILOG = """\
 range: n2p2's `nnp-prune range T` on the functions of DATA (G_max - G_min < T dropped); the
-functions of --input-nn are computed for every atom of DATA (lengths in --units).
+functions of --input-nn are computed for every atom of DATA (lengths in --units), or read from
+the scaling.data that n2p2's nnp-scaling wrote for it (--scaling FILE, as nnp-prune does).
 sensitivity: `nnp-prune sensitivity T msa|max` on the sensitivities `nnp-dataset` would write
 for MODEL on DATA: the derivative of each element network's output by each scaled input, as
 sqrt(mean square) (default) or --max over the atoms, in percent of the element's sum; below T
@@ -46,8 +50,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("mode", choices=("range", "sensitivity"), help="what decides")
     p.add_argument("threshold", type=_threshold, metavar="T", help="range, or sensitivity in percent")
-    p.add_argument("data", metavar="DATA", help="structures (n2p2 input.data, extended XYZ, ...)")
+    p.add_argument("data", metavar="DATA", nargs="?", help="structures (n2p2 input.data, extended XYZ, ...)")
     p.add_argument("--input-nn", metavar="FILE", help="the input.nn to prune (required for range)")
+    p.add_argument(
+        "--scaling",
+        metavar="FILE",
+        help="range: G_min and G_max from n2p2's scaling.data of --input-nn (nnp-scaling's), not DATA",
+    )
     p.add_argument("--potential", metavar="MODEL", help="sensitivity: n2p2 folder or potential run")
     p.add_argument("--max", action="store_true", help="sensitivity: the maximum, not the mean square")
     add_units_option(p, "units of DATA, --input-nn and an n2p2 MODEL (default: angstrom,ev)")
@@ -67,19 +76,30 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise DataError(
             "prune range: needs --input-nn FILE (and no --potential; n2p2 prunes before training)"
         )
+    if args.mode == "range" and (args.data is None) == (args.scaling is None):
+        raise DataError("prune range: needs DATA or --scaling FILE (one of them)")
+    if args.mode == "sensitivity" and (args.data is None or args.scaling is not None):
+        raise DataError("prune sensitivity: needs DATA (and no --scaling)")
     if args.mode == "sensitivity" and args.potential is None:
         raise DataError("prune sensitivity: needs --potential MODEL (a trained potential)")
     if args.max and args.mode == "range":
         raise DataError("--max: an option of prune sensitivity")
     units = args.units or (1.0, 1.0)
     out = args.out or f"output-prune-{args.mode}.nn"
-    check_outputs(files=[out, args.report], inputs=[args.data, args.input_nn], read_dirs=[args.potential])
+    inputs = [args.data, args.input_nn, args.scaling]
+    check_outputs(files=[out, args.report], inputs=inputs, read_dirs=[args.potential])
     if args.mode == "range":
         text = read_text(args.input_nn, "an input.nn file")
         settings = parse_input_nn(text, args.input_nn)
-        model = _model_of(settings, units)
-        molecules = _structures(args.data, units, settings.elements)
-        values = dict(zip(settings.elements, prune.ranges(model, molecules), strict=True))
+        if args.scaling is not None:
+            from mpnn.n2p2.potential_files import read_scaling
+
+            table = read_scaling(args.scaling, settings)
+            values = {e: torch.from_numpy(abs(t[:, 1] - t[:, 0])) for e, t in table.items()}
+        else:
+            model = _model_of(settings, units)
+            molecules = _structures(args.data, units, settings.elements)
+            values = dict(zip(settings.elements, prune.ranges(model, molecules), strict=True))
         column, specs = "range", settings.symmetry_functions
     else:
         text, specs, model = _potential(args.potential, args.input_nn, units)
@@ -111,13 +131,13 @@ def _model_of(settings: Any, units: tuple[float, float]) -> Any:
 
 def _structures(path: str, units: tuple[float, float], elements: tuple[str, ...]) -> list:
     """The structures of ``path`` (energies not needed); every element of them in ``elements``."""
+    from ase.data import atomic_numbers
+
     from mpnn.data.atoms import atoms_to_molecule, check_elements, read_structures
 
     structures = read_structures(path, units=units)
     if not structures:
         raise DataError(f"{path}: no structures")
-    from ase.data import atomic_numbers
-
     check_elements(structures, [atomic_numbers[e] for e in elements], str(path))
     return [atoms_to_molecule(atoms, name=f"{path}:{k}") for k, atoms in enumerate(structures)]
 
@@ -143,7 +163,7 @@ def _potential(path: str, input_nn: str | None, units: tuple[float, float]) -> t
         for spec in parsed.symmetry_functions.get(e, []):
             lines.setdefault(spec, []).append(spec.line)
         try:
-            specs[e] = [_with_line(spec, lines[spec].pop(0)) for spec in functions]
+            specs[e] = [dataclasses.replace(spec, line=lines[spec].pop(0)) for spec in functions]
         except (KeyError, IndexError):
             raise DataError(
                 f"{source}: its symmetry functions of {e} are not those of the potential {path}"
@@ -151,9 +171,3 @@ def _potential(path: str, input_nn: str | None, units: tuple[float, float]) -> t
         if any(lines.values()):
             raise DataError(f"{source}: has symmetry functions of {e} that the potential {path} lacks")
     return text, specs, model
-
-
-def _with_line(spec: Any, line: int) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(spec, line=line)

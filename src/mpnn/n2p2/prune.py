@@ -21,12 +21,12 @@ network's output unit per unit of scaled input (percentages are unit-free).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from mpnn.batch import Molecule
+from mpnn.batch import Batch, Molecule
 from mpnn.errors import DataError
 from mpnn.models.hdnnp import PotentialModel
 from mpnn.n2p2.keywords import _LAYOUT
@@ -48,7 +48,8 @@ class Dropped:
     value: float
 
 
-def _batches(model: PotentialModel, molecules: Sequence[Molecule]):
+def _batches(model: PotentialModel, molecules: Sequence[Molecule]) -> Iterator[Batch]:
+    """The structures collated ``CHUNK`` at a time for ``model`` (float64)."""
     from mpnn.data.atoms import collate_structures
 
     for start in range(0, len(molecules), CHUNK):
