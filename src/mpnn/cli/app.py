@@ -3,8 +3,10 @@
 Commands, one module each, each adding its subcommands with ``register(subparsers)``:
 :mod:`mpnn.cli.property` (``train``, ``evaluate``), :mod:`mpnn.cli.predict` (``predict``, for
 property runs and potentials), :mod:`mpnn.cli.potential` (``md``, ``export``),
-:mod:`mpnn.cli.train_potential` (``train-potential``) and :mod:`mpnn.cli.methods` (``search``,
-``ensemble``, ``report``, ``compare``) and :mod:`mpnn.cli.data` (``data convert``, ``data info``);
+:mod:`mpnn.cli.committee` (``select``), :mod:`mpnn.cli.train_potential` (``train-potential``),
+:mod:`mpnn.cli.prune` (``prune``),
+:mod:`mpnn.cli.methods` (``search``, ``ensemble``, ``report``, ``compare``) and
+:mod:`mpnn.cli.data` (``data convert``, ``data info``);
 what they share is in :mod:`mpnn.cli.options`.
 
 Every :class:`~mpnn.errors.MpnnError`, unreadable file and bad argument ends the command with
@@ -22,7 +24,7 @@ from typing import Any
 
 import torch
 
-from mpnn.cli import committee, data, methods, potential, predict, property, train_potential
+from mpnn.cli import committee, data, methods, potential, predict, property, prune, train_potential
 from mpnn.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from mpnn.errors import MpnnError
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     potential.register(sub)
     committee.register(sub)
     train_potential.register(sub)
+    prune.register(sub)
     methods.register(sub)
     data.register(sub)
     return parser

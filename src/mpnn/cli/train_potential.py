@@ -37,11 +37,14 @@ from mpnn.errors import MpnnError
 EPILOG = """\
 The data are structures with energies (eV) and forces (eV/A): extended XYZ, ASE databases, n2p2
 input.data, anything ASE reads; --units converts n2p2 input.data in other units (bohr,hartree).
-Symmetry functions: element-resolved radial (type 2, --radial per neighbour element) and angular
-ones (type 9 and/or 3, (--angular + --angular-shifts) x --zetas x lambda +-1 per neighbour pair),
-computed once with their derivatives; functions constant on the
-training set are dropped. Running again with the same --out resumes from last.pt (only --epochs,
---time-budget, --patience and --tensorboard may change).
+--input-nn FILE trains with an n2p2 input.nn's symmetry functions (all of them, in the data's
+units as in n2p2: --units for input.data), cutoff function, networks and scaling; `mpnn export
+RUN OUT` writes the trained potential back in those units. Without it, symmetry functions: element-resolved
+radial (type 2, --radial per neighbour element) and angular ones (type 9 and/or 3,
+(--angular + --angular-shifts) x --zetas x lambda +-1 per neighbour pair), computed once with
+their derivatives; functions constant on the training set are dropped. Running again with the
+same --out resumes from last.pt (only --epochs, --time-budget, --patience and --tensorboard may
+change).
 
 Loss weights: constant (n2p2) by default; with --energy-weight-final and/or --force-weight-final
 they move linearly from --energy-weight/--force-weight to those between the fractions
@@ -59,6 +62,7 @@ examples:
   mpnn train-potential train.xyz --model sf_mpnn --steps 3 --features 64 --epochs 500
   mpnn train-potential input.data --valid 0.1 --cutoff 6 --nodes 32,32 --time-budget 600
   mpnn train-potential input.data --units bohr,hartree --epochs 100   # n2p2 data in atomic units
+  mpnn train-potential input.data --input-nn input.nn --units bohr,hartree --epochs 100
   mpnn train-potential train.xyz --epochs 400 --ema 0.99 --energy-weight-final 1000 \
       --weight-start 0.75 --weight-end 0.75 --tensorboard   # MACE-like: averaged, energies late
 """
@@ -147,6 +151,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="validation structures: a fraction of DATA (default 0.1) or a file",
     )
     p.add_argument(
+        "--input-nn",
+        metavar="FILE",
+        help="an n2p2 input.nn: its symmetry functions, cutoff function, networks and scaling "
+        "(lengths in the data's units, --units); replaces --cutoff, --nodes, --activation, --scaling and the "
+        "symmetry-function options",
+    )
+    p.add_argument(
         "--model", choices=POTENTIALS, help="hdnnp (default) or sf_mpnn (symmetry functions, message passing)"
     )
     p.add_argument("--cutoff", type=_positive_float, metavar="A", help="cutoff radius, Angstrom (default 6)")
@@ -204,6 +215,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 #: command-line option -> dotted name in the run description
 _OPTIONS = {
     "test": "test",
+    "input_nn": "input_nn",
     "model": "model",
     **{name: f"message_passing.{name}" for name in _MESSAGE_NAMES},
     "valid": "valid",
@@ -236,13 +248,19 @@ _OPTIONS = {
 }
 
 
+#: The options an ``--input-nn`` file replaces.
+_REPLACED_BY_INPUT_NN = (
+    "cutoff nodes activation scaling radial r_min angular angular_shifts zetas angular_type".split()
+)
+
+
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line, by dotted name of :class:`PotentialSpec`."""
     given: dict[str, Any] = {"train": str(Path(args.data).expanduser().resolve())}
     for option, name in _OPTIONS.items():
         value = getattr(args, option)
         if value is not None:
-            if option == "test":
+            if option in ("test", "input_nn"):
                 value = str(Path(value).expanduser().resolve())
             given[name] = list(value) if option == "units" else value
     if args.epochs is not None:
@@ -276,6 +294,15 @@ def cmd_train_potential(args: argparse.Namespace) -> int:
         if isinstance(error, MpnnError):
             raise
         raise UsageError(str(error)) from None
+    if args.input_nn is not None:
+        replaced = [name for name in _REPLACED_BY_INPUT_NN if getattr(args, name) is not None]
+        if replaced:
+            flag = "--" + replaced[0].replace("_", "-")
+            raise UsageError(f"{flag}: the --input-nn file sets this (edit the file instead)")
+    if spec.input_nn is not None:
+        from mpnn.n2p2.input_nn import read_input_nn
+
+        read_input_nn(spec.input_nn)  # its errors before the data are read
     given_steps = [name for name in _MESSAGE_NAMES if getattr(args, name) is not None]
     if spec.model == "hdnnp" and given_steps:
         flag = "--" + given_steps[0].replace("_", "-")

@@ -8,6 +8,8 @@
 - :mod:`~mpnn.n2p2.input_data`: ``input.data`` structures (energies, forces) to and from ASE.
 - :mod:`~mpnn.n2p2.convert`: n2p2 potentials as :class:`~mpnn.models.hdnnp.PotentialModel` and back
   (:func:`read_n2p2`, :func:`export_n2p2`), and the units of n2p2 files (:func:`parse_units`).
+- :mod:`~mpnn.n2p2.training`: training with an ``input.nn``'s functions, networks and scaling.
+- :mod:`~mpnn.n2p2.prune`: ``nnp-prune``'s range and sensitivity pruning, with a report.
 """
 
 from mpnn.n2p2.convert import export_n2p2, parse_units, read_n2p2

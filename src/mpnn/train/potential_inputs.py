@@ -96,8 +96,8 @@ def split_indices(count: int, fraction: float, seed: int) -> dict[str, np.ndarra
 
 
 def _data_files(spec: PotentialSpec) -> dict[str, str]:
-    """Role (``train``, ``valid``, ``test``) -> data file of ``spec``."""
-    files = {"train": spec.train, "valid": spec.valid, "test": spec.test}
+    """Role (``train``, ``valid``, ``test``, ``input_nn``) -> data file of ``spec``."""
+    files = {"train": spec.train, "valid": spec.valid, "test": spec.test, "input_nn": spec.input_nn}
     return {role: path for role, path in files.items() if isinstance(path, str)}
 
 
@@ -136,6 +136,11 @@ def check_data_hashes(config_path: Path, spec: PotentialSpec, hashes: dict[str, 
     files = _data_files(spec)
     for role, digest in stored.items():
         if role in hashes and digest != hashes[role]:
+            if role == "input_nn":
+                raise DataError(
+                    f"{files[role]}: this input.nn changed since the run in {config_path.parent} started "
+                    "(the run's model was built from the old one); train into a new folder"
+                )
             raise DataError(
                 f"{files[role]}: the {role} data changed since the run in {config_path.parent} started "
                 "(its split, scaling and energy offsets belong to the old data); train into a new folder"

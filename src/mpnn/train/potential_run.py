@@ -96,7 +96,7 @@ def train_potential(
     if not ctx.main:
         show_progress, echo = False, lambda _: None
     valid_file = spec.valid if isinstance(spec.valid, str) else None
-    check_outputs(folders=[out], inputs=[spec.train, valid_file, spec.test])
+    check_outputs(folders=[out], inputs=[spec.train, valid_file, spec.test, spec.input_nn])
     check_output_folder(out, outputs.POTENTIAL_RUN)
     if spec.training.tensorboard:
         summary_writer_class()  # a missing package is an error before anything is written

@@ -49,6 +49,9 @@ class PotentialSpec:
         training: the optimisation settings.
         units: (Angstrom, eV) per length and energy unit of n2p2 ``input.data`` files (``--units``);
             the structures are converted on reading, so the model is in Angstrom and eV.
+        input_nn: an n2p2 ``input.nn`` whose symmetry functions, cutoff function, networks and
+            scaling the potential has (:mod:`mpnn.n2p2.training`; lengths in ``units``), or None
+            (then ``cutoff``, ``nodes``, ``activation``, ``scaling`` and ``symmetry`` decide).
     """
 
     train: str
@@ -63,6 +66,7 @@ class PotentialSpec:
     training: TrainSettings = field(default_factory=potential_settings)
     units: list[float] = field(default_factory=lambda: [1.0, 1.0])
     message_passing: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(MESSAGE_PASSING))
+    input_nn: str | None = None
 
     def __post_init__(self) -> None:
         from mpnn.train.validate import check_fields, potential_spec_rules
@@ -85,6 +89,10 @@ class PotentialSpec:
             raise DataError(
                 f"message_passing.message_cutoff: {cutoff:g} Angstrom exceeds the symmetry functions' "
                 f"cutoff {self.cutoff:g} (the radius graph both share)"
+            )
+        if self.input_nn is not None and self.model != "hdnnp":
+            raise DataError(
+                f"input_nn: an input.nn describes an HDNNP, not model {self.model!r} (no n2p2 form)"
             )
         if not isinstance(self.training, TrainSettings):
             raise DataError(f"training: expected training settings, got {self.training!r}")
@@ -125,7 +133,7 @@ def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
     recorded = data.get("sha256") if isinstance(data, dict) else None
     for role in recorded if isinstance(recorded, dict) else ():
         if (
-            role in ("train", "valid", "test")
+            role in ("train", "valid", "test", "input_nn")
             and isinstance(given.get(role), str)
             and isinstance(run.get(role), str)
         ):
@@ -140,9 +148,19 @@ def resume_spec(out: str | Path, given: dict[str, Any]) -> PotentialSpec | None:
 def new_model(
     spec: PotentialSpec, elements: Sequence[str], functions: list[list[dict]] | None = None
 ) -> PotentialModel:
-    """The potential of ``spec`` (weights drawn from the seed); default symmetry functions unless given."""
+    """The potential of ``spec`` (weights drawn from the seed); default symmetry functions unless
+    given, or those of ``spec.input_nn`` with its networks and scaling."""
     from mpnn.symmetry.defaults import default_symmetry_functions
 
+    if spec.input_nn is not None:
+        from mpnn.n2p2.training import hdnnp_config, read_training_settings
+
+        config = hdnnp_config(read_training_settings(spec.input_nn, elements), elements, spec.units)
+        torch.manual_seed(spec.training.seed)
+        try:
+            return hdnnp(config)
+        except ValueError as error:
+            raise DataError(f"{spec.input_nn}: {error}") from None
     if functions is None:
         functions = default_symmetry_functions(elements, spec.cutoff, **spec.symmetry)
     activations = spec.activation * len(spec.nodes) + "l"
@@ -189,7 +207,16 @@ def fit_inputs(
     (:func:`~mpnn.train.potential_data.statistics`) and energy ``terms`` (offsets, scale): the
     functions constant on the training set dropped (the kept columns per element are returned,
     None when all are kept), the scaling and the energy terms set."""
-    keep = pdata.informative_columns(stats)
+    if spec.input_nn is not None:  # the file's functions, all of them
+        from mpnn.n2p2.training import check_constant_functions, read_training_settings, unused_keywords
+
+        settings = read_training_settings(spec.input_nn, elements)
+        check_constant_functions(settings, elements, stats, spec.input_nn)
+        used = "its symmetry functions, cutoff, networks and scaling"
+        echo(f"{spec.input_nn}: {used}{unused_keywords(settings)}")
+        keep = [list(range(n)) for n in model.symmetry_functions.sizes]
+    else:
+        keep = pdata.informative_columns(stats)
     empty = [element for element, columns in zip(elements, keep, strict=True) if not columns]
     if empty:
         raise DataError(
@@ -204,7 +231,7 @@ def fit_inputs(
         model = new_model(spec, elements, functions)
         stats = [table[k] for table, k in zip(stats, keep, strict=True)]
     sf = model.symmetry_functions
-    sf.set_scaling(spec.scaling, stats, model.config["scale_min"], model.config["scale_max"])
+    sf.set_scaling(model.config["scaling"], stats, model.config["scale_min"], model.config["scale_max"])
     offsets, scale = terms
     set_energy_terms(model, scale, offsets)
     echo(

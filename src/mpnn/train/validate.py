@@ -180,6 +180,7 @@ def potential_spec_rules() -> tuple[dict[str, Rule], dict[str, Rule], dict[str, 
         "symmetry": Rule("a mapping", lambda v: isinstance(v, dict)),
         "units": list_of(number(0, low_open=True), size=2),
         "message_passing": Rule("a mapping", lambda v: isinstance(v, dict)),
+        "input_nn": text(optional=True),
     }
     angular_type = Rule("3 or 9", lambda v: is_int(v) and v in (3, 9))
     symmetry = {
