@@ -132,7 +132,8 @@ def test_max_extrapolation_warnings_stops_as_n2p2s_maxew(trained_ranges) -> None
     outside.get_potential_energy()
     assert outside.calc.extrapolation_total == total
     outside.positions[0, 0] += 1e-3  # a second call: the warnings add up past the limit
-    with pytest.raises(ExtrapolationError, match=f"{2 * total} extrapolation warnings over 2 calculations, more than"):
+    added = f"{2 * total} extrapolation warnings over 2 calculations, more than"
+    with pytest.raises(ExtrapolationError, match=added):
         outside.get_potential_energy()
     stopped = water(0.80, 1.15, 95.0)
     stopped.calc = MpnnCalculator(model, max_extrapolation_warnings=total - 1)
