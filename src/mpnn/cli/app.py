@@ -3,6 +3,7 @@
 Commands, one module each, each adding its subcommands with ``register(subparsers)``:
 :mod:`mpnn.cli.property` (``train``, ``evaluate``), :mod:`mpnn.cli.predict` (``predict``, for
 property runs and potentials), :mod:`mpnn.cli.potential` (``md``, ``export``),
+:mod:`mpnn.cli.simulate` (``relax``, ``mc``),
 :mod:`mpnn.cli.train_potential` (``train-potential``) and :mod:`mpnn.cli.methods` (``search``,
 ``ensemble``, ``report``, ``compare``) and :mod:`mpnn.cli.data` (``data convert``, ``data info``);
 what they share is in :mod:`mpnn.cli.options`.
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from mpnn.cli import data, methods, potential, predict, property, train_potential
+from mpnn.cli import data, methods, potential, predict, property, simulate, train_potential
 from mpnn.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from mpnn.errors import MpnnError
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub, {"property": property.cmd_predict_property, "potential": potential.cmd_predict_potential}
     )
     potential.register(sub)
+    simulate.register(sub)
     train_potential.register(sub)
     methods.register(sub)
     data.register(sub)

@@ -8,6 +8,9 @@ for other structures asking for it raises ``PropertyNotImplementedError`` as ASE
 Every calculation rebuilds the neighbour list (cell list, O(n): vesin or ASE) from scratch and runs
 one forward and one backward pass; no skin / Verlet buffer is kept between calls, so a call costs
 the neighbour search plus the model. ``free_energy`` equals ``energy`` (no electronic entropy).
+An energy request computes the forces (and stress) too, cached for the ``get_forces`` that usually
+follows, as ASE's own calculators do; with ``forces_with_energy=False`` it runs the forward pass
+alone (Monte Carlo needs only energies; the backward pass costs about as much again).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class MpnnCalculator(Calculator):
         device: torch device of the computation (default: the model's).
         dtype: floating type of the computation (float64: forces exact to rounding).
         cutoff: neighbour-list radius in Angstrom; default ``model.cutoff``.
+        forces_with_energy: whether a request of energies alone (``energy``, ``free_energy``,
+            ``energies``) also computes forces and stress; ``False``: only the forward pass.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -47,6 +52,7 @@ class MpnnCalculator(Calculator):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float64,
         cutoff: float | None = None,
+        forces_with_energy: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,6 +67,7 @@ class MpnnCalculator(Calculator):
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
         self.elements = list(getattr(model, "elements", []))
+        self.forces_with_energy = forces_with_energy
 
     def calculate(
         self,
@@ -86,14 +93,20 @@ class MpnnCalculator(Calculator):
             batch.cell = torch.tensor(np.asarray(atoms.cell.array), dtype=torch.float64).unsqueeze(0)
             batch.pbc = torch.zeros(1, 3, dtype=torch.bool)
         batch = batch.to(device=self.device, dtype=self.dtype)
-        out = evaluate(self.model, batch, forces=True, stress=has_volume, atomic=True, names=["atoms"])
+        derivatives = self.forces_with_energy or not {"forces", "stress"}.isdisjoint(properties)
+        out = evaluate(
+            self.model,
+            batch,
+            forces=derivatives,
+            stress=bool(has_volume and derivatives),
+            atomic=True,
+            names=["atoms"],
+        )
         energy = float(out["energy"][0])
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "forces": out["forces"].cpu().numpy().astype(np.float64),
-        }
+        self.results = {"energy": energy, "free_energy": energy}
+        if derivatives:
+            self.results["forces"] = out["forces"].cpu().numpy().astype(np.float64)
         if "energies" in out:
             self.results["energies"] = out["energies"].cpu().numpy().astype(np.float64)
-        if has_volume:
+        if has_volume and derivatives:
             self.results["stress"] = out["stress"][0].cpu().numpy().astype(np.float64)
