@@ -100,7 +100,7 @@ def _relax_parser(sub: Any) -> None:
     p.add_argument(
         "--cell",
         action="store_true",
-        help="relax the cell too (ASE's FrechetCellFilter, zero pressure; periodic structures)",
+        help="relax the cell too (ASE's UnitCellFilter, zero pressure; periodic structures)",
     )
     p.add_argument(
         "--interval", type=_positive_int, default=1, metavar="K", help="write every K steps (default: 1)"

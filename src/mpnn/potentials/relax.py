@@ -2,11 +2,14 @@
 
 The positions (and with ``cell=True`` the cell) move downhill until the largest force is at most
 ``fmax``: ``max_i |F_i| <= fmax`` (eV/Angstrom, the norm of each atom's force vector, ASE's
-criterion). With ``cell=True`` the structure is wrapped in ASE's ``FrechetCellFilter``: the cell
-deforms too, and its three extra "forces" are the virial per atom, ``-V sigma / N`` (eV;
-sigma the stress in eV/Angstrom^3, V the volume, N the number of atoms, at zero external pressure),
-which must also fall below ``fmax``. The cell needs three independent vectors and periodic
-boundaries.
+criterion). With ``cell=True`` the structure is wrapped in ASE's ``UnitCellFilter``: the cell
+deforms too (a deformation gradient applied to the start cell, zero external pressure), and its
+three extra "forces" are the virial per atom, ``-V sigma / N`` (eV; sigma the stress in
+eV/Angstrom^3, V the volume, N the number of atoms; expressed in the deformed cell's frame), which
+must also fall below ``fmax``. The cell needs three independent vectors and periodic boundaries.
+(ASE's ``FrechetCellFilter`` reaches the same minima, but its matrix exponentials go through
+scipy's threaded OpenBLAS: on a busy 2-core machine 19 BFGS steps of a 4-atom EMT copper cell took
+30 s with it against 0.13 s with this filter.)
 
 The trajectory is extended XYZ, every ``interval`` steps (step 0, the start, first) and the last
 step: positions, cell, ``energy`` (eV), ``forces`` (eV/Angstrom), ``stress`` (eV/Angstrom^3, when
@@ -106,7 +109,7 @@ def relax(
             virial per atom, eV; see the module docstring).
         steps: most optimizer steps (>= 0; 0 evaluates the start structure only).
         optimizer: ``"FIRE"``, ``"BFGS"`` or ``"LBFGS"`` (ASE's, with their default settings).
-        cell: relax the cell too (ASE's ``FrechetCellFilter``, zero pressure).
+        cell: relax the cell too (ASE's ``UnitCellFilter``, zero pressure).
         trajectory_path: extended-XYZ file to (over)write when the run ends, or ``None``.
         interval: record a frame every ``interval`` steps (and the last step).
         progress: show a tqdm progress bar.
@@ -115,12 +118,12 @@ def relax(
         :class:`RelaxResult` with ``converged``, ``steps`` taken and the energy and fmax per step.
     """
     import ase.optimize
-    from ase.filters import FrechetCellFilter
+    from ase.filters import UnitCellFilter
     from tqdm import tqdm
 
     _check(atoms, fmax, steps, optimizer, cell, interval)
     atoms.calc = _calculator(model_or_calc)
-    target = FrechetCellFilter(atoms) if cell else atoms
+    target = UnitCellFilter(atoms) if cell else atoms
     atoms.get_forces()  # the first evaluation: errors surface before any file is written
     has_stress = atoms.cell.rank == 3
     if cell:
