@@ -149,3 +149,47 @@ def test_mc_swaps_need_two_elements_and_errors_have_no_traceback(tmp_path, capsy
     assert result.stderr.strip().splitlines() == [
         "mpnn: error: argument --temperature: expected a positive number, got '-3' (see 'mpnn mc --help')"
     ]
+
+
+def test_the_readme_commands_on_n2p2_potentials(n2p2_examples, tmp_path, capsys) -> None:
+    """The README's examples, shortened: a distorted water molecule of n2p2's water box relaxes to
+    O-H 0.968 A and 104.2 degrees (BFGS, --units bohr,hartree); Cu2S's cell moves and its energy falls
+    (3 steps: exit status 1); Monte Carlo with swaps on the relaxed cell."""
+    from ase.units import Bohr, Hartree
+
+    from mpnn.data.atoms import read_structures
+
+    water = n2p2_examples / "nnp-predict" / "H2O_RPBE-D3"
+    molecule = read_structures(water / "input.data", units=(Bohr, Hartree))[0][:3]
+    molecule = Atoms(molecule.numbers, positions=molecule.positions)
+    molecule.rattle(0.1, seed=3)
+    write(tmp_path / "water.xyz", molecule, format="extxyz")
+    out = tmp_path / "relaxed.extxyz"
+    args = [
+        "relax",
+        str(water),
+        str(tmp_path / "water.xyz"),
+        "--units",
+        "bohr,hartree",
+        "--optimizer",
+        "BFGS",
+    ]
+    assert cli.main([*args, "--fmax", "0.01", "-o", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("BFGS: converged in ")
+    relaxed = read(out)
+    assert relaxed.get_distance(0, 1) == pytest.approx(0.968, abs=5e-4)
+    assert relaxed.get_distance(0, 2) == pytest.approx(0.968, abs=5e-4)
+    assert relaxed.get_angle(1, 0, 2) == pytest.approx(104.2, abs=0.05)
+
+    cu2s = n2p2_examples / "nnp-predict" / "Cu2S_PBE"
+    out = tmp_path / "cu2s.extxyz"
+    args = ["relax", str(cu2s), str(cu2s / "input.data"), "--cell", "--steps", "3", "-o", str(out), "--quiet"]
+    assert cli.main(args) == 1
+    frames = read(tmp_path / "cu2s_trajectory.extxyz", ":")
+    assert len(frames) == 4 and frames[-1].get_potential_energy() < frames[0].get_potential_energy()
+    assert not np.allclose(frames[-1].cell.array, frames[0].cell.array, atol=1e-4)
+    capsys.readouterr()
+    args = ["mc", str(cu2s), str(out), "--temperature", "600", "--steps", "10", "--swap-fraction", "0.5"]
+    assert cli.main([*args, "-o", str(tmp_path / "mc.extxyz"), "--quiet"]) == 0
+    line = capsys.readouterr().out
+    assert re.search(r"accepted displacement \d+/\d+ \([0-9.]+\), swap \d+/\d+ \([0-9.]+\)", line), line
