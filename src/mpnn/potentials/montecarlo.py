@@ -141,7 +141,8 @@ def run_mc(
         trajectory_path: extended-XYZ file to (over)write when the run ends, or ``None``.
         interval: record a frame every ``interval`` moves (and the last move).
         progress: show a tqdm progress bar.
-        observer: called with each :class:`MCMove` (diagnostics, tests).
+        observer: called with each :class:`MCMove` once its trial energy is known, while ``atoms``
+            holds the trial configuration (before a rejected move is undone): diagnostics, tests.
     """
     from tqdm import tqdm
 
