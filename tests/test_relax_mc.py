@@ -12,6 +12,7 @@ from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
+from ase.constraints import FixAtoms
 from ase.io import read
 from ase.units import Bohr, Hartree
 from scipy.optimize import minimize_scalar
@@ -327,4 +328,27 @@ def test_mc_refuses_bad_settings_before_writing(model, tmp_path) -> None:
             )
     with pytest.raises(DataError, match="swap moves need atoms of two elements; the structure has only H"):
         run_mc(model, Atoms("HH", positions=[[0, 0, 0], [0.8, 0, 0]]), 5, 300.0, swap_fraction=0.5)
+    fixed = water.copy()
+    fixed.set_constraint(FixAtoms([0]))
+    with pytest.raises(DataError, match=r"constraints \(FixAtoms\), which these moves do not follow"):
+        run_mc(model, fixed, 5, 300.0, trajectory_path=path)
     assert not path.exists() and not (tmp_path / "mc.extxyz.partial").exists()
+
+
+def test_a_failure_midway_keeps_the_earlier_trajectory_and_the_frames_so_far(model, tmp_path) -> None:
+    class FailsLater(Harmonic):
+        calls = 0
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+            FailsLater.calls += 1
+            if FailsLater.calls == 8:
+                raise DataError("atoms: the model's energy is not finite")
+            super().calculate(atoms, properties, system_changes)
+
+    path = tmp_path / "mc.extxyz"
+    path.write_text("earlier\n")
+    atoms = Atoms("Cu", positions=[[0.0, 0.0, 0.0]])
+    with pytest.raises(DataError, match=r"not finite \(the frames so far are in .*mc\.extxyz\.partial\)"):
+        run_mc(FailsLater(1.0, atoms.positions.copy()), atoms, 20, 300.0, trajectory_path=path, interval=3)
+    assert path.read_text() == "earlier\n"
+    assert [f.info["step"] for f in read(tmp_path / "mc.extxyz.partial", ":", format="extxyz")] == [0, 3, 6]

@@ -253,7 +253,7 @@ def cmd_mc(args: argparse.Namespace) -> int:
     )
     print(
         f"NVT MC {args.temperature:g} K: {args.steps} moves, {len(atoms)} atoms; "
-        f"accepted {ratios or 'no moves'}; {len(log.step)} frames in {args.out}"
+        f"{'accepted ' + ratios if ratios else 'no moves'}; {len(log.step)} frames in {args.out}"
     )
     print(
         f"energy mean {log.mean_energy:.6f} eV (std {log.std_energy:.4g}) over the moves, "

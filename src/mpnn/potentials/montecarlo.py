@@ -21,7 +21,7 @@ Random numbers: ``numpy.random.default_rng(seed)``, one stream for every draw. O
 needed: an :class:`~mpnn.potentials.calculator.MpnnCalculator` made here runs the forward pass
 alone (``forces_with_energy=False``). Each trial evaluates the whole structure (the neighbour list
 and every atomic energy), so a move costs as much as one energy of the structure. Positions are not
-wrapped into the cell.
+wrapped into the cell. Constraints (``FixAtoms``, ...) are refused.
 
 The trajectory is extended XYZ, every ``interval`` moves (move 0, the start, first) and the last
 move: positions, ``energy`` (eV), and ``step`` (moves done), ``temperature_K``, ``accepted`` (moves
@@ -102,6 +102,9 @@ def _check(
         raise DataError(f"mc: the displacement step must be > 0 Angstrom and finite, got {step}")
     if len(atoms) == 0:
         raise DataError("mc: the structure has no atoms")
+    if atoms.constraints:
+        names = ", ".join(type(c).__name__ for c in atoms.constraints)
+        raise DataError(f"mc: the structure has constraints ({names}), which these moves do not follow")
     elements = len(set(atoms.numbers.tolist()))
     if swap_fraction is None:
         return 0.1 if elements > 1 else 0.0
