@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import ase.io
@@ -256,3 +257,24 @@ def test_relax_and_mc_count_per_frame_and_stop_at_the_limit(run_folder, tmp_path
     assert cli.main([*base, "--max-extrapolation-warnings", "0", "-o", str(stopped)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and not stopped.exists()
+
+
+def test_atoms_brought_too_close_during_a_run_are_warned_once(trained_ranges) -> None:
+    from mpnn.sanity import CLOSE_FRACTION, UnphysicalWarning
+
+    model, _, _ = trained_ranges
+    atoms = water(0.96, 0.97, 104.0)
+    atoms.calc = MpnnCalculator(model)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        atoms.get_potential_energy()
+        assert atoms.calc.results["close_pairs"] == 0
+        # O-H below 0.6 x (0.66 + 0.31) A = 0.582 A: one pair, counted by hand
+        atoms.positions[1] = atoms.positions[0] + (atoms.positions[1] - atoms.positions[0]) * 0.55 / 0.96
+        atoms.get_potential_energy()
+        assert atoms.calc.results["close_pairs"] == 1 and CLOSE_FRACTION == 0.6
+        atoms.positions[2] = atoms.positions[0] + (atoms.positions[2] - atoms.positions[0]) * 0.5 / 0.97
+        atoms.get_potential_energy()
+        assert atoms.calc.results["close_pairs"] == 2
+    close = [w for w in record if issubclass(w.category, UnphysicalWarning)]
+    assert len(close) == 1 and "calculation 2: 1 pairs of atoms came closer" in str(close[0].message)

@@ -17,8 +17,9 @@ Beyond ASE's properties, ``results`` holds what users of potentials watch
   the range); ``extrapolation_total`` counts them over every call of this calculator, and past
   ``max_extrapolation_warnings`` a call raises :class:`ExtrapolationError` (n2p2's ``maxew``).
 * ``close_pairs`` (int): pairs of atoms closer than :data:`mpnn.sanity.CLOSE_FRACTION` x the
-  sum of their covalent radii; the first call that finds some issues one
-  :class:`~mpnn.sanity.UnphysicalWarning`.
+  sum of their covalent radii; the first later call that finds some (a run that brought atoms
+  together) issues one :class:`~mpnn.sanity.UnphysicalWarning` (the structure of the first call is
+  the one given, checked where it was read).
 * for a :class:`~mpnn.potentials.committee.Committee`: ``energy_std`` (eV), ``forces_std`` (n,)
   eV/Angstrom per atom, ``max_force_std`` and, with a 3-D cell, ``stress_std`` (6,).
 
@@ -176,10 +177,11 @@ class MpnnCalculator(Calculator):
             distance = edge_vectors(batch).norm(dim=1).cpu().numpy()
         source, centre = batch.edge_index.cpu().numpy()
         count = close_pair_count(atoms.numbers, source, centre, distance)
-        if count and not self._warned_close:
+        # the structure as given was checked where it was read; warn once when a run brings atoms closer
+        if count and self.calls > 0 and not self._warned_close:
             self._warned_close = True
             warn(
-                f"{count} pairs of atoms are closer than {CLOSE_FRACTION} x the sum of their covalent "
-                "radii; no real structure has them, and the potential's energy there means nothing"
+                f"calculation {self.calls + 1}: {count} pairs of atoms came closer than {CLOSE_FRACTION} x "
+                "the sum of their covalent radii; no real structure has them, and the energy there means nothing"
             )
         return count
