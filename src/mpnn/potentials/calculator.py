@@ -182,6 +182,7 @@ class MpnnCalculator(Calculator):
             self._warned_close = True
             warn(
                 f"calculation {self.calls + 1}: {count} pairs of atoms came closer than {CLOSE_FRACTION} x "
-                "the sum of their covalent radii; no real structure has them, and the energy there means nothing"
+                "the sum of their covalent radii; no real structure has them, and the energy there means "
+                "nothing"
             )
         return count
