@@ -26,6 +26,7 @@ from mpnn.messages.symmetry_cache import CachedFunctions
 from mpnn.symmetry import compiled
 from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.families import FAMILIES
+from mpnn.symmetry.fused import FusedFunctions, fusable, tables
 from mpnn.symmetry.gaussian import GaussianAngular
 from mpnn.symmetry.spec import SymmetryFunctionSpec
 from mpnn.symmetry.triplets import TripletSum, pair_blocks, triplet_vector_grad
@@ -158,8 +159,35 @@ class SymmetryFunctions(nn.Module):
         return species
 
     def raw(self, batch: Batch, vectors: Tensor) -> Tensor:
-        """(N, W) unscaled symmetry functions from edge vectors (E, 3)."""
+        """(N, W) unscaled symmetry functions from edge vectors (E, 3).
+
+        Outside training, on CPU with numba, the Gaussian families are computed by one compiled
+        call (:mod:`mpnn.symmetry.fused`); the other groups (and all of them in training mode,
+        whose force losses differentiate the backward pass) group by group.
+        """
         species = self.species(batch)
+        source, centre = batch.edge_index
+        weights = batch.z[source].to(vectors.dtype)
+        fused: list[_Group] = []
+        if not self.training and self.compiled and compiled.available() and vectors.device.type == "cpu":
+            fused = [g for g in self.groups if fusable(g.terms)]
+        if not fused:
+            return self._group_sums(self.groups, batch, vectors, species)
+        arrays = compiled.edge_arrays(centre, species, species[source], weights, vectors)
+        key = tuple(id(g) for g in fused)
+        if getattr(self, "_fused", (None,))[0] != key:
+            self._fused = (key, tables(fused, len(self.elements)))
+
+        def fallback(vectors: Tensor, grad: Tensor) -> Tensor:
+            values = self._group_sums(fused, batch, vectors, species)
+            return torch.autograd.grad(values, vectors, grad, create_graph=True)[0]
+
+        out = FusedFunctions.apply(vectors, arrays, self.width, self._fused[1], fallback)
+        rest = [g for g in self.groups if g not in fused]
+        return out + self._group_sums(rest, batch, vectors, species) if rest else out
+
+    def _group_sums(self, groups: Sequence[_Group], batch: Batch, vectors: Tensor, species: Tensor) -> Tensor:
+        """(N, W): the columns of ``groups``, group by group (the others 0)."""
         n = batch.num_atoms
         source, centre = batch.edge_index
         distance = vectors.norm(dim=1)
@@ -170,7 +198,7 @@ class SymmetryFunctions(nn.Module):
         weights = batch.z[source].to(vectors.dtype)
         out = vectors.new_zeros((n, self.width))
         arrays = None
-        for group in self.groups:
+        for group in groups:
             if group.angular and self._use_compiled(group, vectors):
                 if arrays is None:
                     arrays = compiled.edge_arrays(centre, species, neighbor_species, weights, vectors)
