@@ -174,17 +174,32 @@ class SymmetryFunctions(nn.Module):
         if not fused:
             return self._group_sums(self.groups, batch, vectors, species)
         arrays = compiled.edge_arrays(centre, species, species[source], weights, vectors)
-        key = tuple(id(g) for g in fused)
-        if getattr(self, "_fused", (None,))[0] != key:
-            self._fused = (key, tables(fused, len(self.elements)))
 
         def fallback(vectors: Tensor, grad: Tensor) -> Tensor:
             values = self._group_sums(fused, batch, vectors, species)
             return torch.autograd.grad(values, vectors, grad, create_graph=True)[0]
 
-        out = FusedFunctions.apply(vectors, arrays, self.width, self._fused[1], fallback)
+        out = FusedFunctions.apply(vectors, arrays, self.width, self.fused_table(fused), fallback)
         rest = [g for g in self.groups if g not in fused]
         return out + self._group_sums(rest, batch, vectors, species) if rest else out
+
+    def fused_table(self, fused: Sequence[_Group]) -> tuple:
+        """The kernel tables of the groups ``fused`` (:func:`mpnn.symmetry.fused.tables`), kept."""
+        key = tuple(id(g) for g in fused)
+        if getattr(self, "_fused", (None,))[0] != key:
+            self._fused = (key, tables(fused, len(self.elements)))
+        return self._fused[1]
+
+    def all_fused(self) -> bool:
+        """Whether one compiled call computes every function here (CPU; eval mode, numba, only
+        Gaussian families: what :mod:`mpnn.potentials.hdnnp_forces` needs)."""
+        return (
+            not self.training
+            and self.compiled
+            and compiled.available()
+            and self.species_of.device.type == "cpu"
+            and all(fusable(g.terms) for g in self.groups)
+        )
 
     def _group_sums(self, groups: Sequence[_Group], batch: Batch, vectors: Tensor, species: Tensor) -> Tensor:
         """(N, W): the columns of ``groups``, group by group (the others 0)."""

@@ -114,6 +114,36 @@ def tables(groups: Sequence[Any], species_count: int) -> tuple:
     )
 
 
+def run(
+    edges: compiled.EdgeArrays, width: int, table: tuple, jacobian: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(G (N, width), dG/dvec (E, width, 3), or (0, width, 3) without ``jacobian``) as numpy arrays;
+    the Jacobian is a view of the kept buffer: drop it before the next call (or copy it)."""
+    from mpnn.symmetry.fused_kernels import fused_forward
+
+    jac = _take_buffer((edges.vectors.shape[0] if jacobian else 0, width, 3))
+    args = (
+        edges.vectors,
+        edges.distances,
+        edges.ptr,
+        edges.species,
+        edges.neighbor_species,
+        edges.neighbor_weight,
+        width,
+        *table,
+        jacobian,
+        jac,
+    )
+    return compiled._run(fused_forward, args), jac
+
+
+def contract(grad: np.ndarray, jac: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """(E, 3) sum_f grad[centre(e), f] jac[e, f] (``grad`` (N, W) float64)."""
+    from mpnn.symmetry.fused_kernels import contract as kernel
+
+    return compiled._run(kernel, (np.ascontiguousarray(grad, dtype=np.float64), jac, ptr))
+
+
 class FusedFunctions(torch.autograd.Function):
     """``apply(vectors (E, 3), edges, width, tables, fallback) -> (N, width)`` unscaled values of
     the fused groups (other columns 0).  ``fallback(vectors, grad)`` gives the differentiable vector
