@@ -49,3 +49,14 @@ def test_it_declines_where_autograd_is_needed():
     assert evaluate_hdnnp(model.float(), batch, True, False, True) is None
     model.double()
     assert evaluate_hdnnp(model, batch, True, False, True) is not None
+
+
+@pytest.mark.parametrize("letters,normalize", [("tsp", False), ("rgc", True), ("Seh", False), ("lll", True)])
+def test_every_activation_backpropagates_as_autograd_does(letters, normalize):
+    model = small_hdnnp(("H", "O"), 3.2, 2, seed=4).eval()
+    for network in model.update.networks:
+        network.activations, network.normalize = letters, normalize
+    batch = collate_structures(mixed_structures(), model.cutoff).to(dtype=torch.float64)
+    fast, slow = _both(model, batch)
+    for key in ("energy", "energies", "forces"):
+        assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key

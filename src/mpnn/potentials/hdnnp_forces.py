@@ -82,14 +82,8 @@ def evaluate_hdnnp(
         raw, jac = run(arrays, sf.width, sf.fused_table(sf.groups), need)
         factor = sf.scale_factor[species]
         g = sf.scale_min[species] + factor * (torch.from_numpy(raw) - sf.scale_ref[species])
-    g.requires_grad_(need)
-    with torch.enable_grad():
-        energies = model.update.energies(species, g).squeeze(1)
-        out: dict[str, Tensor] = {}
-        if need:
-            (dg,) = torch.autograd.grad(energies.sum(), g)
-    energies = energies.detach()
-    out["energy"] = segment_sum(energies.double(), batch.batch, batch.num_graphs)
+        energies, dg = network_energies(model.update, species, g, need)
+    out: dict[str, Tensor] = {"energy": segment_sum(energies, batch.batch, batch.num_graphs)}
     if atomic:
         out["energies"] = energies
     if not need:
@@ -112,3 +106,63 @@ def evaluate_hdnnp(
         virial = 0.5 * (virial + virial.transpose(1, 2))
         out["stress"] = to_voigt(virial) / _volumes(batch).to(torch.float64).unsqueeze(1)
     return out
+
+
+#: d y / d x of each n2p2 activation letter, from its input x and output y
+_DERIVATIVES = {
+    "l": lambda x, y: torch.ones_like(y),
+    "t": lambda x, y: 1.0 - y * y,
+    "s": lambda x, y: y * (1.0 - y),
+    "p": lambda x, y: torch.sigmoid(x),
+    "r": lambda x, y: (x > 0).to(y.dtype),
+    "g": lambda x, y: -x * y,
+    "c": lambda x, y: -torch.sin(x),
+    "S": lambda x, y: -y * (1.0 - y),
+    "e": lambda x, y: -y,
+    "h": lambda x, y: 2.0 * x,
+}
+
+
+def network_energies(
+    update: ElementUpdate, species: Tensor, g: Tensor, grad: bool
+) -> tuple[Tensor, Tensor | None]:
+    """(N,) atomic energies (eV, float64) of ``update`` on the scaled functions ``g`` (N, W) and,
+    with ``grad``, dE/dg (N, W), by the layers' own backward formulas (no autograd graph):
+    each layer y = f(W x + b) (divided by n_in with ``normalize_nodes``) passes back
+    ``(dL/dy * f'(x)) W`` (:data:`_DERIVATIVES`)."""
+    from mpnn.updates.element_mlp import ACTIVATIONS
+
+    order = torch.argsort(species, stable=True)
+    counts = torch.bincount(species, minlength=len(update.networks)).tolist()
+    energies = g.new_zeros(g.shape[0])
+    dg = torch.zeros_like(g) if grad else None
+    scale = update.energy_scale.to(g.dtype)
+    start = 0
+    for s, (network, count) in enumerate(zip(update.networks, counts, strict=True)):
+        atoms = order[start : start + count]
+        start += count
+        if not count:
+            continue
+        x = g[atoms, : update.sizes[s]]
+        saved = []
+        for layer, name in zip(network.layers, network.activations, strict=True):
+            z = torch.addmm(layer.bias, x, layer.weight.t())
+            if network.normalize:
+                z = z / layer.in_features
+            y = ACTIVATIONS[name](z)
+            saved.append((z, y))
+            x = y
+        energies[atoms] = x[:, 0] * scale
+        if not grad:
+            continue
+        back = torch.full_like(x, float(scale))
+        for layer, name, (z, y) in zip(
+            reversed(network.layers), reversed(network.activations), reversed(saved), strict=True
+        ):
+            back = back * _DERIVATIVES[name](z, y)
+            if network.normalize:
+                back = back / layer.in_features
+            back = back @ layer.weight
+        dg[atoms, : update.sizes[s]] = back
+    offsets = update.offsets.to(torch.float64)[species]
+    return energies.to(torch.float64) + offsets, dg
