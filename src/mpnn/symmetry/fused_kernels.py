@@ -159,11 +159,18 @@ def fused_forward(
         for t in range(nsp):
             first[t + 1] += first[t]
         fill = first[:nsp].copy()
-        local = np.empty(first[nsp], dtype=np.int64)
+        count = first[nsp]
+        local = np.empty(count, dtype=np.int64)
         for a in range(start, stop):
             if dist[a] < cut:
                 local[fill[nspecies[a]]] = a
                 fill[nspecies[a]] += 1
+        # contiguous copies (coordinates, distances) in that order, and the partners kept
+        lx, ly, lz, ld = np.empty(count), np.empty(count), np.empty(count), np.empty(count)
+        for q in range(count):
+            a = local[q]
+            lx[q], ly[q], lz[q], ld[q] = vec[a, 0], vec[a, 1], vec[a, 2], dist[a]
+        keep = np.empty(count, dtype=np.int64)
         gs = np.empty(nm_max)
         dgs = np.empty((nm_max, 3))
         ang = np.empty(nk_max)
@@ -175,6 +182,7 @@ def fused_forward(
                 continue
             e1, e2 = ag_e1[g], ag_e2[g]
             narrow = ag_narrow[g]
+            wide = not narrow
             gcut = 0.0
             for c in range(ag_c0[g], ag_c1[g]):
                 gcut = max(gcut, rc_all[ac_rc[c]])
@@ -192,17 +200,20 @@ def fused_forward(
                     b_lo, b_hi = ia + 1, a_hi
                 else:
                     b_lo, b_hi = first[e2], first[e2 + 1]
+                # the partners within the cutoff first, without branches (half of the pairs of
+                # a narrow family fail r_jk < rc: a mispredicted branch each)
+                ax, ay, az = lx[ia], ly[ia], lz[ia]
+                kept = 0
                 for ib in range(b_lo, b_hi):
+                    dx, dy, dz = lx[ib] - ax, ly[ib] - ay, lz[ib] - az
+                    keep[kept] = ib
+                    kept += (ld[ib] < gcut) & (wide | (dx * dx + dy * dy + dz * dz < gcut2))
+                for q in range(kept):
+                    ib = keep[q]
                     b = local[ib]
-                    rik = dist[b]
-                    if rik >= gcut:
-                        continue
-                    wx = vec[b, 0] - vec[a, 0]
-                    wy = vec[b, 1] - vec[a, 1]
-                    wz = vec[b, 2] - vec[a, 2]
+                    rik = ld[ib]
+                    wx, wy, wz = lx[ib] - ax, ly[ib] - ay, lz[ib] - az
                     rjk2 = wx * wx + wy * wy + wz * wz
-                    if narrow and rjk2 >= gcut2:
-                        continue
                     rjk = math.sqrt(rjk2)
                     inv_ij, inv_ik = inv[a - start], inv[b - start]
                     inv_ij_ik = inv_ij * inv_ik
