@@ -24,6 +24,9 @@ from mpnn.batch import Batch
 from mpnn.errors import DataError
 from mpnn.messages.symmetry_cache import CachedFunctions
 from mpnn.symmetry import compiled
+from mpnn.symmetry.compact import CompactAngular, CompactRadial
+from mpnn.symmetry.compact_compiled import CompiledCompactSum
+from mpnn.symmetry.compact_compiled import kernel_parameters as compact_kernel_parameters
 from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.families import FAMILIES
 from mpnn.symmetry.fused import FusedFunctions, fusable, tables
@@ -201,8 +204,11 @@ class SymmetryFunctions(nn.Module):
             and all(fusable(g.terms) for g in self.groups)
         )
 
-    def _group_sums(self, groups: Sequence[_Group], batch: Batch, vectors: Tensor, species: Tensor) -> Tensor:
-        """(N, W): the columns of ``groups``, group by group (the others 0)."""
+    def _group_sums(
+        self, groups: Sequence[_Group], batch: Batch, vectors: Tensor, species: Tensor, kernels: bool = True
+    ) -> Tensor:
+        """(N, W): the columns of ``groups``, group by group (the others 0); ``kernels``: use the
+        compiled compact kernel where it applies."""
         n = batch.num_atoms
         source, centre = batch.edge_index
         distance = vectors.norm(dim=1)
@@ -222,6 +228,19 @@ class SymmetryFunctions(nn.Module):
                 )
                 out = out.index_add(1, group.columns, values)
                 continue
+            params = self._compact_parameters(group, vectors) if kernels else None
+            if params is not None:  # compact types: compiled, the PyTorch path for a recorded backward
+                if arrays is None:
+                    arrays = compiled.edge_arrays(centre, species, neighbor_species, weights, vectors)
+                e1, e2 = (-1, -1) if group.neighbors is None else (group.neighbors * 2)[:2]
+
+                def fallback(grad: Tensor, group: _Group = group) -> Tensor:
+                    values = self._group_sums([group], batch, vectors, species, kernels=False)
+                    return torch.autograd.grad(values[:, group.columns], vectors, grad, create_graph=True)[0]
+
+                values = CompiledCompactSum.apply(vectors, arrays, group.element, e1, e2, params, fallback)
+                out = out.index_add(1, group.columns, values)
+                continue
             near = (centre_species == group.element) & (r < group.terms.cutoff)
             if group.angular:
                 values = self._angular(group, vectors, near, neighbor_species, centre, r, weights, n)
@@ -233,6 +252,14 @@ class SymmetryFunctions(nn.Module):
                 values = vectors.new_zeros((n, terms.shape[1])).index_add(0, centre[edges], terms)
             out = out.index_add(1, group.columns, values)
         return out
+
+    def _compact_parameters(self, group: _Group, vectors: Tensor) -> tuple | None:
+        """The compiled kernel's parameters of a compact group, or None (PyTorch path)."""
+        if not (self.compiled and compiled.available() and vectors.device.type == "cpu"):
+            return None
+        if not isinstance(group.terms, (CompactRadial, CompactAngular)):
+            return None
+        return compact_kernel_parameters(group.terms)
 
     def _use_compiled(self, group: _Group, vectors: Tensor) -> bool:
         return (
