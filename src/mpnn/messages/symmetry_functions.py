@@ -196,12 +196,14 @@ class SymmetryFunctions(nn.Module):
     def all_fused(self) -> bool:
         """Whether one compiled call computes every function here (CPU; eval mode, numba, only
         Gaussian families: what :mod:`mpnn.potentials.hdnnp_forces` needs)."""
+        if getattr(self, "_all_fusable", None) is None:  # the groups are fixed at construction
+            self._all_fusable = all(fusable(g.terms) for g in self.groups)
         return (
             not self.training
             and self.compiled
+            and self._all_fusable
             and compiled.available()
             and self.species_of.device.type == "cpu"
-            and all(fusable(g.terms) for g in self.groups)
         )
 
     def _group_sums(

@@ -144,11 +144,12 @@ def network_energies(
         if not count:
             continue
         x = g[atoms, : update.sizes[s]]
+        layers = [(layer.weight, layer.bias, layer.in_features) for layer in network.layers]
         saved = []
-        for layer, name in zip(network.layers, network.activations, strict=True):
-            z = torch.addmm(layer.bias, x, layer.weight.t())
+        for (weight, bias, width), name in zip(layers, network.activations, strict=True):
+            z = torch.addmm(bias, x, weight.t())
             if network.normalize:
-                z = z / layer.in_features
+                z = z / width
             y = ACTIVATIONS[name](z)
             saved.append((z, y))
             x = y
@@ -156,13 +157,13 @@ def network_energies(
         if not grad:
             continue
         back = torch.full_like(x, float(scale))
-        for layer, name, (z, y) in zip(
-            reversed(network.layers), reversed(network.activations), reversed(saved), strict=True
+        for (weight, _, width), name, (z, y) in zip(
+            reversed(layers), reversed(network.activations), reversed(saved), strict=True
         ):
             back = back * _DERIVATIVES[name](z, y)
             if network.normalize:
-                back = back / layer.in_features
-            back = back @ layer.weight
+                back = back / width
+            back = back @ weight
         dg[atoms, : update.sizes[s]] = back
     offsets = update.offsets.to(torch.float64)[species]
     return energies.to(torch.float64) + offsets, dg
