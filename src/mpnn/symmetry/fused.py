@@ -198,13 +198,15 @@ class FusedFunctions(torch.autograd.Function):
 #: (E, W, 3) array costs a page fault per 4 kB on its first write (75 MB, about 20 ms, for
 #: 1,080 water atoms), as much as the radial functions themselves.
 _BUFFER: list[np.ndarray] = []
+#: the largest buffer kept between calls (bytes): about 3,600 atoms of the water potential
+KEEP_BYTES = 256 * 2**20
 
 
 def _take_buffer(shape: tuple[int, int, int]) -> np.ndarray:
     """A float64 array of ``shape`` (contents undefined): the kept buffer when it is large enough
     and nothing else references it (a view of it in a graph not yet freed), else a new one."""
     size = shape[0] * shape[1] * shape[2]
-    if size == 0:
+    if size == 0 or 8 * size > KEEP_BYTES:  # a larger one is not kept after use
         return np.empty(shape)
     # references: the list, getrefcount's argument; any more is a view still alive
     if _BUFFER and _BUFFER[0].size >= size and sys.getrefcount(_BUFFER[0]) == 2:
