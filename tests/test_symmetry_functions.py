@@ -207,3 +207,13 @@ def test_fused_jacobian_buffer_is_not_shared_between_live_graphs():
         b = Batch(**{**batch.__dict__, "pos": alone})
         (expected,) = torch.autograd.grad(reference.raw(b, edge_vectors(b)).sum(), alone)
         assert torch.allclose(grad, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_jacobian_buffers_beyond_the_limit_are_not_kept():
+    from mpnn.symmetry import fused
+
+    small = fused._take_buffer((10, 4, 3))
+    assert fused._BUFFER and small.base is fused._BUFFER[0]
+    rows = fused.KEEP_BYTES // (8 * 3) + 1  # one row more than the limit allows
+    large = fused._take_buffer((rows, 1, 3))  # np.empty: address space only, never written
+    assert large.shape == (rows, 1, 3) and all(b.size < large.size for b in fused._BUFFER)
