@@ -19,6 +19,7 @@ import torch
 from mpnn.batch import Batch
 from mpnn.errors import DataError
 from mpnn.messages.symmetry_functions import SymmetryFunctions
+from mpnn.symmetry import compiled
 from mpnn.symmetry.compact import CompactAngular, CompactRadial, parse_subtype, segment_outer_sum
 from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.families import FAMILIES
@@ -367,3 +368,27 @@ def test_triplet_sums_equal_the_summed_terms(type_: int, subset: bool) -> None:
     assert float(sums[0][0].abs().max()) > 0.1
     torch.testing.assert_close(sums[1][0], sums[0][0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(sums[1][1], sums[0][1], rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("type_", [20, 21, 22, 23, 24, 25])
+def test_compiled_kernel_equals_the_pytorch_path(type_: int) -> None:
+    """Values, gradients and the gradient of a force loss (the PyTorch path's backward) of the
+    compiled kernel (mpnn.symmetry.compact_kernels) against the tensor path."""
+    z, pos = random_cluster(11, n=9, box=3.0)
+    specs = make_specs(type_, WINDOWS, ANGLES[:4], PAIRS[type_])
+    results = []
+    for use_compiled in (True, False):
+        module = symmetry_functions(specs, sorted(set(z)))
+        module.compiled = use_compiled
+        weights = torch.randn(len(z), module.width, generator=torch.Generator().manual_seed(2), dtype=F64)
+        scale = torch.ones((), dtype=F64, requires_grad=True)
+        p = pos.clone().requires_grad_()
+        values = raw(module, z, p)
+        (grad,) = torch.autograd.grad((values * weights).sum() * scale, p, create_graph=True)
+        (second,) = torch.autograd.grad(grad.square().sum(), scale)
+        with torch.no_grad():
+            plain = raw(module, z, pos)
+        results.append((values.detach(), plain, grad.detach(), second))
+    for ours, theirs in zip(*results, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)

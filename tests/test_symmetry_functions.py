@@ -125,14 +125,17 @@ def reference_values(batch: Batch, specs, kind: int, alpha: float) -> np.ndarray
     return out
 
 
-def _module(kind: int, alpha: float, use_compiled: bool) -> SymmetryFunctions:
+def _module(kind: int, alpha: float, use_compiled: bool | str) -> SymmetryFunctions:
+    """``use_compiled``: False (PyTorch), True (the per-group angular kernels of training mode) or
+    ``"fused"`` (eval mode: every Gaussian family in one compiled call, :mod:`mpnn.symmetry.fused`)."""
     specs = [SymmetryFunctionSpec.from_dict(s) for s in SPECS]
     module = SymmetryFunctions([1, 8], [specs, specs], kind, alpha)
-    module.compiled = use_compiled
+    module.compiled = bool(use_compiled)
+    module.train(use_compiled != "fused")
     return module
 
 
-PATHS = [False] + ([True] if compiled.available() else [])
+PATHS = [False] + ([True, "fused"] if compiled.available() else [])
 
 
 @pytest.mark.parametrize("use_compiled", PATHS)
@@ -173,7 +176,7 @@ def test_compiled_backward_falls_back_when_differentiated_twice():
     """Training on forces differentiates the backward pass; the compiled path hands it to PyTorch."""
     batch = _structure(seed=3, n=6)
     results = []
-    for use_compiled in (True, False):
+    for use_compiled in (True, "fused", False):
         module = _module(2, 0.0, use_compiled)
         pos = batch.pos.clone().requires_grad_()
         weights = torch.ones(6, len(SPECS), dtype=torch.float64, requires_grad=True)
@@ -182,4 +185,35 @@ def test_compiled_backward_falls_back_when_differentiated_twice():
         (force,) = torch.autograd.grad(energy, pos, create_graph=True)
         (dweights,) = torch.autograd.grad(force.square().sum(), weights)
         results.append(dweights)
-    assert torch.allclose(results[0], results[1], rtol=1e-12, atol=1e-14)
+    assert torch.allclose(results[0], results[2], rtol=1e-12, atol=1e-14)
+    assert torch.allclose(results[1], results[2], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+def test_fused_jacobian_buffer_is_not_shared_between_live_graphs():
+    """Two forward passes before their backward passes (the Jacobian buffer is reused only once
+    no graph holds it): each gradient equals the one computed alone with the PyTorch path."""
+    fused, reference = _module(2, 0.0, "fused"), _module(2, 0.0, False)
+    batches = [_structure(seed=20, n=8), _structure(seed=21, n=6)]
+    energies, inputs = [], []
+    for batch in batches:
+        pos = batch.pos.clone().requires_grad_()
+        b = Batch(**{**batch.__dict__, "pos": pos})
+        energies.append(fused.raw(b, edge_vectors(b)).sum())
+        inputs.append(pos)
+    for batch, energy, pos in zip(batches, energies, inputs, strict=True):
+        (grad,) = torch.autograd.grad(energy, pos)
+        alone = batch.pos.clone().requires_grad_()
+        b = Batch(**{**batch.__dict__, "pos": alone})
+        (expected,) = torch.autograd.grad(reference.raw(b, edge_vectors(b)).sum(), alone)
+        assert torch.allclose(grad, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_jacobian_buffers_beyond_the_limit_are_not_kept():
+    from mpnn.symmetry import fused
+
+    small = fused._take_buffer((10, 4, 3))
+    assert fused._BUFFER and small.base is fused._BUFFER[0]
+    rows = fused.KEEP_BYTES // (8 * 3) + 1  # one row more than the limit allows
+    large = fused._take_buffer((rows, 1, 3))  # np.empty: address space only, never written
+    assert large.shape == (rows, 1, 3) and all(b.size < large.size for b in fused._BUFFER)

@@ -63,8 +63,11 @@ def edge_vectors(batch: Batch) -> Tensor:
     source, target = batch.edge_index
     vectors = batch.pos[source] - batch.pos[target]
     if batch.shift is not None and batch.cell is not None:
+        shift = batch.shift.to(batch.cell.dtype)
+        if batch.cell.shape[0] == 1:  # one structure: one (E, 3) x (3, 3) product
+            return vectors + shift @ batch.cell[0]
         cell = batch.cell[batch.batch[target]]  # (E, 3, 3)
-        vectors = vectors + torch.bmm(batch.shift.to(cell.dtype).unsqueeze(1), cell).squeeze(1)
+        vectors = vectors + torch.bmm(shift.unsqueeze(1), cell).squeeze(1)
     return vectors
 
 

@@ -182,13 +182,17 @@ def report_extrapolation(predicted: Sequence[Atoms], limit: int | None, what: st
 
 def write_extxyz(structures: Sequence[Atoms], path: str | Path) -> None:
     """All structures into one extended-XYZ file, written atomically."""
-    from ase.io import write
-
     from mpnn.files import write_text
+    from mpnn.potentials.extxyz import extxyz_text
 
-    buffer = io.StringIO()
-    write(buffer, list(structures), format="extxyz")
-    write_text(buffer.getvalue(), path)
+    text = extxyz_text(structures)  # ASE's text without importing ase.io (0.7 s), when it can
+    if text is None:
+        from ase.io import write
+
+        buffer = io.StringIO()
+        write(buffer, list(structures), format="extxyz")
+        text = buffer.getvalue()
+    write_text(text, path)
 
 
 def reference_errors(predicted: Sequence[Atoms]) -> str:

@@ -173,12 +173,21 @@ def check_decompressed_size(path: str | Path, limit: int | None = None) -> None:
 def _index(index: str | int | slice, path: Path) -> int | slice:
     if isinstance(index, (int, slice)):
         return index
-    from ase.io.formats import string2index
-
     try:
-        return string2index(str(index))
+        return _string2index(str(index))
     except ValueError:
         raise DataError(f"{path}: bad structure index {index!r} (ASE syntax: ':', '-1', '2:8')") from None
+
+
+def _string2index(text: str) -> int | slice | str:
+    """ASE's ``ase.io.formats.string2index`` (without importing ``ase.io``, 0.7 s): ``"3"`` -> 3,
+    ``"2:8:2"`` -> slice(2, 8, 2), anything else without a colon returned as it is."""
+    if ":" not in text:
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    return slice(*[None if part == "" else int(part) for part in text.split(":")])
 
 
 def _pick(numbered: list[tuple[int, Atoms]], k: int, path: Path) -> tuple[int, Atoms]:

@@ -24,8 +24,12 @@ from mpnn.batch import Batch
 from mpnn.errors import DataError
 from mpnn.messages.symmetry_cache import CachedFunctions
 from mpnn.symmetry import compiled
+from mpnn.symmetry.compact import CompactAngular, CompactRadial
+from mpnn.symmetry.compact_compiled import CompiledCompactSum
+from mpnn.symmetry.compact_compiled import kernel_parameters as compact_kernel_parameters
 from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.families import FAMILIES
+from mpnn.symmetry.fused import FusedFunctions, fusable, tables
 from mpnn.symmetry.gaussian import GaussianAngular
 from mpnn.symmetry.spec import SymmetryFunctionSpec
 from mpnn.symmetry.triplets import TripletSum, pair_blocks, triplet_vector_grad
@@ -161,8 +165,55 @@ class SymmetryFunctions(nn.Module):
         return species
 
     def raw(self, batch: Batch, vectors: Tensor) -> Tensor:
-        """(N, W) unscaled symmetry functions from edge vectors (E, 3)."""
+        """(N, W) unscaled symmetry functions from edge vectors (E, 3).
+
+        Outside training, on CPU with numba, the Gaussian families are computed by one compiled
+        call (:mod:`mpnn.symmetry.fused`); the other groups (and all of them in training mode,
+        whose force losses differentiate the backward pass) group by group.
+        """
         species = self.species(batch)
+        source, centre = batch.edge_index
+        weights = batch.z[source].to(vectors.dtype)
+        fused: list[_Group] = []
+        if not self.training and self.compiled and compiled.available() and vectors.device.type == "cpu":
+            fused = [g for g in self.groups if fusable(g.terms)]
+        if not fused:
+            return self._group_sums(self.groups, batch, vectors, species)
+        arrays = compiled.edge_arrays(centre, species, species[source], weights, vectors)
+
+        def fallback(vectors: Tensor, grad: Tensor) -> Tensor:
+            values = self._group_sums(fused, batch, vectors, species)
+            return torch.autograd.grad(values, vectors, grad, create_graph=True)[0]
+
+        out = FusedFunctions.apply(vectors, arrays, self.width, self.fused_table(fused), fallback)
+        rest = [g for g in self.groups if g not in fused]
+        return out + self._group_sums(rest, batch, vectors, species) if rest else out
+
+    def fused_table(self, fused: Sequence[_Group]) -> tuple:
+        """The kernel tables of the groups ``fused`` (:func:`mpnn.symmetry.fused.tables`), kept."""
+        key = tuple(id(g) for g in fused)
+        if getattr(self, "_fused", (None,))[0] != key:
+            self._fused = (key, tables(fused, len(self.elements)))
+        return self._fused[1]
+
+    def all_fused(self) -> bool:
+        """Whether one compiled call computes every function here (CPU; eval mode, numba, only
+        Gaussian families: what :mod:`mpnn.potentials.hdnnp_forces` needs)."""
+        if getattr(self, "_all_fusable", None) is None:  # the groups are fixed at construction
+            self._all_fusable = all(fusable(g.terms) for g in self.groups)
+        return (
+            not self.training
+            and self.compiled
+            and self._all_fusable
+            and compiled.available()
+            and self.species_of.device.type == "cpu"
+        )
+
+    def _group_sums(
+        self, groups: Sequence[_Group], batch: Batch, vectors: Tensor, species: Tensor, kernels: bool = True
+    ) -> Tensor:
+        """(N, W): the columns of ``groups``, group by group (the others 0); ``kernels``: use the
+        compiled compact kernel where it applies."""
         n = batch.num_atoms
         source, centre = batch.edge_index
         distance = vectors.norm(dim=1)
@@ -173,13 +224,26 @@ class SymmetryFunctions(nn.Module):
         weights = batch.z[source].to(vectors.dtype)
         out = vectors.new_zeros((n, self.width))
         arrays = None
-        for group in self.groups:
+        for group in groups:
             if group.angular and self._use_compiled(group, vectors):
                 if arrays is None:
                     arrays = compiled.edge_arrays(centre, species, neighbor_species, weights, vectors)
                 values = self._compiled_angular(
                     group, vectors, arrays, neighbor_species, centre, r, weights, n
                 )
+                out = out.index_add(1, group.columns, values)
+                continue
+            params = self._compact_parameters(group, vectors) if kernels else None
+            if params is not None:  # compact types: compiled, the PyTorch path for a recorded backward
+                if arrays is None:
+                    arrays = compiled.edge_arrays(centre, species, neighbor_species, weights, vectors)
+                e1, e2 = (-1, -1) if group.neighbors is None else (group.neighbors * 2)[:2]
+
+                def fallback(grad: Tensor, group: _Group = group) -> Tensor:
+                    values = self._group_sums([group], batch, vectors, species, kernels=False)
+                    return torch.autograd.grad(values[:, group.columns], vectors, grad, create_graph=True)[0]
+
+                values = CompiledCompactSum.apply(vectors, arrays, group.element, e1, e2, params, fallback)
                 out = out.index_add(1, group.columns, values)
                 continue
             near = (centre_species == group.element) & (r < group.terms.cutoff)
@@ -193,6 +257,14 @@ class SymmetryFunctions(nn.Module):
                 values = vectors.new_zeros((n, terms.shape[1])).index_add(0, centre[edges], terms)
             out = out.index_add(1, group.columns, values)
         return out
+
+    def _compact_parameters(self, group: _Group, vectors: Tensor) -> tuple | None:
+        """The compiled kernel's parameters of a compact group, or None (PyTorch path)."""
+        if not (self.compiled and compiled.available() and vectors.device.type == "cpu"):
+            return None
+        if not isinstance(group.terms, (CompactRadial, CompactAngular)):
+            return None
+        return compact_kernel_parameters(group.terms)
 
     def _use_compiled(self, group: _Group, vectors: Tensor) -> bool:
         return (

@@ -99,6 +99,14 @@ def evaluate(
     Returns:
         ``{"energy": (B,), "forces": (N, 3), "stress": (B, 6), "energies": (N,)}``, the keys asked for.
     """
+    if not create_graph:  # an HDNNP on CPU: autograd through its networks only
+        from mpnn.potentials.hdnnp_forces import evaluate_hdnnp
+
+        fast = evaluate_hdnnp(model, batch, forces, stress, atomic)
+        if fast is not None:
+            if check:
+                _check_finite(fast, batch, names)
+            return fast
     need_grad = forces or stress
     # everything from the leaves on is recorded, also when the caller is inside torch.no_grad()
     with torch.set_grad_enabled(need_grad or create_graph):

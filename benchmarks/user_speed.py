@@ -1,0 +1,194 @@
+"""Speed where users wait: four figures, each with its anchor.
+
+* **water box** (in process, float64, 1 thread): energy + forces of n2p2's H2O_RPBE-D3 potential on
+  its 1,080-atom box through the ASE calculator (``atoms.get_forces()`` after a 1e-9 A nudge, so
+  that every call recomputes: neighbour list, symmetry functions, networks, forces); atoms/s.
+  Anchor: n2p2's serial nnp-predict, about 2,300 atoms/s (quoted, not measured here).
+* **ethanol** (in process, float64, 1 thread): one energy + forces call of the ASE calculator on
+  ethanol (9 atoms) with an HDNNP of the default symmetry functions for H, C, O
+  (:mod:`mpnn.symmetry.defaults`, cutoff 5 A: 768 functions per element) and 64-64 tanh
+  networks (random weights; they do not change the cost); ms per call and MD steps/s.
+* **start-up** (whole process, 1 thread): ``python -m mpnn.cli predict H2O_RPBE-D3
+  H2O_RPBE-D3/input.data --units bohr,hartree``, wall and CPU (user + system) seconds, best of
+  the repeats; anchors: ``python -c "import torch"`` measured here and n2p2's nnp-predict,
+  0.72 s (quoted).
+* **compact functions** (in process, float64, 1 thread): energy + forces of the Anisole_SCAN
+  potential (types 20 and 22) on its 256-atom structure, per structure, per neighbour pair
+  (directed edges within the cutoff) and per pair and function of the centre's element; anchor:
+  the water box's (types 2 and 3) in the same process.
+
+Each in-process figure is the best of ``--repeats`` calls after a warm-up call, as wall-clock and
+as CPU time of this process (CPU time is the steadier figure on a shared machine).
+
+    python -m benchmarks.user_speed [--repeats 5] [--skip-startup] [--skip-compact]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import machine
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+BOHR, HARTREE = 0.529177210903, 27.211386245988
+N2P2_WATER_ATOMS_PER_S = 2300.0
+N2P2_PREDICT_S = 0.72
+
+
+def best_of(call, repeats: int) -> tuple[float, float]:
+    """(best wall, best CPU) seconds of ``call()`` over ``repeats`` calls after one warm-up call."""
+    call()
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        call()
+        wall, cpu = min(wall, time.perf_counter() - w), min(cpu, time.process_time() - c)
+    return wall, cpu
+
+
+def calculator_call(atoms, model):
+    """A function recomputing energy and forces of ``atoms`` through the ASE calculator."""
+    from mpnn.potentials.calculator import MpnnCalculator
+
+    atoms.calc = MpnnCalculator(model)
+
+    def call():
+        atoms.positions[0, 0] += 1e-9
+        return atoms.get_forces()
+
+    return call
+
+
+def edges_of(atoms, cutoff: float) -> int:
+    from mpnn.data.atoms import atoms_to_molecule, collate_structures
+
+    return int(collate_structures([atoms_to_molecule(atoms, targets=False)], cutoff).edge_index.shape[1])
+
+
+def functions_per_atom(model, atoms) -> float:
+    """Mean number of symmetry functions of an atom of ``atoms`` (its element's)."""
+    sizes = model.symmetry_functions.sizes
+    z = atoms.get_atomic_numbers()
+    return sum(sizes[model.elements.index(int(k))] for k in z) / len(z)
+
+
+def n2p2_example(root: Path, name: str, units: tuple[float, float]):
+    """(model, first structure in Angstrom) of an n2p2 example folder."""
+    from mpnn.data.atoms import read_structures
+    from mpnn.potentials.load import load_potential
+
+    folder = root / "n2p2_examples" / "nnp-predict" / name
+    model = load_potential(folder, units)
+    atoms = read_structures(folder / "input.data", units=units)[0]
+    return model, atoms
+
+
+def ethanol_model():
+    from mpnn.models.hdnnp import HDNNPConfig, hdnnp
+    from mpnn.symmetry.defaults import default_symmetry_functions
+
+    elements = ["H", "C", "O"]
+    functions = default_symmetry_functions(elements, 5.0)
+    torch.manual_seed(0)
+    config = HDNNPConfig(elements, functions, cutoff_type=2, nodes=[[64, 64]] * 3, activations=["ttl"] * 3)
+    return hdnnp(config).eval(), len(functions[0])
+
+
+def startup(root: Path, repeats: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Best (wall, CPU) seconds of the whole ``mpnn predict`` process and of ``import torch``."""
+    folder = root / "n2p2_examples" / "nnp-predict" / "H2O_RPBE-D3"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = [
+            [sys.executable, "-m", "mpnn.cli", "predict", str(folder), str(folder / "input.data")]
+            + ["--units", "bohr,hartree", "-o", str(Path(tmp) / "out.extxyz")],
+            [sys.executable, "-c", "import torch"],
+        ]
+        for command in commands:
+            wall = cpu = float("inf")
+            for _ in range(repeats):
+                (Path(tmp) / "out.extxyz").unlink(missing_ok=True)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wall = min(wall, time.perf_counter() - start)
+                used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                cpu = min(cpu, used)
+            results.append((wall, cpu))
+    return results[0], results[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--skip-compact", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"# {machine()}")
+    print(f"# float64, 1 thread; in process: best of {args.repeats} calls (wall / CPU time)")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with tarfile.open(SHARED / "n2p2_examples.tar.xz") as tar:
+            members = [m for m in tar.getmembers() if "/nnp-predict/" in m.name]
+            tar.extractall(root, members=members, filter="data")
+
+        water, box = n2p2_example(root, "H2O_RPBE-D3", (BOHR, HARTREE))
+        wall, cpu = best_of(calculator_call(box, water), args.repeats)
+        n = len(box)
+        water_pair = cpu / edges_of(box, water.cutoff)
+        water_function = water_pair / functions_per_atom(water, box)
+        print(
+            f"(a) water box, {n} atoms: {n / wall:,.0f} atoms/s wall, {n / cpu:,.0f} atoms/s CPU; "
+            f"vs n2p2 (quoted {N2P2_WATER_ATOMS_PER_S:,.0f}): {n / wall / N2P2_WATER_ATOMS_PER_S:.2f}x "
+            f"wall, {n / cpu / N2P2_WATER_ATOMS_PER_S:.2f}x CPU"
+        )
+
+        from ase.build import molecule
+
+        model, count = ethanol_model()
+        wall, cpu = best_of(calculator_call(molecule("CH3CH2OH"), model), max(args.repeats, 50))
+        print(
+            f"(b) ethanol, {count} functions per element: {1e3 * wall:.2f} ms per call wall "
+            f"({1 / wall:,.0f} calls/s), {1e3 * cpu:.2f} ms CPU ({1 / cpu:,.0f} calls/s)"
+        )
+
+        if not args.skip_startup:
+            (wall, cpu), (torch_wall, torch_cpu) = startup(root, args.repeats)
+            print(
+                f"(c) mpnn predict, whole process: {wall:.2f} s wall, {cpu:.2f} s CPU; import torch "
+                f"alone {torch_wall:.2f} s wall, {torch_cpu:.2f} s CPU; vs n2p2 (quoted "
+                f"{N2P2_PREDICT_S} s): {wall / N2P2_PREDICT_S:.1f}x the time"
+            )
+
+        if not args.skip_compact:
+            model, atoms = n2p2_example(root, "Anisole_SCAN", (BOHR, HARTREE))
+            wall, cpu = best_of(calculator_call(atoms, model), max(1, args.repeats // 2))
+            pairs = edges_of(atoms, model.cutoff)
+            per_pair = cpu / pairs
+            functions = functions_per_atom(model, atoms)
+            per_function = per_pair / functions
+            print(
+                f"(d) compact functions (Anisole_SCAN, {len(atoms)} atoms, {pairs:,} pairs, "
+                f"{functions:.0f} functions per atom): {wall:.3f} s wall, {cpu:.3f} s CPU per structure; "
+                f"{1e6 * per_pair:.2f} us per pair against {1e6 * water_pair:.2f} us for the Gaussian "
+                f"types (water box, {functions_per_atom(water, box):.0f} functions per atom): "
+                f"{per_pair / water_pair:.1f}x; per pair and function {1e9 * per_function:.0f} ns against "
+                f"{1e9 * water_function:.0f} ns: {per_function / water_function:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()

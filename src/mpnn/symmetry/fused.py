@@ -1,0 +1,216 @@
+"""All Gaussian functions of a message in one compiled call (:mod:`mpnn.symmetry.fused_kernels`).
+
+:func:`tables` packs the parameters of a message's Gaussian groups (radial types 2, 12, angular
+3, 9, 13) once; :class:`FusedFunctions` computes their (N, W) matrix and, when the positions
+require a gradient, keeps dG/d(edge vector) (E, W, 3) from the same walk, so that the backward
+pass is one contraction (n2p2's dG/dr, chained with dE/dG).  A differentiable backward (training
+on forces, second derivatives) recomputes the vector gradient with the per-group path.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mpnn.symmetry import compiled
+from mpnn.symmetry.gaussian import GaussianAngular, GaussianRadial
+
+
+def fusable(terms: Any) -> bool:
+    """Whether a group's terms module is one the fused kernel computes."""
+    return isinstance(terms, (GaussianRadial, GaussianAngular))
+
+
+def tables(groups: Sequence[Any], species_count: int) -> tuple:
+    """The kernel's table arguments (after ``width``) for the fusable ``groups`` (``_Group``s of
+    :class:`~mpnn.messages.symmetry_functions.SymmetryFunctions`)."""
+    i64, f64 = np.int64, np.float64
+    rc_all: list[float] = []
+    kind, alpha = 0, 0.0
+
+    def rc_index(value: float) -> int:
+        if value not in rc_all:
+            rc_all.append(value)
+        return rc_all.index(value)
+
+    radial: dict[str, list] = {k: [] for k in ("centre", "e", "f0", "f1", "eta", "rs", "c", "col")}
+    angular: dict[str, list] = {
+        k: []
+        for k in ("centre e1 e2 narrow m0 m1 k0 k1 c0 c1 f0 f1 eta rs lam zeta crc fm fk fc norm col".split())
+    }
+    rcmax = np.zeros(species_count, dtype=f64)
+    for group in groups:
+        terms = group.terms
+        kind, alpha = terms.cutoff_fn.cutoff_type, float(terms.cutoff_fn.alpha)
+        columns = group.columns.tolist()
+        if isinstance(terms, GaussianRadial):
+            r = radial
+            r["centre"].append(group.element)
+            r["e"].append(-1 if group.neighbors is None else group.neighbors[0])
+            r["f0"].append(len(r["eta"]))
+            r["eta"] += terms.eta.tolist()
+            r["rs"] += terms.rs.tolist()
+            r["c"] += [rc_index(v) for v in terms.rc.tolist()]
+            r["col"] += columns
+            r["f1"].append(len(r["eta"]))
+            continue
+        a = angular
+        e1, e2 = (-1, -1) if group.neighbors is None else group.neighbors
+        a["centre"].append(group.element)
+        a["e1"].append(e1)
+        a["e2"].append(e2)
+        a["narrow"].append(bool(terms.narrow))
+        for name, values in (("m", terms.radial), ("k", terms.angular)):
+            a[f"{name}0"].append(len(a["eta" if name == "m" else "lam"]))
+            a["eta" if name == "m" else "lam"] += values[:, 0].tolist()
+            a["rs" if name == "m" else "zeta"] += values[:, 1].tolist()
+            a[f"{name}1"].append(len(a["eta" if name == "m" else "lam"]))
+        a["c0"].append(len(a["crc"]))
+        a["crc"] += [rc_index(v) for v in terms.rc.tolist()]
+        a["c1"].append(len(a["crc"]))
+        a["f0"].append(len(a["fm"]))
+        a["fm"] += terms.radial_index.tolist()
+        a["fk"] += terms.angular_index.tolist()
+        a["fc"] += terms.rc_index.tolist()
+        a["norm"] += terms.norm.tolist()
+        a["col"] += columns
+        a["f1"].append(len(a["fm"]))
+        rcmax[group.element] = max(rcmax[group.element], terms.cutoff)
+    r, a = radial, angular
+
+    def ints(values: list) -> np.ndarray:
+        return np.asarray(values, dtype=i64)
+
+    def floats(values: list) -> np.ndarray:
+        return np.asarray(values, dtype=f64)
+
+    return (
+        floats(rc_all),
+        int(kind),
+        float(alpha),
+        *(ints(r[k]) for k in ("centre", "e", "f0", "f1")),
+        floats(r["eta"]),
+        floats(r["rs"]),
+        ints(r["c"]),
+        ints(r["col"]),
+        ints(a["centre"]),
+        ints(a["e1"]),
+        ints(a["e2"]),
+        np.asarray(a["narrow"], dtype=np.bool_),
+        *(ints(a[k]) for k in ("m0", "m1", "k0", "k1", "c0", "c1", "f0", "f1")),
+        *(floats(a[k]) for k in ("eta", "rs", "lam", "zeta")),
+        ints(a["crc"]),
+        ints(a["fm"]),
+        ints(a["fk"]),
+        ints(a["fc"]),
+        floats(a["norm"]),
+        ints(a["col"]),
+        rcmax,
+    )
+
+
+def run(
+    edges: compiled.EdgeArrays, width: int, table: tuple, jacobian: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(G (N, width), dG/dvec (E, width, 3), or (0, width, 3) without ``jacobian``) as numpy arrays;
+    the Jacobian is a view of the kept buffer: drop it before the next call (or copy it)."""
+    from mpnn.symmetry.fused_kernels import fused_forward
+
+    jac = _take_buffer((edges.vectors.shape[0] if jacobian else 0, width, 3))
+    args = (
+        edges.vectors,
+        edges.distances,
+        edges.ptr,
+        edges.species,
+        edges.neighbor_species,
+        edges.neighbor_weight,
+        width,
+        *table,
+        jacobian,
+        jac,
+    )
+    return compiled._run(fused_forward, args), jac
+
+
+def contract(grad: np.ndarray, jac: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """(E, 3) sum_f grad[centre(e), f] jac[e, f] (``grad`` (N, W) float64)."""
+    from mpnn.symmetry.fused_kernels import contract as kernel
+
+    return compiled._run(kernel, (np.ascontiguousarray(grad, dtype=np.float64), jac, ptr))
+
+
+class FusedFunctions(torch.autograd.Function):
+    """``apply(vectors (E, 3), edges, width, tables, fallback) -> (N, width)`` unscaled values of
+    the fused groups (other columns 0).  ``fallback(vectors, grad)`` gives the differentiable vector
+    gradient (used when the backward pass itself is recorded)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        vectors: Tensor,
+        edges: compiled.EdgeArrays,
+        width: int,
+        table: tuple,
+        fallback: Callable[[Tensor, Tensor], Tensor],
+    ) -> Tensor:
+        from mpnn.symmetry.fused_kernels import fused_forward
+
+        need = vectors.requires_grad
+        jac = _take_buffer((edges.vectors.shape[0], width, 3) if need else (0, width, 3))
+        args = (
+            edges.vectors,
+            edges.distances,
+            edges.ptr,
+            edges.species,
+            edges.neighbor_species,
+            edges.neighbor_weight,
+            width,
+            *table,
+            need,
+            jac,
+        )
+        out = compiled._run(fused_forward, args)
+        ctx.jac, ctx.ptr, ctx.fallback = jac, edges.ptr, fallback
+        if need:
+            ctx.save_for_backward(vectors)
+        return torch.from_numpy(out).to(device=vectors.device, dtype=vectors.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor):  # noqa: D102
+        if torch.is_grad_enabled():
+            (vectors,) = ctx.saved_tensors
+            grad_vectors = ctx.fallback(vectors, grad)
+        else:
+            from mpnn.symmetry.fused_kernels import contract
+
+            g = np.ascontiguousarray(grad.detach().cpu().double().numpy())
+            grad_vectors = torch.from_numpy(compiled._run(contract, (g, ctx.jac, ctx.ptr)))
+            grad_vectors = grad_vectors.to(device=grad.device, dtype=grad.dtype)
+        return grad_vectors, None, None, None, None
+
+
+#: The last Jacobian buffer, reused by the next forward pass once no graph holds it: a fresh
+#: (E, W, 3) array costs a page fault per 4 kB on its first write (75 MB, about 20 ms, for
+#: 1,080 water atoms), as much as the radial functions themselves.
+_BUFFER: list[np.ndarray] = []
+#: the largest buffer kept between calls (bytes): about 3,600 atoms of the water potential
+KEEP_BYTES = 256 * 2**20
+
+
+def _take_buffer(shape: tuple[int, int, int]) -> np.ndarray:
+    """A float64 array of ``shape`` (contents undefined): the kept buffer when it is large enough
+    and nothing else references it (a view of it in a graph not yet freed), else a new one."""
+    size = shape[0] * shape[1] * shape[2]
+    if size == 0 or 8 * size > KEEP_BYTES:  # a larger one is not kept after use
+        return np.empty(shape)
+    # references: the list, getrefcount's argument; any more is a view still alive
+    if _BUFFER and _BUFFER[0].size >= size and sys.getrefcount(_BUFFER[0]) == 2:
+        return _BUFFER[0][:size].reshape(shape)
+    buffer = np.empty(size)
+    _BUFFER[:] = [buffer]
+    return buffer.reshape(shape)

@@ -1,0 +1,62 @@
+"""The HDNNP's autograd-free forces (mpnn.potentials.hdnnp_forces) against the autograd path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from small_potentials import TRICLINIC, mixed_structures, small_hdnnp, structure
+
+from mpnn.data.atoms import collate_structures
+from mpnn.potentials.forces import evaluate
+from mpnn.potentials.hdnnp_forces import evaluate_hdnnp
+from mpnn.symmetry import compiled
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+
+
+def _both(model, batch, **kwargs):
+    """(fast path, autograd path with the PyTorch symmetry functions) of the same call."""
+    fast = evaluate_hdnnp(model, batch, kwargs.get("forces", True), kwargs.get("stress", False), True)
+    model.symmetry_functions.compiled = False  # evaluate cannot take the fast path now
+    try:
+        slow = evaluate(model, batch, atomic=True, **kwargs)
+    finally:
+        model.symmetry_functions.compiled = True
+    return fast, slow
+
+
+@pytest.mark.parametrize("cutoff_type", [1, 2, 6])
+def test_energies_forces_and_stress_equal_autograd(cutoff_type):
+    model = small_hdnnp(("H", "O"), 3.2, cutoff_type, seed=cutoff_type, weighted=True).eval()
+    model.net.edge_input.unit = 0.8  # lengths of the functions in a unit of 0.8 Angstrom
+    structures = [*mixed_structures(), structure("OHHOHH", TRICLINIC, [True] * 3, 9)]
+    batch = collate_structures(structures, model.cutoff).to(dtype=torch.float64)
+    fast, slow = _both(model, batch, stress=True)
+    assert fast is not None and set(fast) == set(slow)
+    for key in ("energy", "energies", "forces"):
+        assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key
+    # slab, wire and periodic cell have a 3-D cell (a stress); the molecule's row is NaN
+    assert torch.isfinite(slow["stress"][[0, 1, 3]]).all() and torch.isnan(slow["stress"][2]).all()
+    assert torch.allclose(fast["stress"], slow["stress"], rtol=1e-12, atol=1e-13, equal_nan=True)
+
+
+def test_it_declines_where_autograd_is_needed():
+    model = small_hdnnp(("H", "O"), 3.2, 2, seed=0)
+    batch = collate_structures(mixed_structures(), model.cutoff).to(dtype=torch.float64)
+    assert evaluate_hdnnp(model, batch, True, False, True) is None  # training mode
+    model.eval()
+    assert evaluate_hdnnp(model, batch.to(dtype=torch.float32), True, False, True) is None
+    assert evaluate_hdnnp(model.float(), batch, True, False, True) is None
+    model.double()
+    assert evaluate_hdnnp(model, batch, True, False, True) is not None
+
+
+@pytest.mark.parametrize("letters,normalize", [("tsp", False), ("rgc", True), ("Seh", False), ("lll", True)])
+def test_every_activation_backpropagates_as_autograd_does(letters, normalize):
+    model = small_hdnnp(("H", "O"), 3.2, 2, seed=4).eval()
+    for network in model.update.networks:
+        network.activations, network.normalize = letters, normalize
+    batch = collate_structures(mixed_structures(), model.cutoff).to(dtype=torch.float64)
+    fast, slow = _both(model, batch)
+    for key in ("energy", "energies", "forces"):
+        assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key
