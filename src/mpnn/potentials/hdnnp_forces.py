@@ -81,6 +81,9 @@ def evaluate_hdnnp(
         arrays = compiled.edge_arrays(centre, species, species[source], weights, scaled_vectors)
         need = forces or stress
         raw, jac = run(arrays, sf.width, sf.fused_table(sf.groups), need)
+        monitor = sf.monitor  # extrapolation warnings read the raw values, as on the autograd path
+        if monitor is not None:
+            monitor(torch.from_numpy(raw), species)
         factor = sf.scale_factor[species]
         g = sf.scale_min[species] + factor * (torch.from_numpy(raw) - sf.scale_ref[species])
         energies, dg = network_energies(model.update, species, g, need)
