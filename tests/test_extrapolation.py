@@ -229,3 +229,43 @@ def test_md_stops_at_the_limit_and_writes_counts_per_frame(run_folder, tmp_path,
         and "more than --max-extrapolation-warnings 0" in err
     )
     assert not again.exists()
+
+
+def test_counters_of_two_threads_on_one_model_stay_apart(trained_ranges) -> None:
+    """Two threads counting on the same model, their blocks interleaved: each counter gets its own
+    evaluation, and no monitor is left behind once both blocks are closed."""
+    import threading
+
+    model, train, stats = trained_ranges
+    outside = water(0.80, 1.15, 95.0)
+    expected = expected_counts(model, outside, stats)
+    inside_batch = collate_structures(train[:1], model.cutoff).to(dtype=torch.float64)
+    outside_batch = collate_structures([outside], model.cutoff).to(dtype=torch.float64)
+    entered_a, entered_b, done_a = threading.Event(), threading.Event(), threading.Event()
+    counters: dict[str, object] = {}
+
+    def first() -> None:  # enters first, evaluates once the other has entered, leaves first
+        with count_extrapolation(model) as counter:
+            entered_a.set()
+            entered_b.wait(10)
+            model(inside_batch)
+            counters["a"] = counter
+        done_a.set()
+
+    def second() -> None:
+        entered_a.wait(10)
+        with count_extrapolation(model) as counter:
+            entered_b.set()
+            done_a.wait(10)
+            model(outside_batch)
+            counters["b"] = counter
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert counters["a"].per_atom.tolist() == [0, 0, 0]
+    assert counters["b"].per_atom.tolist() == expected.tolist() and expected.any()
+    assert model.symmetry_functions.monitor is None
+
