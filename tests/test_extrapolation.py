@@ -269,3 +269,21 @@ def test_counters_of_two_threads_on_one_model_stay_apart(trained_ranges) -> None
     assert counters["b"].per_atom.tolist() == expected.tolist() and expected.any()
     assert model.symmetry_functions.monitor is None
 
+
+def test_float32_evaluation_of_the_training_structures_raises_none(trained_ranges) -> None:
+    """In float32 the functions of a boundary structure differ from the float64 range by rounding
+    (a few units in the last place); that is no extrapolation. Far outside still counts."""
+    import copy
+
+    model, train, stats = trained_ranges
+    single = copy.deepcopy(model)
+    calc = MpnnCalculator(single, dtype=torch.float32)
+    for atoms in train:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        atoms.get_potential_energy()
+        assert atoms.calc.results["extrapolation_warnings"] == 0
+    outside = water(0.80, 1.15, 95.0)
+    outside.calc = calc
+    outside.get_potential_energy()
+    assert outside.calc.results["extrapolation"].tolist() == expected_counts(model, outside, stats).tolist()
