@@ -163,3 +163,30 @@ def test_select_errors_are_one_line(committee, tmp_path, capsys) -> None:
         err = capsys.readouterr().err
         assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "selected.extxyz").exists()
+
+
+def test_committee_of_links_guards_its_members_and_refuses_a_member_twice(
+    committee, tmp_path, capsys
+) -> None:
+    """A committee folder of symbolic links reads the members' folders: an output inside one of
+    them is refused as for the member itself; two links to one potential are no committee."""
+    seed0, seed1 = committee["folder"] / "seed0", committee["folder"] / "seed1"
+    links, twice = tmp_path / "links", tmp_path / "twice"
+    for folder, targets in ((links, (seed0, seed1)), (twice, (seed0, seed0))):
+        folder.mkdir()
+        for name, target in zip("ab", targets, strict=True):
+            (folder / name).symlink_to(target, target_is_directory=True)
+    test, md = str(committee["test"]), ["--steps", "1", "--timestep", "0.5", "--nve", "--quiet"]
+    select = ["--force-deviation", "0", "-o", str(seed1 / "out.extxyz")]
+    for args, message in (
+        (["predict", str(links), test, "-o", str(seed0 / "out.extxyz")], "lies inside"),
+        (["select", str(links), test, *select], "lies inside"),
+        (["md", str(links), test, *md, "-o", str(seed0 / "md.extxyz")], "lies inside"),
+        (["predict", str(twice), test, "-o", str(tmp_path / "twice.extxyz")], "same potential"),
+    ):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and message in err, err
+    assert not list(seed0.glob("*.extxyz")) and not list(seed1.glob("*.extxyz"))
+    assert not (tmp_path / "twice.extxyz").exists()
+    assert cli.main(["predict", str(links), test, "-o", str(tmp_path / "links.extxyz")]) == 0

@@ -34,7 +34,7 @@ from mpnn.errors import DataError
 from mpnn.potentials.extrapolation import count_extrapolation
 from mpnn.potentials.forces import evaluate
 
-__all__ = ["Committee", "committee_members", "evaluate_potential", "load_committee"]
+__all__ = ["Committee", "committee_members", "evaluate_potential", "load_committee", "potential_folders"]
 
 
 class Committee(nn.Module):
@@ -115,7 +115,21 @@ def committee_members(folder: str | Path) -> list[Path]:
     if folder_kind(folder) != COMMITTEE:
         return []
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [p for p in subfolders if folder_kind(p) in (N2P2, POTENTIAL_RUN)]
+    members = [p for p in subfolders if folder_kind(p) in (N2P2, POTENTIAL_RUN)]
+    for k, member in enumerate(members):  # links to one folder: its deviation from itself is zero
+        for other in members[:k]:
+            if member.resolve() == other.resolve():
+                raise DataError(
+                    f"{folder}: {other.name} and {member.name} are the same potential "
+                    f"({member.resolve()}); a committee needs different members"
+                )
+    return members
+
+
+def potential_folders(path: str | Path) -> list[Path]:
+    """The folders a command reading the potential ``path`` reads: ``path`` and, for a committee
+    folder, each member (where links lead), so that no output is written into one of them."""
+    return [Path(path), *committee_members(path)]
 
 
 def load_committee(folder: str | Path, loader: Callable[[Path], nn.Module]) -> Committee:
