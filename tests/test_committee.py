@@ -190,3 +190,15 @@ def test_committee_of_links_guards_its_members_and_refuses_a_member_twice(
     assert not list(seed0.glob("*.extxyz")) and not list(seed1.glob("*.extxyz"))
     assert not (tmp_path / "twice.extxyz").exists()
     assert cli.main(["predict", str(links), test, "-o", str(tmp_path / "links.extxyz")]) == 0
+
+
+def test_a_committee_with_one_readable_member_says_so(committee, tmp_path, capsys) -> None:
+    folder = tmp_path / "one_left"
+    (folder / "bad").mkdir(parents=True)
+    (folder / "bad" / "config.json").write_text("{")
+    (folder / "good").symlink_to(committee["folder"] / "seed0", target_is_directory=True)
+    out = tmp_path / "out.extxyz"
+    assert cli.main(["predict", str(folder), str(committee["test"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and "only good is one" in err, err
+    assert not out.exists()
