@@ -287,3 +287,10 @@ def test_float32_evaluation_of_the_training_structures_raises_none(trained_range
     outside.calc = calc
     outside.get_potential_energy()
     assert outside.calc.results["extrapolation"].tolist() == expected_counts(model, outside, stats).tolist()
+
+
+@pytest.mark.parametrize("limit", [-1, 1.5, math.nan, True])
+def test_a_limit_that_is_no_count_is_refused_at_once(limit) -> None:
+    """Not a count of warnings: a ValueError when the calculator is made, not a stop (or none) later."""
+    with pytest.raises(ValueError, match="max_extrapolation_warnings"):
+        MpnnCalculator(radial_potential(), max_extrapolation_warnings=limit)

@@ -25,6 +25,7 @@ Beyond ASE's properties, ``results`` holds what users of potentials watch
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -94,7 +95,10 @@ class MpnnCalculator(Calculator):
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
         self.elements = list(getattr(model, "elements", []))
-        self.max_extrapolation_warnings = max_extrapolation_warnings
+        limit = max_extrapolation_warnings
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, Integral) or limit < 0):
+            raise ValueError(f"max_extrapolation_warnings: expected None or an integer >= 0, got {limit!r}")
+        self.max_extrapolation_warnings = None if limit is None else int(limit)
         #: extrapolation warnings of all calls so far, and the calls that had any
         self.extrapolation_total = 0
         self.extrapolated_calls = 0
