@@ -18,6 +18,7 @@ from mpnn.models.hdnnp import HDNNPConfig, hdnnp
 from mpnn.potentials.calculator import MpnnCalculator
 from mpnn.potentials.committee import evaluate_potential
 from mpnn.potentials.extrapolation import EPSILON, ExtrapolationError, count_extrapolation, has_ranges
+from mpnn.potentials.load import load_potential
 
 RC = 4.0
 ELEMENTS = ("H", "O")
@@ -229,6 +230,32 @@ def test_md_stops_at_the_limit_and_writes_counts_per_frame(run_folder, tmp_path,
         and "more than --max-extrapolation-warnings 0" in err
     )
     assert not again.exists()
+
+
+def test_relax_and_mc_count_per_frame_and_stop_at_the_limit(run_folder, tmp_path, capsys) -> None:
+    squeezed = str(run_folder["squeezed"])
+    out, traj = tmp_path / "relaxed.extxyz", tmp_path / "relax_traj.extxyz"
+    args = ["relax", str(run_folder["run"]), squeezed, "--steps", "3", "--quiet", "-o", str(out)]
+    assert cli.main([*args, "--trajectory", str(traj)]) in (0, 1)
+    frames = ase.io.read(traj, ":")
+    assert frames[0].info["extrapolation_warnings"] > 0
+    assert all(f.info["extrapolation_warnings"] == int(f.arrays["extrapolation"].sum()) for f in frames)
+    assert "extrapolation warnings" in capsys.readouterr().err
+
+    mc = tmp_path / "mc.extxyz"
+    base = ["mc", str(run_folder["run"]), squeezed, "--temperature", "300", "--steps", "5", "--quiet"]
+    assert cli.main([*base, "--interval", "1", "-o", str(mc)]) == 0
+    frames = ase.io.read(mc, ":")
+    for frame in frames:  # the counts of the structure in the frame, not of a rejected trial
+        atoms = Atoms(frame.numbers, frame.positions)
+        atoms.calc = MpnnCalculator(load_potential(run_folder["run"]))
+        atoms.get_potential_energy()
+        assert frame.arrays["extrapolation"].tolist() == atoms.calc.results["extrapolation"].tolist()
+    capsys.readouterr()
+    stopped = tmp_path / "stopped.extxyz"
+    assert cli.main([*base, "--max-extrapolation-warnings", "0", "-o", str(stopped)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and not stopped.exists()
 
 
 def test_counters_of_two_threads_on_one_model_stay_apart(trained_ranges) -> None:

@@ -13,6 +13,9 @@ Behler-Parrinello potentials (structures labelled here with ASE's EMT):
     mpnn export runs/ethanol ethanol-n2p2/  (then predict / md --nve / export that n2p2 folder)
         -> test_potential_train_predict_md_export_chain, test_exported_potential_md_and_reexport
     Python: MpnnCalculator(load_potential("runs/ethanol")) -> test_the_readme_calculator_example
+    mpnn relax runs/ethanol start.xyz -o relaxed.extxyz; mpnn mc runs/ethanol start.xyz --temperature
+        300 --steps 1000 -o mc.extxyz (and both on the exported n2p2 folder)
+        -> test_relax_and_mc_on_a_trained_and_an_exported_potential
 QM9 property models (the bundled 4,000-molecule subset, featurised once into a temporary cache):
     scripts/setup.sh && .venv/bin/mpnn train  (the demo: all 13 targets, runs/<date-time>)
         -> test_the_demo_train_writes_its_run_folder
@@ -182,6 +185,28 @@ def test_the_readme_calculator_example(potential, tmp_path) -> None:
     atoms.calc = MpnnCalculator(load_potential(potential["run"]))
     assert atoms.get_potential_energy() == pytest.approx(energies[-1], abs=1e-7)
     assert np.allclose(atoms.get_forces(), forces[-1], rtol=0, atol=1e-7)
+
+
+def test_relax_and_mc_on_a_trained_and_an_exported_potential(potential, tmp_path, capsys) -> None:
+    runs, start = potential["run"], potential["test"]
+    run("export", runs, tmp_path / "n2p2")
+    for name, model in (("run", runs), ("n2p2", tmp_path / "n2p2")):
+        status = cli.main([str(a) for a in ("relax", model, start, "-o", tmp_path / f"{name}.relaxed.extxyz",
+                                            "--steps", "20", "--quiet")])  # fmt: skip
+        relaxed = ase.io.read(tmp_path / f"{name}.relaxed.extxyz")
+        fmax = np.linalg.norm(relaxed.get_forces(), axis=1).max()
+        assert relaxed.info["fmax"] == pytest.approx(fmax, abs=1e-6)
+        assert status == (0 if fmax < 0.05 else 1) and relaxed.info["converged"] == (status == 0)
+        frames = ase.io.read(tmp_path / f"{name}.relaxed_trajectory.extxyz", ":")
+        assert relaxed.get_potential_energy() < frames[0].get_potential_energy()
+        run("mc", model, start, "--temperature", "300", "--steps", "40", "--interval", "10", "--quiet",
+            "-o", tmp_path / f"{name}.mc.extxyz")  # fmt: skip
+    # the run and its n2p2 export relax along the same path and make the same moves
+    assert_same(tmp_path / "run.relaxed_trajectory.extxyz", tmp_path / "n2p2.relaxed_trajectory.extxyz", 1e-6)
+    paths = [ase.io.read(tmp_path / f"{n}.mc.extxyz", ":") for n in ("run", "n2p2")]
+    assert len(paths[0]) == 5
+    assert all(np.allclose(a.positions, b.positions, atol=1e-7) for a, b in zip(*paths, strict=True))
+    assert not np.allclose(paths[0][0].positions, paths[0][-1].positions)
 
 
 # -- QM9 -----------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Commands, one module each, each adding its subcommands with ``register(subparsers)``:
 :mod:`mpnn.cli.property` (``train``, ``evaluate``), :mod:`mpnn.cli.predict` (``predict``, for
 property runs and potentials), :mod:`mpnn.cli.potential` (``md``, ``export``),
-:mod:`mpnn.cli.committee` (``select``), :mod:`mpnn.cli.train_potential` (``train-potential``),
-:mod:`mpnn.cli.prune` (``prune``),
+:mod:`mpnn.cli.committee` (``select``), :mod:`mpnn.cli.simulate` (``relax``, ``mc``),
+:mod:`mpnn.cli.train_potential` (``train-potential``), :mod:`mpnn.cli.prune` (``prune``),
 :mod:`mpnn.cli.methods` (``search``, ``ensemble``, ``report``, ``compare``) and
 :mod:`mpnn.cli.data` (``data convert``, ``data info``);
 what they share is in :mod:`mpnn.cli.options`.
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from mpnn.cli import committee, data, methods, potential, predict, property, prune, train_potential
+from mpnn.cli import committee, data, methods, potential, predict, property, prune, simulate, train_potential
 from mpnn.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from mpnn.errors import MpnnError
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     potential.register(sub)
     committee.register(sub)
+    simulate.register(sub)
     train_potential.register(sub)
     prune.register(sub)
     methods.register(sub)

@@ -21,6 +21,11 @@ Beyond ASE's properties, ``results`` holds what users of potentials watch
   :class:`~mpnn.sanity.UnphysicalWarning`.
 * for a :class:`~mpnn.potentials.committee.Committee`: ``energy_std`` (eV), ``forces_std`` (n,)
   eV/Angstrom per atom, ``max_force_std`` and, with a 3-D cell, ``stress_std`` (6,).
+
+An energy request computes the forces (and stress) too, cached for the ``get_forces`` that usually
+follows, as ASE's own calculators do; with ``forces_with_energy=False`` it runs the forward pass
+alone (Monte Carlo needs only energies; a call then costs 1/2 to 1/3 as much,
+``benchmarks/mc_energy_only.py``).
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class MpnnCalculator(Calculator):
         cutoff: neighbour-list radius in Angstrom; default ``model.cutoff``.
         max_extrapolation_warnings: stop (raise :class:`ExtrapolationError`) once the
             extrapolation warnings of all calls exceed this many; None: never.
+        forces_with_energy: whether a request of energies alone (``energy``, ``free_energy``,
+            ``energies``) also computes forces and stress; ``False``: only the forward pass.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -81,6 +88,7 @@ class MpnnCalculator(Calculator):
         dtype: torch.dtype = torch.float64,
         cutoff: float | None = None,
         max_extrapolation_warnings: int | None = None,
+        forces_with_energy: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -106,6 +114,7 @@ class MpnnCalculator(Calculator):
         #: a committee's largest per-atom force deviation over all calls (eV/Angstrom), else None
         self.max_force_std_seen: float | None = None
         self._warned_close = False
+        self.forces_with_energy = forces_with_energy
 
     def calculate(
         self,
@@ -131,20 +140,25 @@ class MpnnCalculator(Calculator):
             batch.cell = torch.tensor(np.asarray(atoms.cell.array), dtype=torch.float64).unsqueeze(0)
             batch.pbc = torch.zeros(1, 3, dtype=torch.bool)
         batch = batch.to(device=self.device, dtype=self.dtype)
-        out = evaluate_potential(self.model, batch, stress=has_volume, names=["atoms"])
+        derivatives = self.forces_with_energy or not {"forces", "stress"}.isdisjoint(properties)
+        stress = bool(has_volume and derivatives)
+        out = evaluate_potential(self.model, batch, forces=derivatives, stress=stress, names=["atoms"])
         energy = float(out["energy"][0])
-        results: dict[str, Any] = {"energy": energy, "free_energy": energy, "forces": out["forces"]}
+        results: dict[str, Any] = {"energy": energy, "free_energy": energy}
+        if derivatives:
+            results["forces"] = out["forces"]
         if "energies" in out:
             results["energies"] = out["energies"]
-        if has_volume:
+        if stress:
             results["stress"] = out["stress"][0]
         if "energy_std" in out:
             results["energy_std"] = float(out["energy_std"][0])
+        if "forces_std" in out:
             results["forces_std"] = out["forces_std"]
             results["max_force_std"] = float(out["forces_std"].max(initial=0.0))
             self.max_force_std_seen = max(self.max_force_std_seen or 0.0, results["max_force_std"])
-            if has_volume:
-                results["stress_std"] = out["stress_std"][0]
+        if "stress_std" in out and stress:
+            results["stress_std"] = out["stress_std"][0]
         results["close_pairs"] = self._close_pairs(atoms, batch)
         self.calls += 1
         if "extrapolation" in out:

@@ -73,10 +73,12 @@ def evaluate_potential(
     batch: Batch,
     stress: bool = False,
     names: Sequence[str] | None = None,
+    forces: bool = True,
 ) -> dict[str, Any]:
     """Energy, atomic energies, forces (and stress) of a potential or a committee, float64 numpy.
 
-    Returns ``energy`` (B,), ``energies`` (N,), ``forces`` (N, 3), ``stress`` (B, 6) when asked;
+    Returns ``energy`` (B,), ``energies`` (N,), ``forces`` (N, 3) (unless ``forces`` is False: the
+    forward pass alone), ``stress`` (B, 6) when asked;
     for a :class:`Committee` also ``energy_std`` (B,), ``forces_std`` (N,) and ``stress_std`` (B, 6);
     ``extrapolation`` (N,) int64, the out-of-range symmetry functions of each atom (the largest
     count of any member), when the potential records its training ranges
@@ -89,7 +91,7 @@ def evaluate_potential(
     first = ""
     for member in members:
         with count_extrapolation(member) as counter:
-            results.append(evaluate(member, batch, forces=True, stress=stress, atomic=True, names=names))
+            results.append(evaluate(member, batch, forces=forces, stress=stress, atomic=True, names=names))
         if counter is not None:
             counts.append(counter.per_atom.copy())
             first = first or counter.first
@@ -97,8 +99,9 @@ def evaluate_potential(
     out = {key: values.mean(0) for key, values in stacked.items()}
     if len(members) > 1:
         out["energy_std"] = stacked["energy"].std(0)
-        deviation = stacked["forces"] - out["forces"]
-        out["forces_std"] = np.sqrt((deviation**2).sum(-1).mean(0))
+        if "forces" in stacked:
+            deviation = stacked["forces"] - out["forces"]
+            out["forces_std"] = np.sqrt((deviation**2).sum(-1).mean(0))
         if "stress" in stacked:
             out["stress_std"] = stacked["stress"].std(0)
     if counts:

@@ -1,0 +1,81 @@
+"""Trajectories written frame by frame: extended XYZ appended to ``<path>.partial``, renamed at the end.
+
+Each frame is formatted first, then appended and flushed in one write. The ``.partial`` file is
+created with the first frame and renamed to ``path`` by :meth:`FrameWriter.finish`, so a run that
+stops early (an error, an interruption) leaves an existing ``path`` as it was and the frames
+written so far readable in ``<path>.partial``; a run stopped before its first frame leaves no file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+__all__ = ["FrameWriter", "frame"]
+
+
+def frame(
+    atoms: Atoms, results: dict[str, Any], info: dict[str, Any], extras: dict[str, Any] | None = None
+) -> Atoms:
+    """A copy of ``atoms`` holding ``results`` (energy eV, forces eV/A, stress eV/A^3) and ``info``;
+    ``extras``: a :class:`~mpnn.potentials.calculator.MpnnCalculator`'s ``results`` of this
+    structure, whose extrapolation counts and committee deviations the frame keeps
+    (:func:`~mpnn.potentials.calculator.frame_extras`)."""
+    from mpnn.potentials.calculator import frame_extras
+
+    copy = atoms.copy()
+    copy.calc = SinglePointCalculator(copy, **results)
+    more, arrays = frame_extras(extras or {})
+    copy.info.update(more)
+    copy.info.update(info)
+    for key, values in arrays.items():
+        copy.arrays[key] = values
+    return copy
+
+
+class FrameWriter:
+    """``FrameWriter(path)``: frames to ``<path>.partial``, renamed to ``path`` by :meth:`finish`.
+
+    ``path=None`` writes nothing (every method is then a no-op).
+    """
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = None if path is None else Path(path)
+        self.partial = None if self.path is None else self.path.with_name(self.path.name + ".partial")
+        self.count = 0
+        self._file: io.TextIOBase | None = None
+
+    def write(self, atoms: Atoms) -> None:
+        """Append one frame (``atoms`` with its calculator's results and ``info``)."""
+        if self.partial is None:
+            return
+        from ase.io import write
+
+        buffer = io.StringIO()
+        write(buffer, atoms, format="extxyz")
+        if self._file is None:  # created at the first frame: a run that records none leaves no file
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._file.write(buffer.getvalue())
+        self._file.flush()
+        self.count += 1
+
+    def where(self) -> str:
+        """`` (the frames so far are in <path>.partial)`` once a frame is written, else ``""``."""
+        return f" (the frames so far are in {self.partial})" if self._file is not None else ""
+
+    def close(self) -> None:
+        """Close the ``.partial`` file (kept; :meth:`finish` renames it)."""
+        if self._file is not None:
+            self._file.close()
+
+    def finish(self) -> None:
+        """Close and rename ``<path>.partial`` to ``path`` (replacing it) if a frame was written."""
+        self.close()
+        if self._file is not None and self.partial is not None and self.path is not None:
+            os.replace(self.partial, self.path)
