@@ -182,6 +182,14 @@ def test_committee_of_links_guards_its_members_and_refuses_a_member_twice(
         (["predict", str(links), test, "-o", str(seed0 / "out.extxyz")], "lies inside"),
         (["select", str(links), test, *select], "lies inside"),
         (["md", str(links), test, *md, "-o", str(seed0 / "md.extxyz")], "lies inside"),
+        (
+            ["relax", str(links), test, "--steps", "1", "--quiet", "-o", str(seed1 / "r.extxyz")],
+            "lies inside",
+        ),
+        (
+            ["mc", str(links), test, *md[:2], "--temperature", "300", "-o", str(seed0 / "mc.extxyz")],
+            "lies inside",
+        ),
         (["predict", str(twice), test, "-o", str(tmp_path / "twice.extxyz")], "same potential"),
     ):
         assert cli.main(args) == 2
