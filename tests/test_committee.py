@@ -210,3 +210,19 @@ def test_a_committee_with_one_readable_member_says_so(committee, tmp_path, capsy
     err = capsys.readouterr().err
     assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and "only good is one" in err, err
     assert not out.exists()
+
+
+def test_a_broken_member_is_named_not_left_out(committee, tmp_path, capsys) -> None:
+    """Two readable members and a third whose config.json is cut short: leaving it out would make
+    a smaller committee (a smaller spread) without a word; it is named instead."""
+    folder = tmp_path / "three"
+    for name in ("a", "b"):
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).symlink_to(committee["folder"] / f"seed{'ab'.index(name)}", target_is_directory=True)
+    (folder / "c").mkdir()
+    (folder / "c" / "config.json").write_text('{"run": ')
+    out = tmp_path / "out.extxyz"
+    assert cli.main(["predict", str(folder), str(committee["test"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and "three/c" in err, err
+    assert not out.exists()

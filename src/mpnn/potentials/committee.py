@@ -119,6 +119,15 @@ def committee_members(folder: str | Path) -> list[Path]:
         return []
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     members = [p for p in subfolders if folder_kind(p) in (N2P2, POTENTIAL_RUN)]
+    for other in subfolders:  # a member left out unseen would shrink the committee and its spread
+        if other not in members and (other / "config.json").exists():
+            from mpnn.train.settings_files import load_json
+
+            load_json(other / "config.json")  # unreadable: its own one-line error
+            raise DataError(
+                f"{other}: holds {folder_kind(other) or 'a config.json of no potential'}, not a potential; "
+                f"a committee folder ({folder}) holds potential folders only"
+            )
     for k, member in enumerate(members):  # links to one folder: its deviation from itself is zero
         for other in members[:k]:
             if member.resolve() == other.resolve():
