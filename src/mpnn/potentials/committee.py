@@ -16,7 +16,9 @@ criterion for picking structures to relabel (:mod:`mpnn.potentials.select`).
 A committee folder is a folder whose subfolders (two or more) are each a potential (an n2p2
 folder or a ``mpnn train-potential`` run), e.g. the runs of one command with different seeds;
 :func:`load_committee` reads it. Members must cover the same elements; the neighbour list is
-built once for the largest cutoff and each member ignores the pairs beyond its own.
+built once for the largest cutoff and each member ignores the pairs beyond its own. A subfolder
+with a ``config.json`` that is no potential, and two links to one folder, are refused
+(:func:`committee_members`): either would make the spread smaller than it is.
 """
 
 from __future__ import annotations
