@@ -321,3 +321,30 @@ def test_a_limit_that_is_no_count_is_refused_at_once(limit) -> None:
     """Not a count of warnings: a ValueError when the calculator is made, not a stop (or none) later."""
     with pytest.raises(ValueError, match="max_extrapolation_warnings"):
         MpnnCalculator(radial_potential(), max_extrapolation_warnings=limit)
+
+
+def test_a_single_potential_leaves_no_stale_committee_keys(run_folder, tmp_path) -> None:
+    """Structures written by a committee run (deviations, counts, close pairs in their info and
+    arrays), evaluated again by one potential (predict, md, relax): the outputs carry this
+    potential's results only."""
+    stale = []
+    for atoms in ase.io.read(run_folder["train"], ":3"):
+        atoms.info.update(energy_std=1.5, max_force_std=2.5, close_pairs=7, extrapolation_warnings=99)
+        atoms.arrays["forces_std"] = np.full(len(atoms), 2.5)
+        atoms.arrays["extrapolation"] = np.full(len(atoms), 33)
+        stale.append(atoms)
+    source = tmp_path / "from_a_committee.extxyz"
+    ase.io.write(source, stale, format="extxyz")
+    out, traj = tmp_path / "predicted.extxyz", tmp_path / "md.extxyz"
+    assert cli.main(["predict", str(run_folder["run"]), str(source), "-o", str(out)]) == 0
+    md = ["md", str(run_folder["run"]), str(source), "--steps", "1", "--timestep", "0.1", "--nve", "--quiet"]
+    assert cli.main([*md, "-o", str(traj)]) == 0
+    relaxed = tmp_path / "relaxed.extxyz"
+    assert cli.main(
+        ["relax", str(run_folder["run"]), str(source), "--steps", "1", "--quiet", "-o", str(relaxed)]
+    ) in (0, 1)
+    for frame in [*ase.io.read(out, ":"), *ase.io.read(traj, ":"), *ase.io.read(relaxed, ":")]:
+        assert not {"energy_std", "max_force_std", "close_pairs"} & set(frame.info), frame.info
+        assert "forces_std" not in frame.arrays
+        if "extrapolation" in frame.arrays or "extrapolation_warnings" in frame.info:  # this potential's
+            assert frame.info["extrapolation_warnings"] == int(frame.arrays["extrapolation"].sum()) < 99

@@ -138,7 +138,9 @@ def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> l
 
 def _with_results(atoms: Atoms, result: dict[str, Any], b: int, lo: int, hi: int, stress: bool) -> Atoms:
     """A copy of ``atoms`` (structure ``b``, atoms ``lo:hi`` of the batch) with its results."""
-    copy = atoms.copy()
+    from mpnn.potentials.calculator import clear_extras
+
+    copy = clear_extras(atoms.copy())
     results: dict[str, Any] = {"energy": float(result["energy"][b]), "forces": result["forces"][lo:hi]}
     results["free_energy"] = results["energy"]
     if "energies" in result:

@@ -46,12 +46,24 @@ from mpnn.potentials.committee import evaluate_potential
 from mpnn.potentials.extrapolation import ExtrapolationError, limit_message
 from mpnn.sanity import CLOSE_FRACTION, close_pair_count, warn
 
-__all__ = ["MpnnCalculator", "frame_extras"]
+__all__ = ["MpnnCalculator", "clear_extras", "frame_extras"]
 
 #: ``results`` keys that a trajectory frame keeps in its ``info`` (per structure) and ``arrays``
 #: (per atom), when the calculator gives them.
 FRAME_INFO = ("extrapolation_warnings", "energy_std", "max_force_std")
 FRAME_ARRAYS = ("extrapolation", "forces_std")
+
+
+def clear_extras(atoms: Atoms) -> Atoms:
+    """``atoms`` (changed in place) without the keys :func:`frame_extras` writes: a structure read
+    from an earlier run's output (a committee's deviations, counts of another potential) must not
+    pass them off as the results of the potential that evaluates it now."""
+    for key in (*FRAME_INFO, "close_pairs"):
+        atoms.info.pop(key, None)
+    for key in FRAME_ARRAYS:
+        if key in atoms.arrays:
+            del atoms.arrays[key]
+    return atoms
 
 
 def frame_extras(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
