@@ -206,6 +206,7 @@ def test_sensitivity_is_the_networks_derivative_and_prunes_below_the_threshold(
         (["range", "0.1", "--input-nn", "{nn}"], "DATA or --scaling FILE (one of them)"),
         (["sensitivity", "0.1", "--potential", "{tmp}"], "prune sensitivity: needs DATA"),
         (["range", "0.1", "{data}", "--input-nn", "{nn}", "--out", "{nn}"], "input.nn"),
+        (["range", "0.1", "{data}", "--input-nn", "{nn}", "--out", "{tmp}/best.pt"], "name the output *.nn"),
         (["range", "0.1", "{data}", "--input-nn", "{nn}", "--max"], "--max: an option of prune sensitivity"),
     ],
 )
