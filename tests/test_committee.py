@@ -226,3 +226,16 @@ def test_a_broken_member_is_named_not_left_out(committee, tmp_path, capsys) -> N
     err = capsys.readouterr().err
     assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and "three/c" in err, err
     assert not out.exists()
+
+
+def test_many_empty_subfolders_beside_the_members(committee, tmp_path, capsys) -> None:
+    """1000 empty folders sorted before the two members: still a committee of those two."""
+    folder = tmp_path / "crowded"
+    for k in range(1000):
+        (folder / f"empty{k:04d}").mkdir(parents=True)
+    for name in ("seed0", "seed1"):
+        (folder / name).symlink_to(committee["folder"] / name, target_is_directory=True)
+    assert folder_kind(folder) == COMMITTEE
+    out = tmp_path / "out.extxyz"
+    assert cli.main(["predict", str(folder), str(committee["test"]), "-o", str(out)]) == 0
+    assert all("energy_std" in frame.info for frame in ase.io.read(out, ":"))

@@ -170,17 +170,27 @@ def _own_kind(folder: Path) -> str | None:
 
 
 def _potential_subfolders(folder: Path) -> int:
-    """How many subfolders of ``folder`` are potentials (n2p2 folders or potential runs)."""
+    """How many subfolders of ``folder`` are potentials (n2p2 folders or potential runs), counted
+    up to 2 (all a committee needs)."""
     return len(_potential_subfolder_names(folder))
 
 
-def _potential_subfolder_names(folder: Path) -> list[str]:
-    """The names of the subfolders of ``folder`` that are potentials (of the first 1000, sorted)."""
+def _potential_subfolder_names(folder: Path, enough: int = 2) -> list[str]:
+    """The names of the first ``enough`` subfolders of ``folder`` (sorted) that are potentials.
+
+    Every subfolder is looked at (a few ``stat`` calls each) until ``enough`` are found, so that
+    members sorted after many other folders are found as in :func:`committee_members`."""
     try:
-        subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        subfolders = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     except OSError:
         return []
-    return [p.name for p in subfolders[:1000] if _own_kind(p) in (N2P2, POTENTIAL_RUN)]
+    found: list[str] = []
+    for path in subfolders:
+        if path.is_dir() and _own_kind(path) in (N2P2, POTENTIAL_RUN):
+            found.append(path.name)
+            if len(found) >= enough:
+                break
+    return found
 
 
 #: The task of each kind of folder that holds a model: ``mpnn predict`` dispatches on it.
