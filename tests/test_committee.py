@@ -163,3 +163,79 @@ def test_select_errors_are_one_line(committee, tmp_path, capsys) -> None:
         err = capsys.readouterr().err
         assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "selected.extxyz").exists()
+
+
+def test_committee_of_links_guards_its_members_and_refuses_a_member_twice(
+    committee, tmp_path, capsys
+) -> None:
+    """A committee folder of symbolic links reads the members' folders: an output inside one of
+    them is refused as for the member itself; two links to one potential are no committee."""
+    seed0, seed1 = committee["folder"] / "seed0", committee["folder"] / "seed1"
+    links, twice = tmp_path / "links", tmp_path / "twice"
+    for folder, targets in ((links, (seed0, seed1)), (twice, (seed0, seed0))):
+        folder.mkdir()
+        for name, target in zip("ab", targets, strict=True):
+            (folder / name).symlink_to(target, target_is_directory=True)
+    test, md = str(committee["test"]), ["--steps", "1", "--timestep", "0.5", "--nve", "--quiet"]
+    select = ["--force-deviation", "0", "-o", str(seed1 / "out.extxyz")]
+    for args, message in (
+        (["predict", str(links), test, "-o", str(seed0 / "out.extxyz")], "lies inside"),
+        (["select", str(links), test, *select], "lies inside"),
+        (["md", str(links), test, *md, "-o", str(seed0 / "md.extxyz")], "lies inside"),
+        (
+            ["relax", str(links), test, "--steps", "1", "--quiet", "-o", str(seed1 / "r.extxyz")],
+            "lies inside",
+        ),
+        (
+            ["mc", str(links), test, *md[:2], "--temperature", "300", "-o", str(seed0 / "mc.extxyz")],
+            "lies inside",
+        ),
+        (["predict", str(twice), test, "-o", str(tmp_path / "twice.extxyz")], "same potential"),
+    ):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and message in err, err
+    assert not list(seed0.glob("*.extxyz")) and not list(seed1.glob("*.extxyz"))
+    assert not (tmp_path / "twice.extxyz").exists()
+    assert cli.main(["predict", str(links), test, "-o", str(tmp_path / "links.extxyz")]) == 0
+
+
+def test_a_committee_with_one_readable_member_says_so(committee, tmp_path, capsys) -> None:
+    folder = tmp_path / "one_left"
+    (folder / "bad").mkdir(parents=True)
+    (folder / "bad" / "config.json").write_text("{")
+    (folder / "good").symlink_to(committee["folder"] / "seed0", target_is_directory=True)
+    out = tmp_path / "out.extxyz"
+    assert cli.main(["predict", str(folder), str(committee["test"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and "only good is one" in err, err
+    assert not out.exists()
+
+
+def test_a_broken_member_is_named_not_left_out(committee, tmp_path, capsys) -> None:
+    """Two readable members and a third whose config.json is cut short: leaving it out would make
+    a smaller committee (a smaller spread) without a word; it is named instead."""
+    folder = tmp_path / "three"
+    for name in ("a", "b"):
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).symlink_to(committee["folder"] / f"seed{'ab'.index(name)}", target_is_directory=True)
+    (folder / "c").mkdir()
+    (folder / "c" / "config.json").write_text('{"run": ')
+    out = tmp_path / "out.extxyz"
+    assert cli.main(["predict", str(folder), str(committee["test"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpnn: error: ") and err.count("\n") == 1 and "three/c" in err, err
+    assert not out.exists()
+
+
+def test_many_empty_subfolders_beside_the_members(committee, tmp_path, capsys) -> None:
+    """1000 empty folders sorted before the two members: still a committee of those two."""
+    folder = tmp_path / "crowded"
+    for k in range(1000):
+        (folder / f"empty{k:04d}").mkdir(parents=True)
+    for name in ("seed0", "seed1"):
+        (folder / name).symlink_to(committee["folder"] / name, target_is_directory=True)
+    assert folder_kind(folder) == COMMITTEE
+    out = tmp_path / "out.extxyz"
+    assert cli.main(["predict", str(folder), str(committee["test"]), "-o", str(out)]) == 0
+    assert all("energy_std" in frame.info for frame in ase.io.read(out, ":"))

@@ -278,3 +278,95 @@ def test_atoms_brought_too_close_during_a_run_are_warned_once(trained_ranges) ->
         assert atoms.calc.results["close_pairs"] == 2
     close = [w for w in record if issubclass(w.category, UnphysicalWarning)]
     assert len(close) == 1 and "calculation 2: 1 pairs of atoms came closer" in str(close[0].message)
+
+
+def test_counters_of_two_threads_on_one_model_stay_apart(trained_ranges) -> None:
+    """Two threads counting on the same model, their blocks interleaved: each counter gets its own
+    evaluation, and no monitor is left behind once both blocks are closed."""
+    import threading
+
+    model, train, stats = trained_ranges
+    outside = water(0.80, 1.15, 95.0)
+    expected = expected_counts(model, outside, stats)
+    inside_batch = collate_structures(train[:1], model.cutoff).to(dtype=torch.float64)
+    outside_batch = collate_structures([outside], model.cutoff).to(dtype=torch.float64)
+    entered_a, entered_b, done_a = threading.Event(), threading.Event(), threading.Event()
+    counters: dict[str, object] = {}
+
+    def first() -> None:  # enters first, evaluates once the other has entered, leaves first
+        with count_extrapolation(model) as counter:
+            entered_a.set()
+            entered_b.wait(10)
+            model(inside_batch)
+            counters["a"] = counter
+        done_a.set()
+
+    def second() -> None:
+        entered_a.wait(10)
+        with count_extrapolation(model) as counter:
+            entered_b.set()
+            done_a.wait(10)
+            model(outside_batch)
+            counters["b"] = counter
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert counters["a"].per_atom.tolist() == [0, 0, 0]
+    assert counters["b"].per_atom.tolist() == expected.tolist() and expected.any()
+    assert model.symmetry_functions.monitor is None
+
+
+def test_float32_evaluation_of_the_training_structures_raises_none(trained_ranges) -> None:
+    """In float32 the functions of a boundary structure differ from the float64 range by rounding
+    (a few units in the last place); that is no extrapolation. Far outside still counts."""
+    import copy
+
+    model, train, stats = trained_ranges
+    single = copy.deepcopy(model)
+    calc = MpnnCalculator(single, dtype=torch.float32)
+    for atoms in train:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        atoms.get_potential_energy()
+        assert atoms.calc.results["extrapolation_warnings"] == 0
+    outside = water(0.80, 1.15, 95.0)
+    outside.calc = calc
+    outside.get_potential_energy()
+    assert outside.calc.results["extrapolation"].tolist() == expected_counts(model, outside, stats).tolist()
+
+
+@pytest.mark.parametrize("limit", [-1, 1.5, math.nan, True])
+def test_a_limit_that_is_no_count_is_refused_at_once(limit) -> None:
+    """Not a count of warnings: a ValueError when the calculator is made, not a stop (or none) later."""
+    with pytest.raises(ValueError, match="max_extrapolation_warnings"):
+        MpnnCalculator(radial_potential(), max_extrapolation_warnings=limit)
+
+
+def test_a_single_potential_leaves_no_stale_committee_keys(run_folder, tmp_path) -> None:
+    """Structures written by a committee run (deviations, counts, close pairs in their info and
+    arrays), evaluated again by one potential (predict, md, relax): the outputs carry this
+    potential's results only."""
+    stale = []
+    for atoms in ase.io.read(run_folder["train"], ":3"):
+        atoms.info.update(energy_std=1.5, max_force_std=2.5, close_pairs=7, extrapolation_warnings=99)
+        atoms.arrays["forces_std"] = np.full(len(atoms), 2.5)
+        atoms.arrays["extrapolation"] = np.full(len(atoms), 33)
+        stale.append(atoms)
+    source = tmp_path / "from_a_committee.extxyz"
+    ase.io.write(source, stale, format="extxyz")
+    out, traj = tmp_path / "predicted.extxyz", tmp_path / "md.extxyz"
+    assert cli.main(["predict", str(run_folder["run"]), str(source), "-o", str(out)]) == 0
+    md = ["md", str(run_folder["run"]), str(source), "--steps", "1", "--timestep", "0.1", "--nve", "--quiet"]
+    assert cli.main([*md, "-o", str(traj)]) == 0
+    relaxed = tmp_path / "relaxed.extxyz"
+    assert cli.main(
+        ["relax", str(run_folder["run"]), str(source), "--steps", "1", "--quiet", "-o", str(relaxed)]
+    ) in (0, 1)
+    for frame in [*ase.io.read(out, ":"), *ase.io.read(traj, ":"), *ase.io.read(relaxed, ":")]:
+        assert not {"energy_std", "max_force_std", "close_pairs"} & set(frame.info), frame.info
+        assert "forces_std" not in frame.arrays
+        if "extrapolation" in frame.arrays or "extrapolation_warnings" in frame.info:  # this potential's
+            assert frame.info["extrapolation_warnings"] == int(frame.arrays["extrapolation"].sum()) < 99

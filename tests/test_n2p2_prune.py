@@ -19,6 +19,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mpnn.cli import main
 from mpnn.data.atoms import atoms_to_molecule
+from mpnn.errors import DataError
 from mpnn.models.hdnnp import hdnnp, set_energy_terms
 from mpnn.n2p2 import prune
 from mpnn.n2p2.convert import export_n2p2
@@ -205,6 +206,7 @@ def test_sensitivity_is_the_networks_derivative_and_prunes_below_the_threshold(
         (["range", "0.1", "--input-nn", "{nn}"], "DATA or --scaling FILE (one of them)"),
         (["sensitivity", "0.1", "--potential", "{tmp}"], "prune sensitivity: needs DATA"),
         (["range", "0.1", "{data}", "--input-nn", "{nn}", "--out", "{nn}"], "input.nn"),
+        (["range", "0.1", "{data}", "--input-nn", "{nn}", "--out", "{tmp}/best.pt"], "name the output *.nn"),
         (["range", "0.1", "{data}", "--input-nn", "{nn}", "--max"], "--max: an option of prune sensitivity"),
     ],
 )
@@ -243,3 +245,18 @@ def test_range_on_n2p2s_water_example_agrees_with_its_scaling_data(
     assert main(["prune", "range", "0.1", *common, *scaling]) == 0
     assert f"dropped {len(low)} of {len(rows)}" in capsys.readouterr().out
     assert (tmp_path / "data.nn").read_text() == want == (tmp_path / "s.nn").read_text()
+
+
+def test_a_network_that_ignores_its_inputs_is_refused_not_nan() -> None:
+    """Zero first-layer weights: every sensitivity is 0, and its percentage of the sum 0/0; n2p2
+    would write NaN and prune nothing. One line naming the element instead."""
+    settings = parse_input_nn(INPUT_NN)
+    model = hdnnp(hdnnp_config(settings, list(settings.elements), (1.0, 1.0)))
+    first = next(m for m in model.update.networks[1].modules() if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        first.weight.zero_()
+    molecules = [atoms_to_molecule(a) for a in dimers(3)]
+    with pytest.raises(DataError, match=f"element {settings.elements[1]}: .* does not depend on"):
+        prune.sensitivities(model, molecules)
+    assert all(torch.isfinite(t).all() for t in prune.sensitivities(
+        hdnnp(hdnnp_config(settings, list(settings.elements), (1.0, 1.0))), molecules))  # fmt: skip

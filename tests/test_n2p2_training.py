@@ -148,6 +148,15 @@ def refused(tmp_path: Path, text: str, *extra: str) -> str:
         (("", "nnp_generation 4\n"), (), "input.nn:1: unsupported: 4th-generation"),
         (("global_activation_short t s l", "global_activation_short t x l"), (), "input.nn:12:"),
         (("", ""), ("--nodes", "8,8"), "--nodes: the --input-nn file sets this"),
+        (
+            (
+                "global_nodes_short 6 5\nglobal_activation_short t s l\nelement_nodes_short O 4 5",
+                "global_nodes_short 3000 100000\nglobal_activation_short t s l\n"
+                "element_nodes_short O 4 100000",
+            ),
+            (),
+            "input.nn: hdnnp: networks of 300,",  # checked before allocating 2.4 GB
+        ),
         (("", ""), ("--model", "sf_mpnn"), "an input.nn describes an HDNNP"),
         (
             ("elements O H", "elements O H C\nsymfunction_short C 2 H 0.01 0.0 9.0"),

@@ -170,12 +170,27 @@ def _own_kind(folder: Path) -> str | None:
 
 
 def _potential_subfolders(folder: Path) -> int:
-    """How many subfolders of ``folder`` are potentials (n2p2 folders or potential runs)."""
+    """How many subfolders of ``folder`` are potentials (n2p2 folders or potential runs), counted
+    up to 2 (all a committee needs)."""
+    return len(_potential_subfolder_names(folder))
+
+
+def _potential_subfolder_names(folder: Path, enough: int = 2) -> list[str]:
+    """The names of the first ``enough`` subfolders of ``folder`` (sorted) that are potentials.
+
+    Every subfolder is looked at (a few ``stat`` calls each) until ``enough`` are found, so that
+    members sorted after many other folders are found as in :func:`committee_members`."""
     try:
-        subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        subfolders = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     except OSError:
-        return 0
-    return sum(_own_kind(p) in (N2P2, POTENTIAL_RUN) for p in subfolders[:1000])
+        return []
+    found: list[str] = []
+    for path in subfolders:
+        if path.is_dir() and _own_kind(path) in (N2P2, POTENTIAL_RUN):
+            found.append(path.name)
+            if len(found) >= enough:
+                break
+    return found
 
 
 #: The task of each kind of folder that holds a model: ``mpnn predict`` dispatches on it.
@@ -211,9 +226,16 @@ def folder_task(folder: PathLike) -> str:
             f"{folder}/config.json: neither a model configuration of `mpnn train` (targets) "
             "nor of `mpnn train-potential` (run)"
         )
+    path = Path(folder).expanduser()
+    found = _potential_subfolder_names(path) if path.is_dir() else []
+    if len(found) == 1:  # a committee with one member left (the others unreadable, or nested)
+        raise DataError(
+            f"{folder}: a committee needs two or more potential folders, and only {found[0]} is one "
+            "(a run with config.json and best.pt, or an n2p2 folder with input.nn)"
+        )
     raise DataError(
         f"{folder}: neither an n2p2 potential folder (input.nn) nor a training run (run.json, "
-        "config.json) nor an ensemble (ensemble.json)"
+        "config.json) nor an ensemble (ensemble.json) nor a committee (two or more potential folders)"
     )
 
 

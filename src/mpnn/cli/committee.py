@@ -86,13 +86,13 @@ def cmd_select(args: argparse.Namespace) -> int:
         write_extxyz,
     )
     from mpnn.outputs import check_outputs, check_suffix
-    from mpnn.potentials.committee import Committee
+    from mpnn.potentials.committee import Committee, potential_folders
     from mpnn.potentials.select import select_frames
 
     if args.force_deviation is None and args.energy_deviation is None and not args.extrapolating:
         raise DataError("say what to pick: --force-deviation, --energy-deviation and/or --extrapolating")
     check_suffix(args.out, EXTXYZ_SUFFIXES, "extended XYZ")
-    check_outputs(files=[args.out], inputs=args.inputs, read_dirs=[args.model])
+    check_outputs(files=[args.out], inputs=args.inputs, read_dirs=potential_folders(args.model))
     unit = args.units or (1.0, 1.0)
     model = load_potential_model(args.model, unit)
     if not isinstance(model, Committee):

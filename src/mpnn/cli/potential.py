@@ -138,7 +138,9 @@ def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> l
 
 def _with_results(atoms: Atoms, result: dict[str, Any], b: int, lo: int, hi: int, stress: bool) -> Atoms:
     """A copy of ``atoms`` (structure ``b``, atoms ``lo:hi`` of the batch) with its results."""
-    copy = atoms.copy()
+    from mpnn.potentials.calculator import clear_extras
+
+    copy = clear_extras(atoms.copy())
     results: dict[str, Any] = {"energy": float(result["energy"][b]), "forces": result["forces"][lo:hi]}
     results["free_energy"] = results["energy"]
     if "energies" in result:
@@ -213,10 +215,12 @@ def reference_errors(predicted: Sequence[Atoms]) -> str:
 
 def cmd_predict_potential(args: argparse.Namespace) -> int:
     """``mpnn predict POTENTIAL STRUCTURES... -o OUT.extxyz``."""
+    from mpnn.potentials.committee import potential_folders
+
     unit = args.units or (1.0, 1.0)
     out = args.out or "predictions.extxyz"
     check_suffix(out, EXTXYZ_SUFFIXES, "extended XYZ")
-    check_outputs(files=[out], inputs=args.inputs, read_dirs=[args.model])
+    check_outputs(files=[out], inputs=args.inputs, read_dirs=potential_folders(args.model))
     model = load_potential_model(args.model, unit)
     structures = read_all(args.inputs, unit, model.elements, float(model.cutoff))
     predicted = predict_structures(model, structures)
@@ -294,6 +298,7 @@ def _md_parser(sub: Any) -> None:
 def cmd_md(args: argparse.Namespace) -> int:
     """``mpnn md``: run the dynamics and print the energy balance."""
     from mpnn.data.atoms import check_elements, read_structures
+    from mpnn.potentials.committee import potential_folders
     from mpnn.potentials.md import run_md
 
     if args.init_temperature is not None and not args.nve:
@@ -301,7 +306,7 @@ def cmd_md(args: argparse.Namespace) -> int:
     unit = args.units or (1.0, 1.0)
     check_suffix(args.out, EXTXYZ_SUFFIXES, "an extended-XYZ trajectory")
     partial = f"{args.out}.partial"  # where run_md writes the frames until the run ends
-    check_outputs(files=[args.out, partial], inputs=[args.structure], read_dirs=[args.model])
+    check_outputs(files=[args.out, partial], inputs=[args.structure], read_dirs=potential_folders(args.model))
     model = load_potential_model(args.model, unit)
     atoms = read_structures(args.structure, index=args.index, units=unit, cutoff=float(model.cutoff))[0]
     check_elements([atoms], model.elements, f"{args.structure}")
@@ -373,8 +378,9 @@ def _export_parser(sub: Any) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     """``mpnn export MODEL OUT_DIR``."""
     from mpnn.n2p2.convert import export_n2p2
+    from mpnn.potentials.committee import potential_folders
 
-    check_outputs(folders=[args.out], read_dirs=[args.model])
+    check_outputs(folders=[args.out], read_dirs=potential_folders(args.model))
     check_output_folder(args.out, N2P2, foreign=True)  # not into a run, ensemble or search
     model = load_potential_model(args.model, args.units or (1.0, 1.0))
     export_n2p2(model, args.out, source=args.model)

@@ -17,7 +17,7 @@ import torch
 
 from mpnn.cli.options import _number, add_units_option
 from mpnn.errors import DataError
-from mpnn.outputs import check_outputs
+from mpnn.outputs import check_outputs, check_suffix
 
 _threshold = _number(float, lambda v: v >= 0, "a number >= 0")
 
@@ -60,7 +60,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--potential", metavar="MODEL", help="sensitivity: n2p2 folder or potential run")
     p.add_argument("--max", action="store_true", help="sensitivity: the maximum, not the mean square")
     add_units_option(p, "units of DATA, --input-nn and an n2p2 MODEL (default: angstrom,ev)")
-    p.add_argument("--out", metavar="FILE", help="pruned input.nn (default output-prune-MODE.nn)")
+    p.add_argument("--out", metavar="FILE", help="pruned input.nn, named *.nn (default output-prune-MODE.nn)")
     p.add_argument("--report", metavar="FILE", help="also write the table of dropped functions here")
     p.set_defaults(func=cmd_prune)
     return p
@@ -86,6 +86,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise DataError("--max: an option of prune sensitivity")
     units = args.units or (1.0, 1.0)
     out = args.out or f"output-prune-{args.mode}.nn"
+    check_suffix(out, (".nn",), "an input.nn")  # never a checkpoint, config.json or structure file
     inputs = [args.data, args.input_nn, args.scaling]
     check_outputs(files=[out, args.report], inputs=inputs, read_dirs=[args.potential])
     if args.mode == "range":

@@ -138,13 +138,18 @@ def default_trajectory(out: str) -> str:
 
 def cmd_relax(args: argparse.Namespace) -> int:
     """``mpnn relax``: relax, write, print a one-line summary."""
+    from mpnn.potentials.committee import potential_folders
     from mpnn.potentials.relax import relax
 
     trajectory = args.trajectory or default_trajectory(args.out)
     check_suffix(args.out, EXTXYZ_SUFFIXES, "extended XYZ")
     check_suffix(trajectory, EXTXYZ_SUFFIXES, "an extended-XYZ trajectory")
     partial = f"{trajectory}.partial"
-    check_outputs(files=[args.out, trajectory, partial], inputs=[args.structure], read_dirs=[args.model])
+    check_outputs(
+        files=[args.out, trajectory, partial],
+        inputs=[args.structure],
+        read_dirs=potential_folders(args.model),
+    )
     model = load_potential_model(args.model, args.units or (1.0, 1.0))
     atoms = _read(args, model)
     if args.cell and (atoms.cell.rank < 3 or not atoms.pbc.any()):
@@ -240,10 +245,15 @@ def _mc_parser(sub: Any) -> None:
 
 def cmd_mc(args: argparse.Namespace) -> int:
     """``mpnn mc``: run the moves, print the acceptance ratios and energies."""
+    from mpnn.potentials.committee import potential_folders
     from mpnn.potentials.montecarlo import run_mc
 
     check_suffix(args.out, EXTXYZ_SUFFIXES, "an extended-XYZ trajectory")
-    check_outputs(files=[args.out, f"{args.out}.partial"], inputs=[args.structure], read_dirs=[args.model])
+    check_outputs(
+        files=[args.out, f"{args.out}.partial"],
+        inputs=[args.structure],
+        read_dirs=potential_folders(args.model),
+    )
     model = load_potential_model(args.model, args.units or (1.0, 1.0))
     atoms = _read(args, model)
     calc = make_calculator(model, args, energy_only=True)

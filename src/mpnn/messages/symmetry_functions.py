@@ -15,7 +15,9 @@ uses the first W_s columns, in n2p2's sorted order, then the scaling of its elem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from types import MappingProxyType
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +49,16 @@ class _Group(nn.Module):
         super().__init__()
         self.element, self.neighbors, self.angular, self.terms = element, neighbors, angular, terms
         self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
+
+
+#: A :attr:`SymmetryFunctions.monitor`: ``monitor(raw (N, W), species (N,))``.
+Monitor = Callable[[Tensor, Tensor], None]
+
+#: The monitors set in this thread (or asyncio task), by ``id`` of their module (read-only views,
+#: replaced on every change: a new thread starts with none).
+_MONITORS: ContextVar[Mapping[int, Monitor]] = ContextVar(
+    "symmetry_function_monitors", default=MappingProxyType({})
+)
 
 
 class SymmetryFunctions(nn.Module):
@@ -97,9 +109,20 @@ class SymmetryFunctions(nn.Module):
         self.register_buffer("scale_min", torch.zeros((len(self.elements), 1), dtype=torch.float64))
         #: the statistics the scaling came from: (S, W, 4) min, max, mean, sigma
         self.register_buffer("statistics", torch.zeros((*shape, 4), dtype=torch.float64))
-        #: called as ``monitor(raw (N, W), species (N,))`` by every :meth:`prepare` when set
-        #: (:func:`mpnn.potentials.extrapolation.count_extrapolation`)
-        self.monitor: Callable[[Tensor, Tensor], None] | None = None
+
+    @property
+    def monitor(self) -> Monitor | None:
+        """Called as ``monitor(raw (N, W), species (N,))`` by every :meth:`prepare` when set
+        (:func:`mpnn.potentials.extrapolation.count_extrapolation`). Set per thread (and asyncio
+        task): a monitor set in one thread never sees, nor is undone by, another's evaluations."""
+        return _MONITORS.get().get(id(self))
+
+    @monitor.setter
+    def monitor(self, value: Monitor | None) -> None:
+        monitors = {k: v for k, v in _MONITORS.get().items() if k != id(self)}
+        if value is not None:
+            monitors[id(self)] = value
+        _MONITORS.set(MappingProxyType(monitors))
 
     def species_index(self, element: str | int) -> int:
         """Species index of an element given by atomic number or symbol."""

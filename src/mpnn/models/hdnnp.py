@@ -86,7 +86,22 @@ def symmetry_specs(c: HDNNPConfig) -> list[list[SymmetryFunctionSpec]]:
 
 
 def energy_networks(c: HDNNPConfig, inputs: list[int]) -> ElementUpdate:
-    """The per-element energy networks of ``c`` on ``inputs[s]`` inputs, energy scale ``energy_unit``."""
+    """The per-element energy networks of ``c`` on ``inputs[s]`` inputs, energy scale ``energy_unit``.
+
+    Raises ValueError, before anything is allocated, for more than
+    :data:`mpnn.models.MAX_PARAMETERS` weights and biases (e.g. an n2p2 ``input.nn`` asking for
+    ``global_nodes_short 100000 100000``: 10^10 weights, 80 GB)."""
+    from mpnn.models import MAX_PARAMETERS
+
+    count = sum(
+        sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        for widths in ([n, *nodes, 1] for n, nodes in zip(inputs, c.nodes, strict=True))
+    )
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"hdnnp: networks of {count:,} parameters, more than the {MAX_PARAMETERS:,} allowed "
+            "(sizes too large?)"
+        )
     networks = [
         ElementNetwork(n, nodes, act, c.normalize_nodes)
         for n, nodes, act in zip(inputs, c.nodes, c.activations, strict=True)

@@ -95,6 +95,11 @@ def sensitivities(model: PotentialModel, molecules: Sequence[Molecule]) -> list[
         (grad,) = torch.autograd.grad(network(scaled).sum(), scaled)
         grad = grad.detach().double()
         msa, peak = grad.square().mean(0).sqrt(), grad.abs().max(0).values
+        if not msa.sum() > 0:  # percentages of a zero sum: 0/0 (n2p2 writes NaN and prunes nothing)
+            raise DataError(
+                f"element {model.config['elements'][s]}: its network's output does not depend on its "
+                "symmetry functions (every sensitivity is 0); nothing to rank them by"
+            )
         out.append(torch.stack([msa, peak, 100 * msa / msa.sum(), 100 * peak / peak.sum()], 1))
     return out
 

@@ -31,6 +31,7 @@ alone (Monte Carlo needs only energies; a call then costs 1/2 to 1/3 as much,
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -46,12 +47,24 @@ from mpnn.potentials.committee import evaluate_potential
 from mpnn.potentials.extrapolation import ExtrapolationError, limit_message
 from mpnn.sanity import CLOSE_FRACTION, close_pair_count, warn
 
-__all__ = ["MpnnCalculator", "frame_extras"]
+__all__ = ["MpnnCalculator", "clear_extras", "frame_extras"]
 
 #: ``results`` keys that a trajectory frame keeps in its ``info`` (per structure) and ``arrays``
 #: (per atom), when the calculator gives them.
 FRAME_INFO = ("extrapolation_warnings", "energy_std", "max_force_std")
 FRAME_ARRAYS = ("extrapolation", "forces_std")
+
+
+def clear_extras(atoms: Atoms) -> Atoms:
+    """``atoms`` (changed in place) without the keys :func:`frame_extras` writes: a structure read
+    from an earlier run's output (a committee's deviations, counts of another potential) must not
+    pass them off as the results of the potential that evaluates it now."""
+    for key in (*FRAME_INFO, "close_pairs"):
+        atoms.info.pop(key, None)
+    for key in FRAME_ARRAYS:
+        if key in atoms.arrays:
+            del atoms.arrays[key]
+    return atoms
 
 
 def frame_extras(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -103,7 +116,10 @@ class MpnnCalculator(Calculator):
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
         self.elements = list(getattr(model, "elements", []))
-        self.max_extrapolation_warnings = max_extrapolation_warnings
+        limit = max_extrapolation_warnings
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, Integral) or limit < 0):
+            raise ValueError(f"max_extrapolation_warnings: expected None or an integer >= 0, got {limit!r}")
+        self.max_extrapolation_warnings = None if limit is None else int(limit)
         #: extrapolation warnings of all calls so far, and the calls that had any
         self.extrapolation_total = 0
         self.extrapolated_calls = 0

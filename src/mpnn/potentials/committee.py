@@ -16,7 +16,9 @@ criterion for picking structures to relabel (:mod:`mpnn.potentials.select`).
 A committee folder is a folder whose subfolders (two or more) are each a potential (an n2p2
 folder or a ``mpnn train-potential`` run), e.g. the runs of one command with different seeds;
 :func:`load_committee` reads it. Members must cover the same elements; the neighbour list is
-built once for the largest cutoff and each member ignores the pairs beyond its own.
+built once for the largest cutoff and each member ignores the pairs beyond its own. A subfolder
+with a ``config.json`` that is no potential, and two links to one folder, are refused
+(:func:`committee_members`): either would make the spread smaller than it is.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from mpnn.errors import DataError
 from mpnn.potentials.extrapolation import count_extrapolation
 from mpnn.potentials.forces import evaluate
 
-__all__ = ["Committee", "committee_members", "evaluate_potential", "load_committee"]
+__all__ = ["Committee", "committee_members", "evaluate_potential", "load_committee", "potential_folders"]
 
 
 class Committee(nn.Module):
@@ -118,7 +120,30 @@ def committee_members(folder: str | Path) -> list[Path]:
     if folder_kind(folder) != COMMITTEE:
         return []
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [p for p in subfolders if folder_kind(p) in (N2P2, POTENTIAL_RUN)]
+    members = [p for p in subfolders if folder_kind(p) in (N2P2, POTENTIAL_RUN)]
+    for other in subfolders:  # a member left out unseen would shrink the committee and its spread
+        if other not in members and (other / "config.json").exists():
+            from mpnn.train.settings_files import load_json
+
+            load_json(other / "config.json")  # unreadable: its own one-line error
+            raise DataError(
+                f"{other}: holds {folder_kind(other) or 'a config.json of no potential'}, not a potential; "
+                f"a committee folder ({folder}) holds potential folders only"
+            )
+    for k, member in enumerate(members):  # links to one folder: its deviation from itself is zero
+        for other in members[:k]:
+            if member.resolve() == other.resolve():
+                raise DataError(
+                    f"{folder}: {other.name} and {member.name} are the same potential "
+                    f"({member.resolve()}); a committee needs different members"
+                )
+    return members
+
+
+def potential_folders(path: str | Path) -> list[Path]:
+    """The folders a command reading the potential ``path`` reads: ``path`` and, for a committee
+    folder, each member (where links lead), so that no output is written into one of them."""
+    return [Path(path), *committee_members(path)]
 
 
 def load_committee(folder: str | Path, loader: Callable[[Path], nn.Module]) -> Committee:

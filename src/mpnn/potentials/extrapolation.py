@@ -8,7 +8,10 @@ columns of ``scaling.data``). An atom of element s whose function j has a raw va
 As n2p2 does (``Element::updateSymmetryFunctionStatistics``), one **extrapolation warning** is
 one (atom, function) pair with ``G + eps < Gmin`` or ``G - eps > Gmax``, with
 ``eps = 1000 x`` the float64 machine epsilon (2.2e-13) so that training structures on the
-boundary raise none.
+boundary raise none. An evaluation in lower precision (a float32 calculator) computes G with
+the rounding of its type, a few units in the last place away from the float64 range: there the
+tolerance is ``eps`` plus 1000 of that type's epsilons relative to the bound
+(``1000 x 1.2e-7 x |bound|`` in float32), so that the training structures still raise none.
 
 :func:`count_extrapolation` attaches a counter to a potential for the evaluations inside it; the
 ASE calculator, ``mpnn predict``, ``md``, ``relax`` and ``mc`` report the counts per structure
@@ -75,13 +78,23 @@ def out_of_range(raw: Tensor, species: Tensor, statistics: Tensor, sizes: list[i
         statistics: (S, W, 4) per species and function (min, max, mean, sigma).
         sizes: (S,) number of functions of each species.
     """
-    raw = raw.detach().to(torch.float64)
     low = statistics[species, :, 0].to(raw.device)
     high = statistics[species, :, 1].to(raw.device)
     size = torch.tensor(sizes, device=raw.device)[species, None]
     real = torch.arange(raw.shape[1], device=raw.device) < size
-    outside = ((raw + EPSILON < low) | (raw - EPSILON > high)) & real
-    return outside.sum(dim=1)
+    return (_outside(raw, low, high) & real).sum(dim=1)
+
+
+def _outside(raw: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """Boolean, the shape of ``raw``: values beyond ``[low, high]`` (float64) by more than the
+    tolerance of ``raw``'s precision (:data:`EPSILON`; in lower precision also 1000 of its
+    epsilons relative to the bound)."""
+    values = raw.detach().to(torch.float64)
+    below, above = torch.full_like(low, EPSILON), torch.full_like(high, EPSILON)
+    if raw.dtype != torch.float64:
+        relative = 1000.0 * torch.finfo(raw.dtype).eps
+        below, above = below + relative * low.abs(), above + relative * high.abs()
+    return (values + below < low) | (values - above > high)
 
 
 @dataclass
@@ -112,9 +125,9 @@ class ExtrapolationCounter:
 
         s = int(species[atom])
         n = self.functions.sizes[s]
-        values = raw[atom, :n].to(torch.float64).cpu()
+        values = raw[atom, :n].cpu()
         low, high = self.functions.statistics[s, :n, 0].cpu(), self.functions.statistics[s, :n, 1].cpu()
-        j = int(torch.nonzero((values + EPSILON < low) | (values - EPSILON > high))[0])
+        j = int(torch.nonzero(_outside(values, low, high))[0])
         element = chemical_symbols[self.functions.elements[s]]
         return (
             f"atom {atom} ({element}), symmetry function {j + 1}: G = {float(values[j]):.6g} outside "

@@ -26,9 +26,9 @@ def frame(
     ``extras``: a :class:`~mpnn.potentials.calculator.MpnnCalculator`'s ``results`` of this
     structure, whose extrapolation counts and committee deviations the frame keeps
     (:func:`~mpnn.potentials.calculator.frame_extras`)."""
-    from mpnn.potentials.calculator import frame_extras
+    from mpnn.potentials.calculator import clear_extras, frame_extras
 
-    copy = atoms.copy()
+    copy = clear_extras(atoms.copy())
     copy.calc = SinglePointCalculator(copy, **results)
     more, arrays = frame_extras(extras or {})
     copy.info.update(more)

@@ -43,7 +43,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from torch import nn
 
 from mpnn.errors import DataError
-from mpnn.potentials.calculator import MpnnCalculator, frame_extras
+from mpnn.potentials.calculator import MpnnCalculator, clear_extras, frame_extras
 from mpnn.sanity import check_md_settings
 
 __all__ = ["MDLog", "run_md"]
@@ -75,7 +75,7 @@ def _frame(atoms: Atoms, step: int, time_fs: float) -> str:
     """One extended-XYZ frame of ``atoms`` with its calculator's results."""
     from ase.io import write
 
-    frame = atoms.copy()
+    frame = clear_extras(atoms.copy())
     results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
     if atoms.cell.rank == 3:
         try:
