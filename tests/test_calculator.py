@@ -157,3 +157,28 @@ def test_calculator_takes_dtype_and_needs_a_cutoff(model) -> None:
     single = atoms.get_potential_energy()
     atoms.calc = MpnnCalculator(model)
     assert single == pytest.approx(atoms.get_potential_energy(), rel=1e-5)
+
+
+def test_a_change_of_what_the_model_reads_recomputes_and_nothing_else_does(model) -> None:
+    atoms = crystal()
+    calc = MpnnCalculator(model)
+    atoms.calc = calc
+    atoms.get_forces()
+    calls = calc.calls
+    atoms.get_forces(), atoms.get_potential_energy()
+    atoms.set_initial_charges([0.1, 0.0, 0.0, 0.0])  # not an input of the model: the results stand
+    atoms.get_forces()
+    assert calc.calls == calls
+    for change in (
+        lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-9),
+        lambda a: a.set_cell(a.cell.array * 1.001, scale_atoms=False),
+        lambda a: a.set_pbc([True, True, False]),
+        lambda a: a.numbers.__setitem__(1, 8),
+    ):
+        before = calc.results["energy"]
+        change(atoms)
+        fresh = atoms.copy()  # the same structure, evaluated by a new calculator
+        fresh.calc = MpnnCalculator(model)
+        assert atoms.get_potential_energy() == pytest.approx(fresh.get_potential_energy(), abs=1e-12)
+        assert calc.calls == calls + 1 and atoms.get_potential_energy() != before
+        calls = calc.calls

@@ -42,7 +42,6 @@ from torch import nn
 
 from mpnn.data.atoms import atoms_to_molecule, check_elements, collate_structures
 from mpnn.errors import DataError
-from mpnn.inputs import edge_vectors
 from mpnn.potentials.committee import evaluate_potential
 from mpnn.potentials.extrapolation import ExtrapolationError, limit_message
 from mpnn.sanity import CLOSE_FRACTION, close_pair_count, warn
@@ -129,6 +128,21 @@ class MpnnCalculator(Calculator):
         self._warned_close = False
         self.forces_with_energy = forces_with_energy
 
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list[str]:
+        """What changed since the last calculation among what the model reads: ``positions``,
+        ``numbers``, ``cell``, ``pbc`` (compared exactly). ASE's own comparison also walks charges,
+        magnetic moments and every other array, which costs as much as a small molecule's forces."""
+        old = self.atoms
+        if old is None or len(old) != len(atoms):
+            return list(all_changes)
+        pairs = (
+            ("positions", old.positions, atoms.positions),
+            ("numbers", old.numbers, atoms.numbers),
+            ("cell", old.cell.array, atoms.cell.array),
+            ("pbc", old.pbc, atoms.pbc),
+        )
+        return [name for name, a, b in pairs if not np.array_equal(a, b)]
+
     def calculate(
         self,
         atoms: Atoms | None = None,
@@ -189,10 +203,11 @@ class MpnnCalculator(Calculator):
 
     def _close_pairs(self, atoms: Atoms, batch: Any) -> int:
         """Pairs of atoms closer than the sanity bound (from the neighbour list just built)."""
-        with torch.no_grad():
-            distance = edge_vectors(batch).norm(dim=1).cpu().numpy()
         source, centre = batch.edge_index.cpu().numpy()
-        count = close_pair_count(atoms.numbers, source, centre, distance)
+        vectors = atoms.positions[source] - atoms.positions[centre]  # numpy: a few microseconds
+        if batch.shift is not None and batch.cell is not None:
+            vectors += batch.shift.cpu().numpy() @ atoms.cell.array
+        count = close_pair_count(atoms.numbers, source, centre, np.sqrt((vectors**2).sum(1)))
         # the structure as given was checked where it was read; warn once when a run brings atoms closer
         if count and self.calls > 0 and not self._warned_close:
             self._warned_close = True

@@ -97,9 +97,11 @@ def evaluate_potential(
         if counter is not None:
             counts.append(counter.per_atom.copy())
             first = first or counter.first
-    stacked = {key: np.stack([r[key].cpu().double().numpy() for r in results]) for key in results[0]}
-    out = {key: values.mean(0) for key, values in stacked.items()}
-    if len(members) > 1:
+    if len(members) == 1:  # one potential: its values as they are
+        out: dict[str, Any] = {key: value.cpu().double().numpy() for key, value in results[0].items()}
+    else:
+        stacked = {key: np.stack([r[key].cpu().double().numpy() for r in results]) for key in results[0]}
+        out = {key: values.mean(0) for key, values in stacked.items()}
         out["energy_std"] = stacked["energy"].std(0)
         if "forces" in stacked:
             deviation = stacked["forces"] - out["forces"]
@@ -107,7 +109,7 @@ def evaluate_potential(
         if "stress" in stacked:
             out["stress_std"] = stacked["stress"].std(0)
     if counts:
-        out["extrapolation"] = np.max(np.stack(counts), axis=0)
+        out["extrapolation"] = counts[0] if len(counts) == 1 else np.max(np.stack(counts), axis=0)
         out["extrapolation_first"] = first
     return out
 

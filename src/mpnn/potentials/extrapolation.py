@@ -66,7 +66,35 @@ def _symmetry_functions(model: nn.Module) -> nn.Module | None:
 def has_ranges(model: nn.Module) -> bool:
     """Whether ``model`` records training ranges of symmetry functions (all-zero statistics: none)."""
     functions = _symmetry_functions(model)
-    return functions is not None and bool(functions.statistics[..., :2].abs().sum() > 0)
+    return functions is not None and _ranges(functions, torch.float64)[2]
+
+
+def _ranges(functions: nn.Module, dtype: torch.dtype) -> tuple[Tensor, Tensor, bool]:
+    """(S, W) float64 bounds below and above which a value of precision ``dtype`` is out of range
+    (the training range widened by the tolerance of :func:`_outside`; padding columns never are),
+    and whether any range is recorded. Cached on ``functions`` until its statistics change: an
+    evaluation compares and counts, nothing more."""
+    stats = functions.statistics
+    key = (stats._version, stats.data_ptr(), dtype, stats.device)
+    cached = getattr(functions, "_extrapolation_bounds", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    low, high = stats[..., 0].to(torch.float64), stats[..., 1].to(torch.float64)
+    below, above = torch.full_like(low, EPSILON), torch.full_like(high, EPSILON)
+    if dtype != torch.float64:
+        relative = 1000.0 * torch.finfo(dtype).eps
+        below, above = below + relative * low.abs(), above + relative * high.abs()
+    real = (
+        torch.arange(low.shape[1], device=low.device)
+        < torch.tensor(functions.sizes, device=low.device)[:, None]
+    )
+    bounds = (
+        torch.where(real, low - below, -torch.inf),
+        torch.where(real, high + above, torch.inf),
+        bool(stats[..., :2].abs().sum() > 0),
+    )
+    functions._extrapolation_bounds = (key, bounds)
+    return bounds
 
 
 def out_of_range(raw: Tensor, species: Tensor, statistics: Tensor, sizes: list[int]) -> Tensor:
@@ -113,8 +141,9 @@ class ExtrapolationCounter:
     def record(self, raw: Tensor, species: Tensor) -> None:
         """Called by the symmetry functions with the (N, W) raw values and (N,) species."""
         with torch.no_grad():
-            stats = self.functions.statistics
-            counts = out_of_range(raw, species, stats, self.functions.sizes)
+            low, high, _ = _ranges(self.functions, raw.dtype)
+            values = raw.detach().to(torch.float64)
+            counts = ((values < low[species]) | (values > high[species])).sum(dim=1)
             self.per_atom = counts.cpu().numpy()
             self.first = ""
             if self.per_atom.any():
