@@ -17,6 +17,12 @@ from mpnn.data.atoms import atoms_to_molecule
 from mpnn.models.hdnnp import HDNNPConfig, hdnnp
 from mpnn.neighbors import neighbor_list
 
+#: ``mpnn train-potential`` options of a potential trained in seconds (tiny functions, networks, 1 epoch)
+TINY_POTENTIAL = (
+    "--radial 3 --r-min 0.8 --angular 1 --angular-shifts 1 --zetas 1,4 --nodes 6,6 --cutoff 4.0 "
+    "--batch-size 4 --epochs 1 --quiet"
+).split()
+
 
 def small_hdnnp(elements: tuple[str, ...], rc: float, cutoff_type: int, seed: int, weighted: bool = False):
     """Radial (2) and angular (3) functions for every neighbour combination, one wide angular function (9),

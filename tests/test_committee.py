@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from small_potentials import TRICLINIC, labelled, small_hdnnp, spread
+from small_potentials import TINY_POTENTIAL, TRICLINIC, labelled, small_hdnnp, spread
 
 from mpnn import cli
 from mpnn.errors import DataError
@@ -85,10 +85,7 @@ def test_select_picks_the_band_and_the_largest_under_a_limit() -> None:
 
 
 # -- the commands, on two potentials trained by `mpnn train-potential` ---------------------------------
-POTENTIAL = (
-    "--radial 3 --r-min 0.8 --angular 1 --angular-shifts 1 --zetas 1,4 --nodes 6,6 --cutoff 4.0 "
-    "--batch-size 4 --epochs 1 --quiet"
-).split()
+POTENTIAL = TINY_POTENTIAL
 
 
 @pytest.fixture(scope="module")

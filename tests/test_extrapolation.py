@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from small_potentials import labelled
+from small_potentials import TINY_POTENTIAL, labelled
 
 from mpnn import cli
 from mpnn.data.atoms import collate_structures
@@ -152,10 +152,7 @@ def test_a_potential_without_ranges_counts_nothing() -> None:
 
 
 # -- the commands, on a potential trained by `mpnn train-potential` ------------------------------------
-POTENTIAL = (
-    "--radial 3 --r-min 0.8 --angular 1 --angular-shifts 1 --zetas 1,4 --nodes 6,6 --cutoff 4.0 "
-    "--batch-size 4 --epochs 1 --quiet"
-).split()
+POTENTIAL = TINY_POTENTIAL
 
 
 @pytest.fixture(scope="module")

@@ -55,17 +55,14 @@ import ase.io
 import numpy as np
 import pytest
 import torch
-from small_potentials import labelled
+from small_potentials import TINY_POTENTIAL, labelled
 
 from mpnn import cli
 from mpnn.data.qm9 import bundled_release_path
 from mpnn.n2p2.input_data import write_input_data
 
 TINY = ["--dim", "16", "--steps", "1", "--batch-size", "8", "--quiet"]
-POTENTIAL = (
-    "--radial 3 --r-min 0.8 --angular 1 --angular-shifts 1 --zetas 1,4 --nodes 6,6 --cutoff 4.0 "
-    "--batch-size 4 --epochs 1 --quiet"
-).split()
+POTENTIAL = TINY_POTENTIAL
 N2P2_FILES = ("input.nn", "scaling.data", "weights.001.data", "weights.006.data", "weights.008.data")
 
 

@@ -240,15 +240,10 @@ def register(subparsers: Any) -> None:
     _export_parser(subparsers)
 
 
-def _md_parser(sub: Any) -> None:
-    """The ``mpnn md`` subcommand."""
-    p = sub.add_parser(
-        "md",
-        help="molecular dynamics with a potential",
-        description="NVE (velocity Verlet) or NVT (Langevin) dynamics of one structure with a potential; "
-        "writes an extended-XYZ trajectory (positions, momenta, energy, forces) frame by frame.",
-    )
-    p.add_argument("model", metavar="MODEL", help="n2p2 potential folder or potential run folder")
+def add_structure_arguments(p: argparse.ArgumentParser) -> None:
+    """MODEL, STRUCTURE, ``--index``, ``--units`` and ``--max-extrapolation-warnings``: what the
+    commands that run one structure with a potential (``md``, ``relax``, ``mc``) share."""
+    p.add_argument("model", metavar="MODEL", help="potential: n2p2 folder, run folder or committee folder")
     p.add_argument("structure", metavar="STRUCTURE", help="structure file (extxyz, n2p2 input.data, ...)")
     p.add_argument(
         "--index",
@@ -257,6 +252,19 @@ def _md_parser(sub: Any) -> None:
         metavar="I",
         help="which structure of the file (default: 0, the first; -1: the last)",
     )
+    add_units_option(p, "units of the n2p2 files, e.g. bohr,hartree (default: angstrom,ev)")
+    add_extrapolation_option(p)
+
+
+def _md_parser(sub: Any) -> None:
+    """The ``mpnn md`` subcommand."""
+    p = sub.add_parser(
+        "md",
+        help="molecular dynamics with a potential",
+        description="NVE (velocity Verlet) or NVT (Langevin) dynamics of one structure with a potential; "
+        "writes an extended-XYZ trajectory (positions, momenta, energy, forces) frame by frame.",
+    )
+    add_structure_arguments(p)
     p.add_argument("--steps", type=_count, required=True, metavar="N", help="number of time steps")
     p.add_argument("--timestep", type=_positive_float, required=True, metavar="FS", help="time step, fs")
     ensemble = p.add_mutually_exclusive_group(required=True)
@@ -287,10 +295,8 @@ def _md_parser(sub: Any) -> None:
         metavar="TRAJ",
         default="trajectory.extxyz",
     )
-    add_units_option(p, "units of the n2p2 files, e.g. bohr,hartree (default: angstrom,ev)")
     p.add_argument("--interval", type=_positive_int, default=1, metavar="K", help="write every K steps")
     p.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of velocities and noise")
-    add_extrapolation_option(p)
     add_quiet_option(p, "no progress bar")
     p.set_defaults(func=cmd_md)
 

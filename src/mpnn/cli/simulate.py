@@ -26,14 +26,13 @@ from mpnn.cli.options import (
     _positive_float,
     _positive_int,
     _seed,
-    add_extrapolation_option,
     add_out_option,
     add_quiet_option,
-    add_units_option,
 )
 from mpnn.cli.potential import (
     EXTXYZ_SUFFIXES,
     OUTPUT_UNITS,
+    add_structure_arguments,
     load_potential_model,
     report_calculator,
     write_extxyz,
@@ -60,20 +59,6 @@ def register(subparsers: Any) -> None:
     _mc_parser(subparsers)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="n2p2 potential folder or potential run folder")
-    p.add_argument("structure", metavar="STRUCTURE", help="structure file (extxyz, n2p2 input.data, ...)")
-    p.add_argument(
-        "--index",
-        type=int,
-        default=0,
-        metavar="I",
-        help="which structure of the file (default: 0, the first; -1: the last)",
-    )
-    add_units_option(p, "units of the n2p2 files, e.g. bohr,hartree (default: angstrom,ev)")
-    add_extrapolation_option(p)
-
-
 def _relax_parser(sub: Any) -> None:
     from mpnn.potentials.relax import OPTIMIZERS
 
@@ -85,7 +70,7 @@ def _relax_parser(sub: Any) -> None:
         "extended XYZ. Exit status 1 when --fmax is not reached within --steps (the outputs hold "
         "the last structure), 2 on errors.",
     )
-    _common(p)
+    add_structure_arguments(p)
     add_out_option(
         p, "the relaxed structure (default: %(default)s)", short=True, metavar="OUT", default="relaxed.extxyz"
     )
@@ -215,7 +200,7 @@ def _mc_parser(sub: Any) -> None:
         "elements) swaps the positions of two atoms of different elements; accepted with probability "
         "min(1, exp(-dE/kT)). Writes an extended-XYZ trajectory and prints the acceptance ratios.",
     )
-    _common(p)
+    add_structure_arguments(p)
     p.add_argument("--temperature", type=_positive_float, required=True, metavar="K", help="temperature, K")
     p.add_argument("--steps", type=_count, required=True, metavar="N", help="number of moves")
     p.add_argument(
