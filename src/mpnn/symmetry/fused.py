@@ -155,7 +155,7 @@ def run(
         return out, jac
     from mpnn.symmetry.compact_kernels import compact_forward
 
-    compiled._run(compact_forward, (*arrays, *compact, out))
+    compiled._run(compact_forward, (*arrays, compact, out))
     return out, CompactJacobian(jac if gaussian is not None else None, edges, compact)
 
 
@@ -173,7 +173,7 @@ def contract(grad: np.ndarray, jac: np.ndarray | CompactJacobian, ptr: np.ndarra
         dvec = compiled._run(kernel, (grad, jac.dense, ptr))
     else:
         dvec = np.zeros((jac.edges.vectors.shape[0], 3))
-    compiled._run(compact_backward, (*_arrays(jac.edges), *jac.table, grad, dvec))
+    compiled._run(compact_backward, (*_arrays(jac.edges), jac.table, grad, dvec))
     return dvec
 
 
