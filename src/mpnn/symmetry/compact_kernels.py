@@ -156,6 +156,17 @@ def _dot(x, y, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
+def _dot3(x, y0, y1, y2, n):  # pragma: no cover - compiled
+    """(x . y0, x . y1, x . y2) over k < n: three dot products sharing the loads of x."""
+    t0, t1, t2 = 0.0, 0.0, 0.0
+    for k in range(n):
+        t0 += x[k] * y0[k]
+        t1 += x[k] * y1[k]
+        t2 += x[k] * y2[k]
+    return t0, t1, t2
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
 def _sum(x, n):  # pragma: no cover - compiled
     """sum_k x[k], k < n (reassociated: vectorized)."""
     total = 0.0
@@ -320,7 +331,8 @@ def compact_forward(vec, dist, ptr, species, nspecies, nweight, table, out):  # 
                     out[i, rf_col[f]] += weight * fe[rf_w[f] - w0, q]
         fg, dfg = np.empty((nr_max, count)), np.empty((nr_max, count))
         theta, cosv, dth, rjk = np.empty(count), np.empty(count), np.empty(count), np.empty(count)
-        qv, qc = np.empty((na_max, count)), np.empty((na_max, count))
+        na_pad = 3 * ((na_max + 2) // 3)  # angle windows in blocks of three (padded with 0)
+        qv, qc = np.zeros((na_pad, count)), np.zeros((na_pad, count))
         fk, dfk, fjk = np.empty((nr_max, count)), np.empty((nr_max, count)), np.empty((nr_max, count))
         grid = np.empty(nr_max * na_max)
         for g in range(ag_centre.shape[0]):
@@ -330,6 +342,7 @@ def compact_forward(vec, dist, ptr, species, nspecies, nweight, table, out):  # 
             nr, na = ag_r1[g] - ag_r0[g], ag_a1[g] - ag_a0[g]
             _group_factors(g, table, nweight, local, fe, w0, e1 < 0, fg, dfg, dfe)
             grid[: nr * na] = 0.0
+            qv[na:] = 0.0
             a_lo, a_hi = (0, count) if e1 < 0 else (first[e1], first[e1 + 1])
             same = e1 < 0 or e1 == e2
             for ia in range(a_lo, a_hi):
@@ -345,8 +358,13 @@ def compact_forward(vec, dist, ptr, species, nspecies, nweight, table, out):  # 
                     if fa == 0.0:
                         continue
                     fb = fk[rho, :m] if narrow else fg[rho, lo:hi]
-                    for al in range(na):
-                        grid[rho * na + al] += fa * _dot(fb, qv[al, :m], m)
+                    for al in range(0, na, 3):
+                        d0, d1, d2 = _dot3(fb, qv[al, :m], qv[al + 1, :m], qv[al + 2, :m], m)
+                        grid[rho * na + al] += fa * d0
+                        if al + 1 < na:
+                            grid[rho * na + al + 1] += fa * d1
+                        if al + 2 < na:
+                            grid[rho * na + al + 2] += fa * d2
             g0 = ag_g0[g]
             for cell in range(nr * na):
                 for c in range(cell_ptr[g0 + cell], cell_ptr[g0 + cell + 1]):
@@ -422,7 +440,8 @@ def compact_backward(
                 dl[2, q] += t * xyz[2, q]
         fg, dfg = np.empty((nr_max, count)), np.empty((nr_max, count))
         theta, cosv, dth, rjk = np.empty(count), np.empty(count), np.empty(count), np.empty(count)
-        qv, qc = np.empty((na_max, count)), np.empty((na_max, count))
+        na_pad = 3 * ((na_max + 2) // 3)  # angle windows in blocks of three (padded with 0)
+        qv, qc = np.zeros((na_pad, count)), np.zeros((na_pad, count))
         fk, dfk, fjk = np.empty((nr_max, count)), np.empty((nr_max, count)), np.empty((nr_max, count))
         u = np.empty((4, count))
         t = np.empty((4, count))  # d term / d(cos, r_ij, r_ik, r_jk) summed over the functions
@@ -442,6 +461,8 @@ def compact_backward(
                 nonzero = nonzero or total != 0.0
             if not nonzero:
                 continue
+            qv[na:] = 0.0
+            qc[na:] = 0.0
             _group_factors(g, table, nweight, local, fe, w0, e1 < 0, fg, dfg, dfe)
             a_lo, a_hi = (0, count) if e1 < 0 else (first[e1], first[e1 + 1])
             same = e1 < 0 or e1 == e2
@@ -464,16 +485,20 @@ def compact_backward(
                     if fa == 0.0 and da == 0.0:
                         continue
                     # dL/dG times Q and dQ/dcos, summed over the angle windows
-                    v[:] = 0.0
-                    vc[:] = 0.0
-                    for al in range(na):
-                        x = grid[rho * na + al]
-                        if x == 0.0:
-                            continue
-                        qa, qd = qv[al, :m], qc[al, :m]
-                        for k in range(m):
-                            v[k] += x * qa[k]
-                            vc[k] += x * qd[k]
+                    for al in range(0, na, 3):
+                        x0 = grid[rho * na + al]
+                        x1 = grid[rho * na + al + 1] if al + 1 < na else 0.0
+                        x2 = grid[rho * na + al + 2] if al + 2 < na else 0.0
+                        q0, q1, q2 = qv[al, :m], qv[al + 1, :m], qv[al + 2, :m]
+                        c0, c1, c2 = qc[al, :m], qc[al + 1, :m], qc[al + 2, :m]
+                        if al == 0:
+                            for k in range(m):
+                                v[k] = x0 * q0[k] + x1 * q1[k] + x2 * q2[k]
+                                vc[k] = x0 * c0[k] + x1 * c1[k] + x2 * c2[k]
+                        else:
+                            for k in range(m):
+                                v[k] += x0 * q0[k] + x1 * q1[k] + x2 * q2[k]
+                                vc[k] += x0 * c0[k] + x1 * c1[k] + x2 * c2[k]
                     fb = fk[rho, :m] if narrow else fg[rho, lo:hi]
                     db = dfk[rho, :m] if narrow else dfg[rho, lo:hi]
                     for k in range(m):
