@@ -190,9 +190,9 @@ class SymmetryFunctions(nn.Module):
     def raw(self, batch: Batch, vectors: Tensor) -> Tensor:
         """(N, W) unscaled symmetry functions from edge vectors (E, 3).
 
-        Outside training, on CPU with numba, the Gaussian families are computed by one compiled
-        call (:mod:`mpnn.symmetry.fused`); the other groups (and all of them in training mode,
-        whose force losses differentiate the backward pass) group by group.
+        Outside training, on CPU with numba, the Gaussian and compact families are computed by
+        one compiled call (:mod:`mpnn.symmetry.fused`); the other groups (and all of them in
+        training mode, whose force losses differentiate the backward pass) group by group.
         """
         species = self.species(batch)
         source, centre = batch.edge_index
@@ -221,7 +221,7 @@ class SymmetryFunctions(nn.Module):
 
     def all_fused(self) -> bool:
         """Whether one compiled call computes every function here (CPU; eval mode, numba, only
-        Gaussian families: what :mod:`mpnn.potentials.hdnnp_forces` needs)."""
+        Gaussian and compact families: what :mod:`mpnn.potentials.hdnnp_forces` needs)."""
         if getattr(self, "_all_fusable", None) is None:  # the groups are fixed at construction
             self._all_fusable = all(fusable(g.terms) for g in self.groups)
         return (

@@ -83,7 +83,7 @@ class CompiledCompactSum(torch.autograd.Function):
         params: tuple,
         fallback: Callable[[Tensor], Tensor],
     ) -> Tensor:
-        from mpnn.symmetry.compact_kernels import compact_forward
+        from mpnn.symmetry.compact_group_kernels import compact_forward
 
         need = vectors.requires_grad
         # the edges of the group's centres: dG/dvec is kept for them only

@@ -1,34 +1,44 @@
-"""All Gaussian functions of a message in one compiled call (:mod:`mpnn.symmetry.fused_kernels`).
+"""All functions of a message in one compiled call (:mod:`mpnn.symmetry.fused_kernels`).
 
 :func:`tables` packs the parameters of a message's Gaussian groups (radial types 2, 12, angular
-3, 9, 13) once; :class:`FusedFunctions` computes their (N, W) matrix and, when the positions
-require a gradient, keeps dG/d(edge vector) (E, W, 3) from the same walk, so that the backward
-pass is one contraction (n2p2's dG/dr, chained with dE/dG).  A differentiable backward (training
-on forces, second derivatives) recomputes the vector gradient with the per-group path.
+3, 9, 13) and of its compact ones (types 20-25, :mod:`mpnn.symmetry.compact_kernels`, a second
+walk adding to the same arrays) once; :class:`FusedFunctions` computes their (N, W) matrix and,
+when the positions require a gradient, keeps dG/d(edge vector) (E, W, 3) from the same walk, so
+that the backward pass is one contraction (n2p2's dG/dr, chained with dE/dG).  A differentiable
+backward (training on forces, second derivatives) recomputes the vector gradient with the
+per-group path.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from mpnn.symmetry import compiled
+from mpnn.symmetry import compact_tables, compiled
 from mpnn.symmetry.gaussian import GaussianAngular, GaussianRadial
 
 
 def fusable(terms: Any) -> bool:
-    """Whether a group's terms module is one the fused kernel computes."""
-    return isinstance(terms, (GaussianRadial, GaussianAngular))
+    """Whether a group's terms module is one the fused kernels compute."""
+    return isinstance(terms, (GaussianRadial, GaussianAngular)) or compact_tables.compact(terms)
 
 
-def tables(groups: Sequence[Any], species_count: int) -> tuple:
-    """The kernel's table arguments (after ``width``) for the fusable ``groups`` (``_Group``s of
+def tables(groups: Sequence[Any], species_count: int) -> tuple[tuple | None, tuple | None]:
+    """(the Gaussian kernel's table arguments (after ``width``), the compact kernel's), each None
+    where there are no such groups, for the fusable ``groups`` (``_Group``s of
     :class:`~mpnn.messages.symmetry_functions.SymmetryFunctions`)."""
+    gaussian = [g for g in groups if isinstance(g.terms, (GaussianRadial, GaussianAngular))]
+    gaussian_table = _gaussian_tables(gaussian, species_count) if gaussian else None
+    return gaussian_table, compact_tables.tables(groups, species_count)
+
+
+def _gaussian_tables(groups: Sequence[Any], species_count: int) -> tuple:
     i64, f64 = np.int64, np.float64
     rc_all: list[float] = []
     kind, alpha = 0, 0.0
@@ -114,34 +124,68 @@ def tables(groups: Sequence[Any], species_count: int) -> tuple:
     )
 
 
+@dataclass
+class CompactJacobian:
+    """What :func:`contract` needs for a message with compact functions: the Gaussian functions'
+    dG/dvec (E, W, 3) (or None), and the edges and compact tables to walk again.  The compact
+    functions' (E, W, 3) derivatives are never stored (400 MB for n2p2's 256-atom anisole): their
+    contraction with dL/dG is a second walk over the pairs (:func:`compact_backward`)."""
+
+    dense: np.ndarray | None
+    edges: compiled.EdgeArrays
+    table: tuple
+
+
 def run(
     edges: compiled.EdgeArrays, width: int, table: tuple, jacobian: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """(G (N, width), dG/dvec (E, width, 3), or (0, width, 3) without ``jacobian``) as numpy arrays;
-    the Jacobian is a view of the kept buffer: drop it before the next call (or copy it)."""
+) -> tuple[np.ndarray, np.ndarray | CompactJacobian]:
+    """G (N, width) and what :func:`contract` needs: dG/dvec (E, width, 3) (or (0, width, 3)
+    without ``jacobian``), a view of the kept buffer: drop it before the next call (or copy it);
+    a :class:`CompactJacobian` holding it where the message has compact functions."""
     from mpnn.symmetry.fused_kernels import fused_forward
 
-    jac = _take_buffer((edges.vectors.shape[0] if jacobian else 0, width, 3))
-    args = (
+    gaussian, compact = table
+    arrays = _arrays(edges)
+    jac = _take_buffer((edges.vectors.shape[0] if jacobian and gaussian is not None else 0, width, 3))
+    if gaussian is not None:
+        out = compiled._run(fused_forward, (*arrays, width, *gaussian, jacobian, jac))
+    else:
+        out = np.zeros((edges.ptr.shape[0] - 1, width))
+    if compact is None:
+        return out, jac
+    from mpnn.symmetry.compact_kernels import compact_forward
+
+    compiled._run(compact_forward, (*arrays, compact, out))
+    return out, CompactJacobian(jac if gaussian is not None else None, edges, compact)
+
+
+def contract(grad: np.ndarray, jac: np.ndarray | CompactJacobian, ptr: np.ndarray) -> np.ndarray:
+    """(E, 3) sum_f grad[centre(e), f] dG[centre(e), f]/dvec[e] (``grad`` (N, W) float64) from
+    what :func:`run` returned."""
+    from mpnn.symmetry.fused_kernels import contract as kernel
+
+    grad = np.ascontiguousarray(grad, dtype=np.float64)
+    if isinstance(jac, np.ndarray):
+        return compiled._run(kernel, (grad, jac, ptr))
+    from mpnn.symmetry.compact_kernels import compact_backward
+
+    if jac.dense is not None:
+        dvec = compiled._run(kernel, (grad, jac.dense, ptr))
+    else:
+        dvec = np.zeros((jac.edges.vectors.shape[0], 3))
+    compiled._run(compact_backward, (*_arrays(jac.edges), jac.table, grad, dvec))
+    return dvec
+
+
+def _arrays(edges: compiled.EdgeArrays) -> tuple:
+    return (
         edges.vectors,
         edges.distances,
         edges.ptr,
         edges.species,
         edges.neighbor_species,
         edges.neighbor_weight,
-        width,
-        *table,
-        jacobian,
-        jac,
     )
-    return compiled._run(fused_forward, args), jac
-
-
-def contract(grad: np.ndarray, jac: np.ndarray, ptr: np.ndarray) -> np.ndarray:
-    """(E, 3) sum_f grad[centre(e), f] jac[e, f] (``grad`` (N, W) float64)."""
-    from mpnn.symmetry.fused_kernels import contract as kernel
-
-    return compiled._run(kernel, (np.ascontiguousarray(grad, dtype=np.float64), jac, ptr))
 
 
 class FusedFunctions(torch.autograd.Function):
@@ -158,23 +202,8 @@ class FusedFunctions(torch.autograd.Function):
         table: tuple,
         fallback: Callable[[Tensor, Tensor], Tensor],
     ) -> Tensor:
-        from mpnn.symmetry.fused_kernels import fused_forward
-
         need = vectors.requires_grad
-        jac = _take_buffer((edges.vectors.shape[0], width, 3) if need else (0, width, 3))
-        args = (
-            edges.vectors,
-            edges.distances,
-            edges.ptr,
-            edges.species,
-            edges.neighbor_species,
-            edges.neighbor_weight,
-            width,
-            *table,
-            need,
-            jac,
-        )
-        out = compiled._run(fused_forward, args)
+        out, jac = run(edges, width, table, need)
         ctx.jac, ctx.ptr, ctx.fallback = jac, edges.ptr, fallback
         if need:
             ctx.save_for_backward(vectors)
@@ -186,10 +215,7 @@ class FusedFunctions(torch.autograd.Function):
             (vectors,) = ctx.saved_tensors
             grad_vectors = ctx.fallback(vectors, grad)
         else:
-            from mpnn.symmetry.fused_kernels import contract
-
-            g = np.ascontiguousarray(grad.detach().cpu().double().numpy())
-            grad_vectors = torch.from_numpy(compiled._run(contract, (g, ctx.jac, ctx.ptr)))
+            grad_vectors = torch.from_numpy(contract(grad.detach().cpu().double().numpy(), ctx.jac, ctx.ptr))
             grad_vectors = grad_vectors.to(device=grad.device, dtype=grad.dtype)
         return grad_vectors, None, None, None, None
 
