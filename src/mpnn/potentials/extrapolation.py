@@ -216,5 +216,10 @@ def summary(per_atom: Sequence[np.ndarray], what: str = "structures") -> str:
     return (
         f"{total} extrapolation warnings (symmetry functions outside the training range) in {len(hit)} "
         f"of {len(totals)} {what}, {atoms} atoms; the first: {noun} {first}, atom {atom} "
-        f"({int(per_atom[first][atom])} functions); the results there are extrapolations"
+        f"({_count(int(per_atom[first][atom]), 'function')}); the results there are extrapolations"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 function"``, ``"3 functions"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
