@@ -98,3 +98,23 @@ def labelled(count: int, seed: int) -> list[Atoms]:
         atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
         out.append(atoms)
     return out
+
+
+def water_dimers(count: int, seed: int = 0, scale: float = 0.08, emt: bool = True) -> list[Atoms]:
+    """Two water molecules, positions (Angstrom) distorted by N(0, ``scale``); EMT energies and
+    forces frozen in, or (``emt=False``) zero energy and forces, where no label is needed."""
+    rng = np.random.default_rng(seed)
+    base = np.array(
+        [[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0],
+         [2.9, 0.0, 0.2], [3.3, 0.8, 0.5], [3.3, -0.7, 0.6]]
+    )  # fmt: skip
+    out = []
+    for _ in range(count):
+        atoms = Atoms("OHHOHH", positions=base + rng.normal(scale=scale, size=base.shape))
+        energy, forces = 0.0, np.zeros((6, 3))
+        if emt:
+            atoms.calc = EMT()
+            energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        out.append(atoms)
+    return out

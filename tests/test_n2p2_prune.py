@@ -15,17 +15,16 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
+from small_potentials import water_dimers
 
 from mpnn.cli import main
 from mpnn.data.atoms import atoms_to_molecule
 from mpnn.errors import DataError
 from mpnn.models.hdnnp import hdnnp, set_energy_terms
 from mpnn.n2p2 import prune
-from mpnn.n2p2.convert import export_n2p2
+from mpnn.n2p2.convert import export_n2p2, hdnnp_config
 from mpnn.n2p2.input_data import write_input_data
 from mpnn.n2p2.input_nn import parse_input_nn, read_input_nn
-from mpnn.n2p2.training import hdnnp_config
 
 HEAD = """\
 number_of_elements 2
@@ -55,17 +54,7 @@ LINES = [HEAD.count("\n") + 1 + k for k in range(len(RADIAL) + 1)]
 
 def dimers(count: int, seed: int = 0) -> list[Atoms]:
     """Distorted water dimers, Angstrom (energy and forces 0: not needed to prune)."""
-    rng = np.random.default_rng(seed)
-    base = np.array(
-        [[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0],
-         [2.9, 0.0, 0.2], [3.3, 0.8, 0.5], [3.3, -0.7, 0.6]]
-    )  # fmt: skip
-    out = []
-    for _ in range(count):
-        atoms = Atoms("OHHOHH", positions=base + rng.normal(scale=0.15, size=base.shape))
-        atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((6, 3)))
-        out.append(atoms)
-    return out
+    return water_dimers(count, seed, scale=0.15, emt=False)
 
 
 def radial_by_hand(structures: list[Atoms]) -> dict[str, np.ndarray]:

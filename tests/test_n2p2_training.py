@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
+from small_potentials import water_dimers
 
 from mpnn.cli import main
 from mpnn.data.atoms import collate_structures, read_structures
@@ -72,19 +71,7 @@ FIRST_FUNCTION_LINE = 18
 
 def dimers(count: int, seed: int = 0) -> list[Atoms]:
     """Distorted water dimers (Angstrom) with EMT energies and forces frozen."""
-    rng = np.random.default_rng(seed)
-    base = np.array(
-        [[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0],
-         [2.9, 0.0, 0.2], [3.3, 0.8, 0.5], [3.3, -0.7, 0.6]]
-    )  # fmt: skip
-    out = []
-    for _ in range(count):
-        atoms = Atoms("OHHOHH", positions=base + rng.normal(scale=0.08, size=base.shape))
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        out.append(atoms)
-    return out
+    return water_dimers(count, seed, scale=0.08)
 
 
 @pytest.fixture(scope="module")

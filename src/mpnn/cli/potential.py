@@ -256,6 +256,18 @@ def add_structure_arguments(p: argparse.ArgumentParser) -> None:
     add_extrapolation_option(p)
 
 
+def read_structure_argument(args: argparse.Namespace, model: torch.nn.Module) -> Atoms:
+    """The structure ``--index`` of STRUCTURE (``add_structure_arguments``), checked against the
+    model's elements and cutoff, without the file's energy and forces."""
+    from mpnn.data.atoms import check_elements, read_structures
+
+    unit = args.units or (1.0, 1.0)
+    atoms = read_structures(args.structure, index=args.index, units=unit, cutoff=float(model.cutoff))[0]
+    check_elements([atoms], model.elements, f"{args.structure}")
+    atoms.calc = None
+    return atoms
+
+
 def _md_parser(sub: Any) -> None:
     """The ``mpnn md`` subcommand."""
     p = sub.add_parser(
@@ -303,7 +315,6 @@ def _md_parser(sub: Any) -> None:
 
 def cmd_md(args: argparse.Namespace) -> int:
     """``mpnn md``: run the dynamics and print the energy balance."""
-    from mpnn.data.atoms import check_elements, read_structures
     from mpnn.potentials.committee import potential_folders
     from mpnn.potentials.md import run_md
 
@@ -314,9 +325,7 @@ def cmd_md(args: argparse.Namespace) -> int:
     partial = f"{args.out}.partial"  # where run_md writes the frames until the run ends
     check_outputs(files=[args.out, partial], inputs=[args.structure], read_dirs=potential_folders(args.model))
     model = load_potential_model(args.model, unit)
-    atoms = read_structures(args.structure, index=args.index, units=unit, cutoff=float(model.cutoff))[0]
-    check_elements([atoms], model.elements, f"{args.structure}")
-    atoms.calc = None
+    atoms = read_structure_argument(args, model)
     log = run_md(
         model,
         atoms,

@@ -122,7 +122,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def _model_of(settings: Any, units: tuple[float, float]) -> Any:
     """An HDNNP with the functions of ``settings`` (its weights and scaling do not matter)."""
     from mpnn.models.hdnnp import hdnnp
-    from mpnn.n2p2.training import hdnnp_config
+    from mpnn.n2p2.convert import hdnnp_config
 
     try:
         return hdnnp(hdnnp_config(settings, settings.elements, units))

@@ -34,6 +34,7 @@ from mpnn.cli.potential import (
     OUTPUT_UNITS,
     add_structure_arguments,
     load_potential_model,
+    read_structure_argument,
     report_calculator,
     write_extxyz,
 )
@@ -104,17 +105,6 @@ def _relax_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_relax)
 
 
-def _read(args: argparse.Namespace, model: nn.Module) -> Any:
-    """The structure ``--index`` of STRUCTURE, checked against the model's elements and cutoff."""
-    from mpnn.data.atoms import check_elements, read_structures
-
-    unit = args.units or (1.0, 1.0)
-    atoms = read_structures(args.structure, index=args.index, units=unit, cutoff=float(model.cutoff))[0]
-    check_elements([atoms], model.elements, f"{args.structure}")
-    atoms.calc = None
-    return atoms
-
-
 def default_trajectory(out: str) -> str:
     """``relaxed.extxyz`` -> ``relaxed_trajectory.extxyz``."""
     path = Path(out)
@@ -136,7 +126,7 @@ def cmd_relax(args: argparse.Namespace) -> int:
         read_dirs=potential_folders(args.model),
     )
     model = load_potential_model(args.model, args.units or (1.0, 1.0))
-    atoms = _read(args, model)
+    atoms = read_structure_argument(args, model)
     if args.cell and (atoms.cell.rank < 3 or not atoms.pbc.any()):
         raise DataError(f"--cell: {args.structure}: the structure is not periodic with a 3-D cell")
     calc = make_calculator(model, args)
@@ -240,7 +230,7 @@ def cmd_mc(args: argparse.Namespace) -> int:
         read_dirs=potential_folders(args.model),
     )
     model = load_potential_model(args.model, args.units or (1.0, 1.0))
-    atoms = _read(args, model)
+    atoms = read_structure_argument(args, model)
     calc = make_calculator(model, args, energy_only=True)
     log = run_mc(
         calc,

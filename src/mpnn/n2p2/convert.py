@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,12 @@ def parse_units(text: str) -> tuple[float, float]:
     return LENGTH_UNITS[parts[0]], ENERGY_UNITS[parts[1]]
 
 
-def model_from_n2p2(potential: N2p2Potential, units: tuple[float, float] = (1.0, 1.0)) -> PotentialModel:
-    """The engine's HDNNP equal to an n2p2 potential; ``units`` of its files (see module docstring)."""
-    s = potential.settings
-    elements = list(s.elements)
-    config = HDNNPConfig(
-        elements=elements,
+def hdnnp_config(settings: N2p2Settings, elements: Sequence[str], units: Sequence[float]) -> HDNNPConfig:
+    """The HDNNP of ``settings`` for ``elements`` (species order), in ``units`` = (Angstrom, eV)
+    per length and energy unit of the file."""
+    s = settings
+    return HDNNPConfig(
+        elements=list(elements),
         symmetry_functions=[[x.to_dict() for x in s.symmetry_functions.get(e, [])] for e in elements],
         cutoff_type=s.cutoff_type,
         cutoff_alpha=s.cutoff_alpha,
@@ -66,9 +67,16 @@ def model_from_n2p2(potential: N2p2Potential, units: tuple[float, float] = (1.0,
         scaling=s.scaling,
         scale_min=s.scale_min,
         scale_max=s.scale_max,
-        length_unit=units[0],
-        energy_unit=units[1],
+        length_unit=float(units[0]),
+        energy_unit=float(units[1]),
     )
+
+
+def model_from_n2p2(potential: N2p2Potential, units: tuple[float, float] = (1.0, 1.0)) -> PotentialModel:
+    """The engine's HDNNP equal to an n2p2 potential; ``units`` of its files (see module docstring)."""
+    s = potential.settings
+    elements = list(s.elements)
+    config = hdnnp_config(s, elements, units)
     model = hdnnp(config)
     model.symmetry_functions.set_scaling(
         s.scaling, [torch.as_tensor(potential.scaling[e]) for e in elements], s.scale_min, s.scale_max

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 import torch
 
 from mpnn.errors import DataError
-from mpnn.models.hdnnp import HDNNPConfig
 from mpnn.n2p2.input_nn import N2p2Settings, read_input_nn
 
 #: The energy keywords that training replaces by the fitted energy terms.
@@ -50,26 +49,6 @@ def read_training_settings(path: str, elements: Sequence[str]) -> N2p2Settings:
             "(their networks and scaling would have no data)"
         )
     return settings
-
-
-def hdnnp_config(settings: N2p2Settings, elements: Sequence[str], units: Sequence[float]) -> HDNNPConfig:
-    """The HDNNP of ``settings`` for ``elements`` (species order), in ``units`` = (Angstrom, eV)
-    per length and energy unit of the file."""
-    s = settings
-    return HDNNPConfig(
-        elements=list(elements),
-        symmetry_functions=[[x.to_dict() for x in s.symmetry_functions[e]] for e in elements],
-        cutoff_type=s.cutoff_type,
-        cutoff_alpha=s.cutoff_alpha,
-        nodes=[list(s.nodes[e]) for e in elements],
-        activations=["".join(s.activations[e]) for e in elements],
-        normalize_nodes=s.normalize_nodes,
-        scaling=s.scaling,
-        scale_min=s.scale_min,
-        scale_max=s.scale_max,
-        length_unit=float(units[0]),
-        energy_unit=float(units[1]),
-    )
 
 
 def unused_keywords(settings: N2p2Settings) -> str:

@@ -153,7 +153,8 @@ def new_model(
     from mpnn.symmetry.defaults import default_symmetry_functions
 
     if spec.input_nn is not None:
-        from mpnn.n2p2.training import hdnnp_config, read_training_settings
+        from mpnn.n2p2.convert import hdnnp_config
+        from mpnn.n2p2.training import read_training_settings
 
         config = hdnnp_config(read_training_settings(spec.input_nn, elements), elements, spec.units)
         torch.manual_seed(spec.training.seed)
