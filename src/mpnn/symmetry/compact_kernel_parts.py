@@ -21,7 +21,7 @@ _Q1, _Q2, _Q3 = -2.40339491173441421878e00, 2.02094576023350569471e00, -6.882839
 _Q4 = 7.70381505559019352791e-02
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _acos(x):  # pragma: no cover - compiled
     """acos(x) for |x| < 1, within 1 ulp of the C library's, without branches (vectorizable)."""
     ax = abs(x)
@@ -37,7 +37,7 @@ def _acos(x):  # pragma: no cover - compiled
     return near if small else (negative if x < 0.0 else positive)
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _core(order, asym, x):  # pragma: no cover - compiled
     """(C(x), dC/dx) of a core on 0 <= x <= 1 (< 1 for the exponential one): polynomial ``order``
     1-4 or 0 (exponential); ``asym``: the polynomial of (2 - x) x."""
@@ -65,7 +65,7 @@ def _core(order, asym, x):  # pragma: no cover - compiled
     )
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _window(a, centre, scale, order, asym):  # pragma: no cover - compiled
     """(f(a), f'(a)) of the compact function on the window (centre, 1 / half-width): 0 outside."""
     d = a - centre
@@ -79,7 +79,7 @@ def _window(a, centre, scale, order, asym):  # pragma: no cover - compiled
     return value, (slope * scale if d >= 0.0 else -slope * scale)
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _windows(values, n, centre, scale, order, asym, f, df):  # pragma: no cover - compiled
     """f[k], df[k] of one window at values[k], k < n (1-D arrays; one loop per core: vectorized)."""
     if order == 0:
@@ -103,7 +103,7 @@ def _windows(values, n, centre, scale, order, asym, f, df):  # pragma: no cover 
             f[k], df[k] = _window(values[k], centre, scale, 4, asym)
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _dot(x, y, n):  # pragma: no cover - compiled
     """sum_k x[k] y[k], k < n (reassociated: vectorized)."""
     total = 0.0
@@ -112,7 +112,7 @@ def _dot(x, y, n):  # pragma: no cover - compiled
     return total
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _dot3(x, y0, y1, y2, n):  # pragma: no cover - compiled
     """(x . y0, x . y1, x . y2) over k < n: three dot products sharing the loads of x."""
     t0, t1, t2 = 0.0, 0.0, 0.0
@@ -123,7 +123,7 @@ def _dot3(x, y0, y1, y2, n):  # pragma: no cover - compiled
     return t0, t1, t2
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _sum(x, n):  # pragma: no cover - compiled
     """sum_k x[k], k < n (reassociated: vectorized)."""
     total = 0.0
@@ -132,7 +132,7 @@ def _sum(x, n):  # pragma: no cover - compiled
     return total
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _centre_edges(
     i, vec, dist, ptr, nspecies, cut, nsp, w0, nw, rw_c, rw_s, rw_order, rw_asym
 ):  # pragma: no cover - compiled
@@ -166,7 +166,7 @@ def _centre_edges(
     return first, local, xyz, ld, fe, dfe
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _pairs(
     ia, lo, n, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, q, qc, fk, dfk, fjk
 ):  # pragma: no cover - compiled
@@ -214,7 +214,7 @@ def _pairs(
             e[k] = fb[k] * dj if inside else 0.0
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _group_factors(g, table, nweight, local, fe, w0, weighted, fg, dfg, dfe):  # pragma: no cover - compiled
     """w_q f_rho(r_q), w_q f'_rho(r_q) of the group's radial windows on every edge (R, K)."""
     ag_r0, ag_r1, ar_w = table[19], table[20], table[24]

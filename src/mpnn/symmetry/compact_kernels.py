@@ -63,7 +63,7 @@ from mpnn.symmetry.compact_kernel_parts import (
 )
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
+@njit(cache=True, parallel=True, error_model="numpy", fastmath={"contract"})
 def compact_forward(vec, dist, ptr, species, nspecies, nweight, table, out):  # pragma: no cover - compiled
     """Adds the values of the compact functions to ``out`` (N, W).  See the module docstring."""
     (
@@ -164,7 +164,7 @@ def compact_forward(vec, dist, ptr, species, nspecies, nweight, table, out):  # 
                     out[i, cell_col[c]] += grid[cell]
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
+@njit(cache=True, parallel=True, error_model="numpy", fastmath={"contract"})
 def compact_backward(
     vec, dist, ptr, species, nspecies, nweight, table, grad, dvec
 ):  # pragma: no cover - compiled

@@ -1,0 +1,273 @@
+r"""The angular terms of the fused walk (:mod:`mpnn.symmetry.fused_kernels`), partner by partner
+in vectorized loops.
+
+For a centre i, an angular group g and a first neighbour j (edge a), the kept partners k (edges
+b, at most K) are processed together: their geometry (:func:`partner_geometry`), the group's
+factors on all of them (:func:`partner_factors`: cutoff products, one Gaussian per distinct
+(eta, rs), one power per distinct (lambda, zeta)) and each function's terms
+(:func:`partner_terms`), each a loop over the partners that LLVM vectorizes (the exponentials of
+:mod:`mpnn.symmetry.vector_math`).  Only the updates of dG/d(edge vector) of the partners' own
+edges stay one element at a time (a scatter).  The numbers are those of the per-group kernels
+(:mod:`mpnn.symmetry.angular_kernels`) up to rounding: sums are reassociated.
+
+Buffers (preallocated by the caller, K columns): ``geo`` (9, K) rows bx, by, bz, r_ik, 1/r_ik,
+r_jk, 1/r_jk, cos theta, weight; ``bidx`` (K,) the partners' edges; ``fcp`` (C, K) and ``dfcp``
+(C, 3, K) cutoff products and their derivatives in r_ij, r_ik, r_jk; ``gs`` (M, K); ``ang``,
+``dang`` (A, K); ``scratch`` (2, K).  Group tables as in :mod:`mpnn.symmetry.fused_kernels`:
+``gt`` = (ag_m0, ag_m1, ag_c0, ag_c1, ag_k0, ag_k1, a_eta, a_rs, a_lam, a_zeta, ac_rc) and
+``ft`` = (ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from mpnn.symmetry.angular_kernels import _TANH_NORM, _cutoff, _power
+from mpnn.symmetry.vector_math import vexp, vexpm1
+
+_BX, _BY, _BZ, _RIK, _INV_IK, _RJK, _INV_JK, _COS, _W = range(9)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def vcutoff(kind, r, rc, inv_rc, alpha):  # pragma: no cover - compiled
+    """(f_c(r), f_c'(r)) of cutoff type ``kind``, 0 from rc on; branchless (vectorizable) for the
+    tanh types 2 and 3, tanh as one expm1."""
+    inside = r < rc
+    if kind == 2 or kind == 3:
+        q = vexpm1(-2.0 * (1.0 - (r if inside else rc) * inv_rc))  # tanh(y) = -expm1(-2y) / (2 + expm1(-2y))
+        t = -q / (2.0 + q)
+        scale = 1.0 if kind == 2 else _TANH_NORM
+        t2 = t * t
+        return (scale * t2 * t if inside else 0.0), (
+            scale * 3.0 * t2 * (t2 - 1.0) * inv_rc if inside else 0.0
+        )
+    if not inside:
+        return 0.0, 0.0
+    return _cutoff(kind, r, rc, alpha)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def partner_geometry(
+    ia, keep, kept, lx, ly, lz, ld, linv, lw, local, weighted, geo, bidx
+):  # pragma: no cover
+    """The kept partners' coordinates, distances r_ik and r_jk, their inverses, cos theta_jik
+    and the weights Z_j Z_k (1 unless ``weighted``), into ``geo``; their edges into ``bidx``."""
+    ax, ay, az, inv_ij, wa = lx[ia], ly[ia], lz[ia], linv[ia], lw[ia]
+    for q in range(kept):
+        ib = keep[q]
+        x, y, z, iv = lx[ib], ly[ib], lz[ib], linv[ib]
+        geo[_BX, q], geo[_BY, q], geo[_BZ, q] = x, y, z
+        geo[_RIK, q], geo[_INV_IK, q] = ld[ib], iv
+        dx, dy, dz = x - ax, y - ay, z - az
+        s = math.sqrt(dx * dx + dy * dy + dz * dz)
+        geo[_RJK, q] = s
+        geo[_INV_JK, q] = 1.0 / s if s > 0.0 else 0.0
+        geo[_COS, q] = (ax * x + ay * y + az * z) * (inv_ij * iv)
+        geo[_W, q] = wa * lw[ib] if weighted else 1.0
+        bidx[q] = local[ib]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def partner_factors(
+    g, ia, keep, kept, narrow, rij, geo, lfc, ldfc, kind, alpha, rc_all, inv_rc, gt, fcp, dfcp, gs, ang, dang
+):  # pragma: no cover - compiled
+    """Group ``g``'s factors on the kept partners: for each of its rc, the cutoff products
+    f(r_ij) f(r_ik) [f(r_jk)] and their derivatives (``lfc``, ``ldfc`` (C_all, count): the
+    centre's edges' cutoffs, in local order); for each (eta, rs), exp(-eta sum (r - rs)^2) over
+    the triplet's two [three] distances; for each (lambda, zeta), (1 + lambda cos)^zeta and its
+    derivative in cos (0 for 1 + lambda cos <= 0)."""
+    ag_m0, ag_m1, ag_c0, ag_c1, ag_k0, ag_k1, a_eta, a_rs, a_lam, a_zeta, ac_rc = gt
+    rjk, cos = geo[_RJK], geo[_COS]
+    for c in range(ag_c1[g] - ag_c0[g]):
+        cg = ac_rc[ag_c0[g] + c]
+        rc, irc = rc_all[cg], inv_rc[cg]
+        fij, dij = lfc[cg, ia], ldfc[cg, ia]
+        fik, dik = lfc[cg], ldfc[cg]
+        f, d0, d1, d2 = fcp[c], dfcp[c, 0], dfcp[c, 1], dfcp[c, 2]
+        for q in range(kept):
+            ib = keep[q]
+            fjk, djk = 1.0, 0.0
+            if narrow:
+                fjk, djk = vcutoff(kind, rjk[q], rc, irc, alpha)
+            fb = fik[ib]
+            f[q] = fij * fb * fjk
+            d0[q] = dij * fb * fjk
+            d1[q] = fij * dik[ib] * fjk
+            d2[q] = fij * fb * djk
+    rik = geo[_RIK]
+    for m in range(ag_m1[g] - ag_m0[g]):
+        eta, rs = a_eta[ag_m0[g] + m], a_rs[ag_m0[g] + m]
+        dj = rij - rs
+        out = gs[m]
+        for q in range(kept):
+            s = dj * dj + (rik[q] - rs) * (rik[q] - rs)
+            if narrow:
+                s += (rjk[q] - rs) * (rjk[q] - rs)
+            out[q] = vexp(-eta * s)
+    for k in range(ag_k1[g] - ag_k0[g]):
+        lam, zeta = a_lam[ag_k0[g] + k], a_zeta[ag_k0[g] + k]
+        value, lower = ang[k], dang[k]
+        n = int(zeta)
+        if n == zeta and 1 <= n <= 64:  # base^(n-1) by multiplication, as _power
+            for q in range(kept):
+                lower[q] = 1.0
+            for _ in range(n - 1):
+                for q in range(kept):
+                    lower[q] *= 1.0 + lam * cos[q]
+            for q in range(kept):
+                base = 1.0 + lam * cos[q]
+                positive = base > 0.0
+                value[q] = lower[q] * base if positive else 0.0
+                lower[q] = zeta * lam * lower[q] if positive else 0.0
+        else:
+            for q in range(kept):
+                v, low = _power(1.0 + lam * cos[q], zeta)
+                value[q] = v
+                lower[q] = zeta * lam * low
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def partner_terms(
+    g,
+    i,
+    a,
+    kept,
+    narrow,
+    rij,
+    inv_ij,
+    ax,
+    ay,
+    az,
+    geo,
+    bidx,
+    fcp,
+    dfcp,
+    gs,
+    ang,
+    dang,
+    gt,
+    ft,
+    out,
+    jacobian,
+    jac,
+    scratch,
+):  # pragma: no cover - compiled
+    """Add group ``g``'s functions over the kept partners to G[i] and, with ``jacobian``, their
+    derivatives to dG/dvec of edge ``a`` (i -> j, vector (ax, ay, az)) and of the partners'
+    edges; the formulas of :func:`~mpnn.symmetry.angular_kernels.angular_forward_jacobian`."""
+    ag_m0, a_eta, a_rs = gt[0], gt[6], gt[7]
+    ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col = ft
+    bx, by, bz, rik, inv_ik = geo[_BX], geo[_BY], geo[_BZ], geo[_RIK], geo[_INV_IK]
+    rjk, inv_jk, cos, w = geo[_RJK], geo[_INV_JK], geo[_COS], geo[_W]
+    cv_all, mix_all = scratch[0], scratch[1]
+    inv_ij2 = inv_ij * inv_ij
+    for f in range(ag_f0[g], ag_f1[g]):
+        m, k, c, col, norm = af_m[f], af_k[f], af_c[f], af_col[f], af_norm[f]
+        gm, am, dm, fc = gs[m], ang[k], dang[k], fcp[c]
+        total = 0.0
+        if not jacobian:
+            for q in range(kept):
+                total += w[q] * am[q] * gm[q] * fc[q]
+            out[i, col] += norm * total
+            continue
+        eta, rs = a_eta[ag_m0[g] + m], a_rs[ag_m0[g] + m]
+        e_ij = -2.0 * eta * (rij - rs)
+        d0, d1, d2 = dfcp[c, 0], dfcp[c, 1], dfcp[c, 2]
+        s_cu, sx, sy, sz = 0.0, 0.0, 0.0, 0.0
+        for q in range(kept):
+            scale = norm * w[q]
+            radial = gm[q] * fc[q]
+            angular = scale * am[q]
+            total += angular * radial
+            d_cos = scale * dm[q] * radial
+            ag = angular * gm[q]
+            d_ij = ag * (e_ij * fc[q] + d0[q])
+            d_ik = ag * (-2.0 * eta * (rik[q] - rs) * fc[q] + d1[q])
+            jk = 0.0
+            if narrow:
+                jk = ag * (-2.0 * eta * (rjk[q] - rs) * fc[q] + d2[q]) * inv_jk[q]
+            cu = d_ij * inv_ij - d_cos * cos[q] * inv_ij2 + jk
+            cv = d_ik * inv_ik[q] - d_cos * cos[q] * inv_ik[q] * inv_ik[q] + jk
+            mix = d_cos * inv_ij * inv_ik[q] - jk
+            s_cu += cu
+            sx += mix * bx[q]
+            sy += mix * by[q]
+            sz += mix * bz[q]
+            cv_all[q] = cv
+            mix_all[q] = mix
+        out[i, col] += total
+        jac[a, col, 0] += s_cu * ax + sx
+        jac[a, col, 1] += s_cu * ay + sy
+        jac[a, col, 2] += s_cu * az + sz
+        for q in range(kept):
+            b = bidx[q]
+            jac[b, col, 0] += cv_all[q] * bx[q] + mix_all[q] * ax
+            jac[b, col, 1] += cv_all[q] * by[q] + mix_all[q] * ay
+            jac[b, col, 2] += cv_all[q] * bz[q] + mix_all[q] * az
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def radial_terms(
+    g, i, lo, hi, order, ordered, fc, dfc, rt, out, jacobian, jac
+):  # pragma: no cover - compiled
+    """Add radial group ``g``'s functions to G[i] and their derivatives to dG/dvec: the sum of
+    w exp(-eta (r - rs)^2) f_c(r) over the centre's edges ``order[lo:hi]`` (those of the group's
+    neighbour element, or all with w = Z_j for a group of any neighbour), with ``ordered`` (6, K)
+    and ``fc``, ``dfc`` (C, K) of :func:`centre_edges`; ``rt`` = (rg_e, rg_f0, rg_f1, rf_eta,
+    rf_rs, rf_c, rf_col)."""
+    rg_e, rg_f0, rg_f1, rf_eta, rf_rs, rf_c, rf_col = rt
+    weighted = rg_e[g] < 0
+    x, y, z, dist, inv, weight = ordered[0], ordered[1], ordered[2], ordered[3], ordered[4], ordered[5]
+    for f in range(rg_f0[g], rg_f1[g]):
+        c, eta, rs, col = rf_c[f], rf_eta[f], rf_rs[f], rf_col[f]
+        fcut, dcut = fc[c], dfc[c]
+        total = 0.0
+        for q in range(lo, hi):
+            d = dist[q] - rs
+            gauss = vexp(-eta * d * d)
+            if weighted:
+                gauss *= weight[q]
+            total += gauss * fcut[q]
+            if jacobian:
+                dr = gauss * (dcut[q] - 2.0 * eta * d * fcut[q]) * inv[q]
+                a = order[q]
+                jac[a, col, 0] += dr * x[q]
+                jac[a, col, 1] += dr * y[q]
+                jac[a, col, 2] += dr * z[q]
+        out[i, col] += total
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def centre_edges(
+    start, stop, vec, dist, nspecies, nweight, nsp, rc_all, inv_rc, kind, alpha
+):  # pragma: no cover
+    """A centre's edges [start, stop) ordered by neighbour species (counting sort): ``first``
+    (S+1,) block starts, ``order`` (K,) edge indices, ``ordered`` (6, K) rows x, y, z, r, 1/r,
+    Z_j, and f_c, f_c' (C, K) for each rc of ``rc_all``."""
+    count = stop - start
+    first = np.zeros(nsp + 1, dtype=np.int64)
+    for a in range(start, stop):
+        first[nspecies[a] + 1] += 1
+    for t in range(nsp):
+        first[t + 1] += first[t]
+    fill = first[:nsp].copy()
+    order = np.empty(count, dtype=np.int64)
+    for a in range(start, stop):
+        order[fill[nspecies[a]]] = a
+        fill[nspecies[a]] += 1
+    ordered = np.empty((6, count))
+    for q in range(count):
+        a = order[q]
+        ordered[0, q], ordered[1, q], ordered[2, q] = vec[a, 0], vec[a, 1], vec[a, 2]
+        ordered[3, q], ordered[5, q] = dist[a], nweight[a]
+    r = ordered[3]
+    for q in range(count):
+        ordered[4, q] = 1.0 / r[q]
+    fc, dfc = np.empty((rc_all.shape[0], count)), np.empty((rc_all.shape[0], count))
+    for c in range(rc_all.shape[0]):
+        for q in range(count):
+            fc[c, q], dfc[c, q] = vcutoff(kind, r[q], rc_all[c], inv_rc[c], alpha)
+    return first, order, ordered, fc, dfc
