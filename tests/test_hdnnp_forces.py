@@ -38,6 +38,11 @@ def test_energies_forces_and_stress_equal_autograd(cutoff_type):
     # slab, wire and periodic cell have a 3-D cell (a stress); the molecule's row is NaN
     assert torch.isfinite(slow["stress"][[0, 1, 3]]).all() and torch.isnan(slow["stress"][2]).all()
     assert torch.allclose(fast["stress"], slow["stress"], rtol=1e-12, atol=1e-13, equal_nan=True)
+    # one periodic structure alone (the calculator's call: the virial as one product)
+    alone = collate_structures(structures[3:], model.cutoff).to(dtype=torch.float64)
+    fast, slow = _both(model, alone, stress=True)
+    assert torch.allclose(fast["stress"], slow["stress"], rtol=1e-12, atol=1e-13)
+    assert torch.allclose(fast["forces"], slow["forces"], rtol=1e-12, atol=1e-12)
 
 
 def test_it_declines_where_autograd_is_needed():

@@ -1,9 +1,10 @@
 r"""Energy, forces and stress of an HDNNP without autograd through its symmetry functions.
 
-n2p2's scheme: the symmetry functions G (N, W) and their derivatives dG/d(edge vector)
-(E, W, 3) come from one compiled walk (:func:`mpnn.symmetry.fused.run`); autograd runs only
-through the element networks, from the scaled G (a leaf) to dE/dG; the chain rule is then one
-contraction per edge and two scatters:
+The symmetry functions G (N, W) come from one compiled walk (:func:`mpnn.symmetry.fused.run`);
+the element networks give dE/dG by their layers' own backward formulas, with no autograd graph;
+a second walk over the same pairs sums the functions' derivatives weighted by dE/dG, per edge
+(:func:`mpnn.symmetry.fused.contract`: n2p2 stores dG/d(edge vector) (E, W, 3) instead), and two
+scatters give the forces:
 
 .. math::
     \frac{\partial E}{\partial \mathbf r_e} = \sum_f \frac{\partial E}{\partial G_{i(e) f}}
@@ -80,7 +81,7 @@ def evaluate_hdnnp(
         weights = batch.z[source].to(torch.float64)
         arrays = compiled.edge_arrays(centre, species, species[source], weights, scaled_vectors)
         need = forces or stress
-        raw, jac = run(arrays, sf.width, sf.fused_table(sf.groups), need)
+        raw, walk = run(arrays, sf.width, sf.fused_table(sf.groups), need)
         monitor = sf.monitor  # extrapolation warnings read the raw values, as on the autograd path
         if monitor is not None:
             monitor(torch.from_numpy(raw), species)
@@ -93,8 +94,7 @@ def evaluate_hdnnp(
     if not need:
         return out
     # dE/d(edge vector in Angstrom) = dE/d(vector in the model's unit) / unit
-    dvec = torch.from_numpy(contract((dg * factor).numpy(), jac, arrays.ptr))
-    del jac  # the kernel's buffer is free again
+    dvec = torch.from_numpy(contract((dg * factor).numpy(), walk))
     if unit != 1.0:
         dvec = dvec / unit
     if forces:
@@ -104,9 +104,12 @@ def evaluate_hdnnp(
     if stress:
         from mpnn.potentials.forces import _volumes, to_voigt
 
-        per_edge = vectors.unsqueeze(2) * dvec.unsqueeze(1)  # (E, 3, 3) r_a dE/dr_b
-        virial = torch.zeros(batch.num_graphs, 3, 3, dtype=torch.float64)
-        virial.index_add_(0, batch.batch[centre], per_edge)
+        if batch.num_graphs == 1:  # sum_e r_e (x) dE/dr_e as one (3, E) x (E, 3) product
+            virial = (vectors.T @ dvec).unsqueeze(0)
+        else:
+            per_edge = vectors.unsqueeze(2) * dvec.unsqueeze(1)  # (E, 3, 3) r_a dE/dr_b
+            virial = torch.zeros(batch.num_graphs, 3, 3, dtype=torch.float64)
+            virial.index_add_(0, batch.batch[centre], per_edge)
         virial = 0.5 * (virial + virial.transpose(1, 2))
         out["stress"] = to_voigt(virial) / _volumes(batch).to(torch.float64).unsqueeze(1)
     return out

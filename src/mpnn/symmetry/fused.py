@@ -2,16 +2,15 @@
 
 :func:`tables` packs the parameters of a message's Gaussian groups (radial types 2, 12, angular
 3, 9, 13) and of its compact ones (types 20-25, :mod:`mpnn.symmetry.compact_kernels`, a second
-walk adding to the same arrays) once; :class:`FusedFunctions` computes their (N, W) matrix and,
-when the positions require a gradient, keeps dG/d(edge vector) (E, W, 3) from the same walk, so
-that the backward pass is one contraction (n2p2's dG/dr, chained with dE/dG).  A differentiable
-backward (training on forces, second derivatives) recomputes the vector gradient with the
-per-group path.
+walk adding to the same arrays) once; :class:`FusedFunctions` computes their (N, W) matrix, and
+its backward pass walks the same pairs again to give sum_f dL/dG_f dG_f/d(edge vector) (E, 3)
+directly (:func:`contract`), without forming dG/d(edge vector) (E, W, 3) as n2p2 stores it.  A
+differentiable backward (training on forces, second derivatives) recomputes the vector gradient
+with the per-group path.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -125,55 +124,55 @@ def _gaussian_tables(groups: Sequence[Any], species_count: int) -> tuple:
 
 
 @dataclass
-class CompactJacobian:
-    """What :func:`contract` needs for a message with compact functions: the Gaussian functions'
-    dG/dvec (E, W, 3) (or None), and the edges and compact tables to walk again.  The compact
-    functions' (E, W, 3) derivatives are never stored (400 MB for n2p2's 256-atom anisole): their
-    contraction with dL/dG is a second walk over the pairs (:func:`compact_backward`)."""
+class Walk:
+    """What :func:`contract` needs to give the vector gradient: the edges and the tables, walked
+    again with dL/dG.  The (E, W, 3) Jacobian dG/d(edge vector) is never formed (75 MB for
+    n2p2's 1,080-atom water box, 400 MB for its 256-atom anisole): a second walk that sums the
+    functions' derivatives weighted by dL/dG costs less than writing and reading it."""
 
-    dense: np.ndarray | None
     edges: compiled.EdgeArrays
+    width: int
     table: tuple
+
+
+_NONE = np.empty((0, 0))
 
 
 def run(
     edges: compiled.EdgeArrays, width: int, table: tuple, jacobian: bool
-) -> tuple[np.ndarray, np.ndarray | CompactJacobian]:
-    """G (N, width) and what :func:`contract` needs: dG/dvec (E, width, 3) (or (0, width, 3)
-    without ``jacobian``), a view of the kept buffer: drop it before the next call (or copy it);
-    a :class:`CompactJacobian` holding it where the message has compact functions."""
-    from mpnn.symmetry.fused_kernels import fused_forward
+) -> tuple[np.ndarray, Walk | None]:
+    """G (N, width) of the fused functions (other columns 0) and, with ``jacobian``, what
+    :func:`contract` needs for the gradient."""
+    from mpnn.symmetry.fused_kernels import fused_walk
 
     gaussian, compact = table
     arrays = _arrays(edges)
-    jac = _take_buffer((edges.vectors.shape[0] if jacobian and gaussian is not None else 0, width, 3))
     if gaussian is not None:
-        out = compiled._run(fused_forward, (*arrays, width, *gaussian, jacobian, jac))
+        no_grad = (_NONE.reshape(0, width), _NONE.reshape(0, 3))
+        out = compiled._run(fused_walk, (*arrays, width, *gaussian, *no_grad))
     else:
         out = np.zeros((edges.ptr.shape[0] - 1, width))
-    if compact is None:
-        return out, jac
-    from mpnn.symmetry.compact_kernels import compact_forward
+    if compact is not None:
+        from mpnn.symmetry.compact_kernels import compact_forward
 
-    compiled._run(compact_forward, (*arrays, compact, out))
-    return out, CompactJacobian(jac if gaussian is not None else None, edges, compact)
+        compiled._run(compact_forward, (*arrays, compact, out))
+    return out, Walk(edges, width, table) if jacobian else None
 
 
-def contract(grad: np.ndarray, jac: np.ndarray | CompactJacobian, ptr: np.ndarray) -> np.ndarray:
-    """(E, 3) sum_f grad[centre(e), f] dG[centre(e), f]/dvec[e] (``grad`` (N, W) float64) from
-    what :func:`run` returned."""
-    from mpnn.symmetry.fused_kernels import contract as kernel
+def contract(grad: np.ndarray, walk: Walk) -> np.ndarray:
+    """(E, 3) sum_f grad[centre(e), f] dG[centre(e), f]/dvec[e] (``grad`` (N, W) float64)."""
+    from mpnn.symmetry.fused_kernels import fused_walk
 
     grad = np.ascontiguousarray(grad, dtype=np.float64)
-    if isinstance(jac, np.ndarray):
-        return compiled._run(kernel, (grad, jac, ptr))
-    from mpnn.symmetry.compact_kernels import compact_backward
+    gaussian, compact = walk.table
+    arrays = _arrays(walk.edges)
+    dvec = np.zeros((walk.edges.vectors.shape[0], 3))
+    if gaussian is not None:
+        compiled._run(fused_walk, (*arrays, walk.width, *gaussian, grad, dvec))
+    if compact is not None:
+        from mpnn.symmetry.compact_kernels import compact_backward
 
-    if jac.dense is not None:
-        dvec = compiled._run(kernel, (grad, jac.dense, ptr))
-    else:
-        dvec = np.zeros((jac.edges.vectors.shape[0], 3))
-    compiled._run(compact_backward, (*_arrays(jac.edges), jac.table, grad, dvec))
+        compiled._run(compact_backward, (*arrays, compact, grad, dvec))
     return dvec
 
 
@@ -203,8 +202,8 @@ class FusedFunctions(torch.autograd.Function):
         fallback: Callable[[Tensor, Tensor], Tensor],
     ) -> Tensor:
         need = vectors.requires_grad
-        out, jac = run(edges, width, table, need)
-        ctx.jac, ctx.ptr, ctx.fallback = jac, edges.ptr, fallback
+        out, walk = run(edges, width, table, need)
+        ctx.walk, ctx.fallback = walk, fallback
         if need:
             ctx.save_for_backward(vectors)
         return torch.from_numpy(out).to(device=vectors.device, dtype=vectors.dtype)
@@ -215,28 +214,6 @@ class FusedFunctions(torch.autograd.Function):
             (vectors,) = ctx.saved_tensors
             grad_vectors = ctx.fallback(vectors, grad)
         else:
-            grad_vectors = torch.from_numpy(contract(grad.detach().cpu().double().numpy(), ctx.jac, ctx.ptr))
+            grad_vectors = torch.from_numpy(contract(grad.detach().cpu().double().numpy(), ctx.walk))
             grad_vectors = grad_vectors.to(device=grad.device, dtype=grad.dtype)
         return grad_vectors, None, None, None, None
-
-
-#: The last Jacobian buffer, reused by the next forward pass once no graph holds it: a fresh
-#: (E, W, 3) array costs a page fault per 4 kB on its first write (75 MB, about 20 ms, for
-#: 1,080 water atoms), as much as the radial functions themselves.
-_BUFFER: list[np.ndarray] = []
-#: the largest buffer kept between calls (bytes): about 3,600 atoms of the water potential
-KEEP_BYTES = 256 * 2**20
-
-
-def _take_buffer(shape: tuple[int, int, int]) -> np.ndarray:
-    """A float64 array of ``shape`` (contents undefined): the kept buffer when it is large enough
-    and nothing else references it (a view of it in a graph not yet freed), else a new one."""
-    size = shape[0] * shape[1] * shape[2]
-    if size == 0 or 8 * size > KEEP_BYTES:  # a larger one is not kept after use
-        return np.empty(shape)
-    # references: the list, getrefcount's argument; any more is a view still alive
-    if _BUFFER and _BUFFER[0].size >= size and sys.getrefcount(_BUFFER[0]) == 2:
-        return _BUFFER[0][:size].reshape(shape)
-    buffer = np.empty(size)
-    _BUFFER[:] = [buffer]
-    return buffer.reshape(shape)

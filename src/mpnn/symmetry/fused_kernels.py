@@ -11,10 +11,12 @@ per distinct rc.  Each first neighbour's partners are processed together, in loo
 vectorizes (:mod:`mpnn.symmetry.fused_terms`): 1.8 times faster on n2p2's water box than the
 same walk one triplet at a time.
 
-:func:`fused_forward` returns G (N, W) (column ``col`` of each function, W the message's width)
-and, with ``jacobian``, dG/d(edge vector) D (E, W, 3): row e holds the derivatives of the
-functions of e's centre (G_i depends only on the edges that end at i).  Rows of a centre are
-written by that centre's iteration only, so the centres are distributed over threads.
+:func:`fused_walk` returns G (N, W) (column ``col`` of each function, W the message's width);
+given dL/dG (N, W) it walks the same pairs again and adds sum_f dL/dG[i, f] dG[i, f]/d(edge
+vector) to (E, 3) instead (for each edge e, i its centre: G_i depends only on the edges that end
+at i), the functions' derivatives summed per partner before they are turned into vectors.  Rows
+of a centre are written by that centre's iteration only, so the centres are distributed over
+threads.
 
 Tables (built by :func:`mpnn.symmetry.fused.tables`): radial groups ``rg_*`` (G_r,): centre
 species, neighbour species (-1: any, weighted by Z_j), function range [f0, f1) into the radial
@@ -36,13 +38,15 @@ from mpnn.symmetry.fused_terms import (
     centre_edges,
     partner_factors,
     partner_geometry,
+    partner_gradient,
     partner_terms,
+    radial_gradient,
     radial_terms,
 )
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def fused_forward(
+def fused_walk(
     vec,
     dist,
     ptr,
@@ -84,14 +88,16 @@ def fused_forward(
     af_norm,
     af_col,
     rcmax,
-    jacobian,
-    jac,
+    grad,
+    dvec,
 ):  # pragma: no cover - compiled
-    """G (N, width); with ``jacobian``, D is written into ``jac`` (E, width, 3) (any contents on
-    entry: every row is zeroed first).  See the module docstring."""
+    """G (N, width), or, where ``grad`` (N, width) has rows, sum_f grad[i, f] dG[i, f]/dvec[e]
+    added to ``dvec`` (E, 3) (and G not computed: (0, width)).  See the module docstring."""
     n = ptr.shape[0] - 1
-    out = np.zeros((n, width))
+    backward = grad.shape[0] > 0
+    out = np.zeros((0 if backward else n, width))
     inv_rc = 1.0 / rc_all
+    nsp = rcmax.shape[0]
     nm_max, nk_max, nc_max = 1, 1, 1
     for g in range(ag_centre.shape[0]):
         nm_max = max(nm_max, ag_m1[g] - ag_m0[g])
@@ -103,18 +109,25 @@ def fused_forward(
     for i in prange(n):
         s = species[i]
         start, stop = ptr[i], ptr[i + 1]
-        if jacobian:
-            jac[start:stop] = 0.0
-        nsp = rcmax.shape[0]
         first_all, order, ordered, ofc, odfc = centre_edges(
             start, stop, vec, dist, nspecies, nweight, nsp, rc_all, inv_rc, kind, alpha
         )
         # radial functions: one pass over the edges of the group's neighbour element per function
+        dr = np.zeros(stop - start if backward else 0)  # dL/dr of the edges, in that order
         for g in range(rg_centre.shape[0]):
             if rg_centre[g] == s:
                 e = rg_e[g]
                 lo, hi = (0, stop - start) if e < 0 else (first_all[e], first_all[e + 1])
-                radial_terms(g, i, lo, hi, order, ordered, ofc, odfc, rt, out, jacobian, jac)
+                if backward:
+                    radial_gradient(g, i, lo, hi, ordered, ofc, odfc, rt, grad, dr)
+                else:
+                    radial_terms(g, i, lo, hi, ordered, ofc, rt, out)
+        if backward:
+            for q in range(stop - start):
+                a, scale = order[q], dr[q] * ordered[4, q]
+                dvec[a, 0] += scale * ordered[0, q]
+                dvec[a, 1] += scale * ordered[1, q]
+                dvec[a, 2] += scale * ordered[2, q]
         if s < 0 or s >= nsp or rcmax[s] <= 0.0:
             continue
         # the edges within the largest angular rc, still ordered by neighbour species: the pairs
@@ -129,19 +142,16 @@ def fused_forward(
                 pick[count] = q
                 count += ordered[3, q] < cut
         first[nsp] = count
-        local = order[pick[:count]]
-        lx, ly, lz, ld = (
-            ordered[0, pick[:count]],
-            ordered[1, pick[:count]],
-            ordered[2, pick[:count]],
-            ordered[3, pick[:count]],
-        )
-        linv, lw = ordered[4, pick[:count]], ordered[5, pick[:count]]
-        lfc, ldfc = ofc[:, pick[:count]], odfc[:, pick[:count]]
+        pick = pick[:count]
+        local = order[pick]
+        lx, ly, lz, ld = ordered[0, pick], ordered[1, pick], ordered[2, pick], ordered[3, pick]
+        linv, lw = ordered[4, pick], ordered[5, pick]
+        lfc, ldfc = ofc[:, pick], odfc[:, pick]
         keep = np.empty(count, dtype=np.int64)
-        geo, bidx, scratch = np.empty((9, count)), np.empty(count, dtype=np.int64), np.empty((2, count))
+        geo, bidx = np.empty((9, count)), np.empty(count, dtype=np.int64)
         fcp, dfcp = np.empty((nc_max, count)), np.empty((nc_max, 3, count))
         gs, ang, dang = np.empty((nm_max, count)), np.empty((nk_max, count)), np.empty((nk_max, count))
+        t4, dl = np.empty((4, count)), np.zeros((3, count if backward else 0))
         for g in range(ag_centre.shape[0]):
             if ag_centre[g] != s:
                 continue
@@ -152,19 +162,12 @@ def fused_forward(
             for c in range(ag_c0[g], ag_c1[g]):
                 gcut = max(gcut, rc_all[ac_rc[c]])
             gcut2 = gcut * gcut
-            if e1 < 0:
-                a_lo, a_hi = 0, first[nsp]
-            else:
-                a_lo, a_hi = first[e1], first[e1 + 1]
+            a_lo, a_hi = (0, first[nsp]) if e1 < 0 else (first[e1], first[e1 + 1])
             for ia in range(a_lo, a_hi):
-                a = local[ia]
                 rij = ld[ia]
                 if rij >= gcut:
                     continue
-                if e1 < 0 or e1 == e2:
-                    b_lo, b_hi = ia + 1, a_hi
-                else:
-                    b_lo, b_hi = first[e2], first[e2 + 1]
+                b_lo, b_hi = (ia + 1, a_hi) if e1 < 0 or e1 == e2 else (first[e2], first[e2 + 1])
                 # the partners within the cutoff first, without branches (half of the pairs of
                 # a narrow family fail r_jk < rc: a mispredicted branch each)
                 ax, ay, az = lx[ia], ly[ia], lz[ia]
@@ -177,71 +180,19 @@ def fused_forward(
                     continue
                 partner_geometry(ia, keep, kept, lx, ly, lz, ld, linv, lw, local, e1 < 0, geo, bidx)
                 partner_factors(
-                    g,
-                    ia,
-                    keep,
-                    kept,
-                    narrow,
-                    rij,
-                    geo,
-                    lfc,
-                    ldfc,
-                    kind,
-                    alpha,
-                    rc_all,
-                    inv_rc,
-                    gt,
-                    fcp,
-                    dfcp,
-                    gs,
-                    ang,
-                    dang,
-                )
-                partner_terms(
-                    g,
-                    i,
-                    a,
-                    kept,
-                    narrow,
-                    rij,
-                    linv[ia],
-                    ax,
-                    ay,
-                    az,
-                    geo,
-                    bidx,
-                    fcp,
-                    dfcp,
-                    gs,
-                    ang,
-                    dang,
-                    gt,
-                    ft,
-                    out,
-                    jacobian,
-                    jac,
-                    scratch,
-                )
-    return out
-
-
-@njit(cache=True, parallel=True)
-def contract(grad, jac, ptr):  # pragma: no cover - compiled
-    """dL/dvec (E, 3): row e is sum_f grad[centre(e), f] jac[e, f] (``grad`` (N, W))."""
-    out = np.zeros((jac.shape[0], 3))
-    width = jac.shape[1]
-    for i in prange(ptr.shape[0] - 1):
-        for e in range(ptr[i], ptr[i + 1]):
-            x0 = 0.0
-            x1 = 0.0
-            x2 = 0.0
-            for f in range(width):
-                g = grad[i, f]
-                if g != 0.0:
-                    x0 += g * jac[e, f, 0]
-                    x1 += g * jac[e, f, 1]
-                    x2 += g * jac[e, f, 2]
-            out[e, 0] = x0
-            out[e, 1] = x1
-            out[e, 2] = x2
+                    g, ia, keep, kept, narrow, rij, geo, lfc, ldfc, kind, alpha, rc_all, inv_rc, gt,
+                    fcp, dfcp, gs, ang, dang,
+                )  # fmt: skip
+                if backward:
+                    partner_gradient(
+                        g, i, ia, kept, narrow, rij, linv[ia], ax, ay, az, geo, keep, fcp, dfcp, gs,
+                        ang, dang, gt, ft, grad, t4, dl,
+                    )  # fmt: skip
+                else:
+                    partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out)
+        for q in range(count if backward else 0):
+            a = local[q]
+            dvec[a, 0] += dl[0, q]
+            dvec[a, 1] += dl[1, q]
+            dvec[a, 2] += dl[2, q]
     return out

@@ -130,100 +130,87 @@ def partner_factors(
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def partner_terms(
-    g,
-    i,
-    a,
-    kept,
-    narrow,
-    rij,
-    inv_ij,
-    ax,
-    ay,
-    az,
-    geo,
-    bidx,
-    fcp,
-    dfcp,
-    gs,
-    ang,
-    dang,
-    gt,
-    ft,
-    out,
-    jacobian,
-    jac,
-    scratch,
+def partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out):  # pragma: no cover - compiled
+    """Add group ``g``'s functions over the kept partners to G[i]."""
+    ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col = ft
+    w = geo[_W]
+    for f in range(ag_f0[g], ag_f1[g]):
+        gm, am, fc = gs[af_m[f]], ang[af_k[f]], fcp[af_c[f]]
+        total = 0.0
+        for q in range(kept):
+            total += w[q] * am[q] * gm[q] * fc[q]
+        out[i, af_col[f]] += af_norm[f] * total
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def partner_gradient(
+    g, i, ia, kept, narrow, rij, inv_ij, ax, ay, az, geo, bidx, fcp, dfcp, gs, ang, dang, gt, ft, grad, t, dl
 ):  # pragma: no cover - compiled
-    """Add group ``g``'s functions over the kept partners to G[i] and, with ``jacobian``, their
-    derivatives to dG/dvec of edge ``a`` (i -> j, vector (ax, ay, az)) and of the partners'
-    edges; the formulas of :func:`~mpnn.symmetry.angular_kernels.angular_forward_jacobian`."""
+    """Add sum_f dL/dG[i, f] dG[i, f]/dvec of group ``g``'s functions over the kept partners
+    to ``dl`` (3, count), the centre's edges in local order (``ia``: edge i -> j, vector (ax, ay,
+    az); ``bidx``: the partners' local indices).  Per partner, the functions' derivatives in
+    cos theta, r_ij, r_ik and r_jk are summed first (``t`` (4, K), vectorized over the partners),
+    then turned into the two edges' vectors once: with u = r_ij, v = r_ik,
+    dL/du += c_u u + m v and dL/dv += c_v v + m u (the formulas of
+    :func:`~mpnn.symmetry.angular_kernels.angular_forward_jacobian`)."""
     ag_m0, a_eta, a_rs = gt[0], gt[6], gt[7]
     ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col = ft
     bx, by, bz, rik, inv_ik = geo[_BX], geo[_BY], geo[_BZ], geo[_RIK], geo[_INV_IK]
     rjk, inv_jk, cos, w = geo[_RJK], geo[_INV_JK], geo[_COS], geo[_W]
-    cv_all, mix_all = scratch[0], scratch[1]
-    inv_ij2 = inv_ij * inv_ij
+    t_cos, t_ij, t_ik, t_jk = t[0], t[1], t[2], t[3]
+    for q in range(kept):
+        t_cos[q] = t_ij[q] = t_ik[q] = t_jk[q] = 0.0
     for f in range(ag_f0[g], ag_f1[g]):
-        m, k, c, col, norm = af_m[f], af_k[f], af_c[f], af_col[f], af_norm[f]
-        gm, am, dm, fc = gs[m], ang[k], dang[k], fcp[c]
-        total = 0.0
-        if not jacobian:
-            for q in range(kept):
-                total += w[q] * am[q] * gm[q] * fc[q]
-            out[i, col] += norm * total
+        weight = grad[i, af_col[f]] * af_norm[f]
+        if weight == 0.0:
             continue
+        m, k, c = af_m[f], af_k[f], af_c[f]
+        gm, am, dm, fc = gs[m], ang[k], dang[k], fcp[c]
+        d0, d1, d2 = dfcp[c, 0], dfcp[c, 1], dfcp[c, 2]
         eta, rs = a_eta[ag_m0[g] + m], a_rs[ag_m0[g] + m]
         e_ij = -2.0 * eta * (rij - rs)
-        d0, d1, d2 = dfcp[c, 0], dfcp[c, 1], dfcp[c, 2]
-        s_cu, sx, sy, sz = 0.0, 0.0, 0.0, 0.0
         for q in range(kept):
-            scale = norm * w[q]
             radial = gm[q] * fc[q]
-            angular = scale * am[q]
-            total += angular * radial
-            d_cos = scale * dm[q] * radial
-            ag = angular * gm[q]
-            d_ij = ag * (e_ij * fc[q] + d0[q])
-            d_ik = ag * (-2.0 * eta * (rik[q] - rs) * fc[q] + d1[q])
-            jk = 0.0
+            t_cos[q] += weight * dm[q] * radial
+            ag = weight * am[q] * gm[q]
+            t_ij[q] += ag * (e_ij * fc[q] + d0[q])
+            t_ik[q] += ag * (-2.0 * eta * (rik[q] - rs) * fc[q] + d1[q])
             if narrow:
-                jk = ag * (-2.0 * eta * (rjk[q] - rs) * fc[q] + d2[q]) * inv_jk[q]
-            cu = d_ij * inv_ij - d_cos * cos[q] * inv_ij2 + jk
-            cv = d_ik * inv_ik[q] - d_cos * cos[q] * inv_ik[q] * inv_ik[q] + jk
-            mix = d_cos * inv_ij * inv_ik[q] - jk
-            s_cu += cu
-            sx += mix * bx[q]
-            sy += mix * by[q]
-            sz += mix * bz[q]
-            cv_all[q] = cv
-            mix_all[q] = mix
-        out[i, col] += total
-        jac[a, col, 0] += s_cu * ax + sx
-        jac[a, col, 1] += s_cu * ay + sy
-        jac[a, col, 2] += s_cu * az + sz
-        for q in range(kept):
-            b = bidx[q]
-            jac[b, col, 0] += cv_all[q] * bx[q] + mix_all[q] * ax
-            jac[b, col, 1] += cv_all[q] * by[q] + mix_all[q] * ay
-            jac[b, col, 2] += cv_all[q] * bz[q] + mix_all[q] * az
+                t_jk[q] += ag * (-2.0 * eta * (rjk[q] - rs) * fc[q] + d2[q])
+    s_cu, sx, sy, sz = 0.0, 0.0, 0.0, 0.0
+    inv_ij2 = inv_ij * inv_ij
+    for q in range(kept):
+        jk = w[q] * t_jk[q] * inv_jk[q]
+        tc = w[q] * t_cos[q]
+        cu = w[q] * t_ij[q] * inv_ij - tc * cos[q] * inv_ij2 + jk
+        cv = w[q] * t_ik[q] * inv_ik[q] - tc * cos[q] * inv_ik[q] * inv_ik[q] + jk
+        mix = tc * inv_ij * inv_ik[q] - jk
+        s_cu += cu
+        sx += mix * bx[q]
+        sy += mix * by[q]
+        sz += mix * bz[q]
+        t_cos[q], t_ij[q] = cv, mix  # reused: the partners' updates below
+    dl[0, ia] += s_cu * ax + sx
+    dl[1, ia] += s_cu * ay + sy
+    dl[2, ia] += s_cu * az + sz
+    for q in range(kept):
+        b, cv, mix = bidx[q], t_cos[q], t_ij[q]
+        dl[0, b] += cv * bx[q] + mix * ax
+        dl[1, b] += cv * by[q] + mix * ay
+        dl[2, b] += cv * bz[q] + mix * az
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def radial_terms(
-    g, i, lo, hi, order, ordered, fc, dfc, rt, out, jacobian, jac
-):  # pragma: no cover - compiled
-    """Add radial group ``g``'s functions to G[i] and their derivatives to dG/dvec: the sum of
-    w exp(-eta (r - rs)^2) f_c(r) over the centre's edges ``order[lo:hi]`` (those of the group's
-    neighbour element, or all with w = Z_j for a group of any neighbour), with ``ordered`` (6, K)
-    and ``fc``, ``dfc`` (C, K) of :func:`centre_edges`; ``rt`` = (rg_e, rg_f0, rg_f1, rf_eta,
-    rf_rs, rf_c, rf_col)."""
+def radial_terms(g, i, lo, hi, ordered, fc, rt, out):  # pragma: no cover - compiled
+    """Add radial group ``g``'s functions to G[i]: the sum of w exp(-eta (r - rs)^2) f_c(r) over
+    the centre's edges ``lo:hi`` in the order of :func:`centre_edges` (those of the group's
+    neighbour element, or all with w = Z_j for a group of any neighbour), with its ``ordered``
+    (6, K) and ``fc`` (C, K); ``rt`` = (rg_e, rg_f0, rg_f1, rf_eta, rf_rs, rf_c, rf_col)."""
     rg_e, rg_f0, rg_f1, rf_eta, rf_rs, rf_c, rf_col = rt
     weighted = rg_e[g] < 0
-    x, y, z, dist, inv, weight = ordered[0], ordered[1], ordered[2], ordered[3], ordered[4], ordered[5]
+    dist, weight = ordered[3], ordered[5]
     for f in range(rg_f0[g], rg_f1[g]):
-        c, eta, rs, col = rf_c[f], rf_eta[f], rf_rs[f], rf_col[f]
-        fcut, dcut = fc[c], dfc[c]
+        eta, rs, fcut = rf_eta[f], rf_rs[f], fc[rf_c[f]]
         total = 0.0
         for q in range(lo, hi):
             d = dist[q] - rs
@@ -231,13 +218,27 @@ def radial_terms(
             if weighted:
                 gauss *= weight[q]
             total += gauss * fcut[q]
-            if jacobian:
-                dr = gauss * (dcut[q] - 2.0 * eta * d * fcut[q]) * inv[q]
-                a = order[q]
-                jac[a, col, 0] += dr * x[q]
-                jac[a, col, 1] += dr * y[q]
-                jac[a, col, 2] += dr * z[q]
-        out[i, col] += total
+        out[i, rf_col[f]] += total
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def radial_gradient(g, i, lo, hi, ordered, fc, dfc, rt, grad, dr):  # pragma: no cover - compiled
+    """Add sum_f dL/dG[i, f] dG[i, f]/dr of radial group ``g``'s functions to ``dr`` (K,), per
+    edge in the order of :func:`centre_edges` (arguments as :func:`radial_terms`)."""
+    rg_e, rg_f0, rg_f1, rf_eta, rf_rs, rf_c, rf_col = rt
+    weighted = rg_e[g] < 0
+    dist, weight = ordered[3], ordered[5]
+    for f in range(rg_f0[g], rg_f1[g]):
+        scale = grad[i, rf_col[f]]
+        if scale == 0.0:
+            continue
+        eta, rs, fcut, dcut = rf_eta[f], rf_rs[f], fc[rf_c[f]], dfc[rf_c[f]]
+        for q in range(lo, hi):
+            d = dist[q] - rs
+            gauss = scale * vexp(-eta * d * d)
+            if weighted:
+                gauss *= weight[q]
+            dr[q] += gauss * (dcut[q] - 2.0 * eta * d * fcut[q])
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
