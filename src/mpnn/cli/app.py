@@ -27,6 +27,7 @@ import torch
 from mpnn.cli import committee, data, methods, potential, predict, property, prune, simulate, train_potential
 from mpnn.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from mpnn.errors import MpnnError
+from mpnn.symmetry import compiled
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +85,7 @@ def _thread_count() -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     command = None
+    compiled.LEAN_START = True  # this process is ours: numba starts without scipy.linalg
     try:
         args = build_parser().parse_args(argv)
         command = args.command

@@ -6,6 +6,7 @@ path (any device, and double backward).  Both give the same numbers (tested to 1
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -107,12 +108,41 @@ class CompiledAngularSum(torch.autograd.Function):
         return grad_vectors, None, None, None, None, None, None
 
 
+#: Set by the ``mpnn`` command: numba's CPU target starts without importing scipy.linalg
+#: (:func:`_start_lean`).  A library user's process keeps numba's own start.
+LEAN_START = False
+_started: list[bool] = []
+
+
+def _start_lean() -> None:
+    """Start numba's CPU target with ``scipy.linalg`` unimportable for that moment.
+
+    At its first compiled call numba imports ``scipy.linalg`` only to learn whether BLAS is
+    there for ``np.dot`` and ``np.linalg`` in compiled code; the kernels here use neither, and
+    that import (numpy's f2py with it) is 0.2-0.3 s of a 2.8 s ``mpnn predict``.  The import
+    fails at once here, so compiled code in this process has no BLAS; ``scipy.linalg`` itself
+    imports as usual afterwards.
+    """
+    _started.append(True)
+    if "scipy.linalg" in sys.modules:  # already paid for
+        return
+    sys.modules["scipy.linalg"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
+    finally:
+        del sys.modules["scipy.linalg"]
+
+
 def _run(kernel: Callable, args: tuple):
     """``kernel(*args)`` on PyTorch's number of threads, leaving that number as it was.
 
     numba's OpenMP threading layer shares the OpenMP thread count with PyTorch; without the
     restore, PyTorch would afterwards run its small operations on numba's count.
     """
+    if LEAN_START and not _started:
+        _start_lean()
     threads = torch.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
