@@ -29,7 +29,6 @@ from torch import Tensor, nn
 
 from mpnn.batch import Batch
 from mpnn.inputs import EdgeVectors, SpeciesInput, edge_vectors
-from mpnn.scatter import segment_sum
 from mpnn.symmetry import compiled
 from mpnn.symmetry.fused import contract, run
 from mpnn.updates.element_mlp import ElementUpdate
@@ -71,46 +70,55 @@ def evaluate_hdnnp(
     for, float64, eV, eV/Angstrom, eV/Angstrom^3) or None where this path does not apply."""
     if not _applies(model, batch):
         return None
+    # numpy from here on: a few microseconds per operation where torch takes tens, which is
+    # most of a call on a small molecule
     sf = model.symmetry_functions
-    species = sf.species(batch)
-    source, centre = batch.edge_index
+    species_t = sf.species(batch)
+    species = species_t.numpy()
+    source, centre = (index.numpy() for index in batch.edge_index)
     unit = model.net.edge_input.unit
     with torch.no_grad():
-        vectors = edge_vectors(batch)  # Angstrom
-        scaled_vectors = vectors / unit if unit != 1.0 else vectors
-        weights = batch.z[source].to(torch.float64)
-        arrays = compiled.edge_arrays(centre, species, species[source], weights, scaled_vectors)
-        need = forces or stress
-        raw, walk = run(arrays, sf.width, sf.fused_table(sf.groups), need)
-        monitor = sf.monitor  # extrapolation warnings read the raw values, as on the autograd path
-        if monitor is not None:
-            monitor(torch.from_numpy(raw), species)
-        factor = sf.scale_factor[species]
-        g = sf.scale_min[species] + factor * (torch.from_numpy(raw) - sf.scale_ref[species])
-        energies, dg = network_energies(model.update, species, g, need)
-    out: dict[str, Tensor] = {"energy": segment_sum(energies, batch.batch, batch.num_graphs)}
+        vectors = edge_vectors(batch).numpy()  # Angstrom
+    arrays = compiled.numpy_edge_arrays(
+        centre,
+        species,
+        species[source],
+        batch.z.numpy()[source].astype(np.float64),
+        vectors / unit if unit != 1.0 else vectors,
+    )
+    need = forces or stress
+    raw, walk = run(arrays, sf.width, sf.fused_table(sf.groups), need)
+    monitor = sf.monitor  # extrapolation warnings read the raw values, as on the autograd path
+    if monitor is not None:
+        monitor(torch.from_numpy(raw), species_t)
+    factor = sf.scale_factor.numpy()[species]
+    g = sf.scale_min.numpy()[species] + factor * (raw - sf.scale_ref.numpy()[species])
+    energies, dg = network_energies(model.update, species, g, need)
+    graph = batch.batch.numpy()
+    out = {"energy": torch.from_numpy(np.bincount(graph, energies, minlength=batch.num_graphs))}
     if atomic:
-        out["energies"] = energies
+        out["energies"] = torch.from_numpy(energies)
     if not need:
         return out
     # dE/d(edge vector in Angstrom) = dE/d(vector in the model's unit) / unit
-    dvec = torch.from_numpy(contract((dg * factor).numpy(), walk))
+    dvec = contract(dg * factor, walk)
     if unit != 1.0:
-        dvec = dvec / unit
-    if forces:
-        grad_pos = torch.zeros_like(batch.pos, dtype=torch.float64)
-        grad_pos.index_add_(0, source, dvec).index_add_(0, centre, -dvec)
-        out["forces"] = -grad_pos
+        dvec /= unit
+    if forces:  # F_k = sum over the edges centred on k - sum over those from k
+        n = species.shape[0]
+        out["forces"] = torch.from_numpy(
+            np.stack([np.bincount(centre, d, n) - np.bincount(source, d, n) for d in dvec.T], 1)
+        )
     if stress:
         from mpnn.potentials.forces import _volumes, to_voigt
 
         if batch.num_graphs == 1:  # sum_e r_e (x) dE/dr_e as one (3, E) x (E, 3) product
-            virial = (vectors.T @ dvec).unsqueeze(0)
+            virial = (vectors.T @ dvec)[None]
         else:
-            per_edge = vectors.unsqueeze(2) * dvec.unsqueeze(1)  # (E, 3, 3) r_a dE/dr_b
-            virial = torch.zeros(batch.num_graphs, 3, 3, dtype=torch.float64)
-            virial.index_add_(0, batch.batch[centre], per_edge)
-        virial = 0.5 * (virial + virial.transpose(1, 2))
+            per_edge = vectors[:, :, None] * dvec[:, None, :]  # (E, 3, 3) r_a dE/dr_b
+            virial = np.zeros((batch.num_graphs, 3, 3))
+            np.add.at(virial, graph[centre], per_edge)
+        virial = torch.from_numpy(0.5 * (virial + virial.transpose(0, 2, 1)))
         out["stress"] = to_voigt(virial) / _volumes(batch).to(torch.float64).unsqueeze(1)
     return out
 
@@ -152,26 +160,23 @@ _DERIVATIVES = {
 
 
 def network_energies(
-    update: ElementUpdate, species: Tensor, g: Tensor, grad: bool
-) -> tuple[Tensor, Tensor | None]:
-    """(N,) atomic energies (eV, float64) of ``update`` on the scaled functions ``g`` (N, W) and,
-    with ``grad``, dE/dg (N, W), by the layers' own backward formulas, in numpy (float64
-    networks; no autograd graph, a few microseconds per operation instead of tens): each layer
-    y = f(W x + b) (divided by n_in with ``normalize_nodes``) passes back
-    ``(dL/dy * f'(x)) W``."""
-    kinds = species.numpy()
-    values = g.numpy()
-    order = np.argsort(kinds, kind="stable")
-    counts = np.bincount(kinds, minlength=len(update.networks))
-    energies = np.zeros(values.shape[0])
-    dg = np.zeros_like(values) if grad else None
+    update: ElementUpdate, species: np.ndarray, g: np.ndarray, grad: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N,) atomic energies (eV, float64) of ``update`` on the scaled functions ``g`` (N, W) of
+    atoms of ``species`` (N,) and, with ``grad``, dE/dg (N, W), by the layers' own backward
+    formulas, in numpy (float64 networks; no autograd graph, a few microseconds per operation
+    instead of tens): each layer y = f(W x + b) (divided by n_in with ``normalize_nodes``)
+    passes back ``(dL/dy * f'(x)) W``."""
+    order = np.argsort(species, kind="stable")
+    counts = np.bincount(species, minlength=len(update.networks))
+    energies = np.zeros(g.shape[0])
+    dg = np.zeros_like(g) if grad else None
     scale = float(update.energy_scale)
     start = 0
     with np.errstate(all="ignore"):  # inf and NaN as torch gives them, silently (evaluate refuses them)
         for s, (network, count) in enumerate(zip(update.networks, counts.tolist(), strict=True)):
-            start = _element(network, update.sizes[s], order, start, count, values, scale, energies, dg)
-    offsets = update.offsets.to(torch.float64)[species]
-    return torch.from_numpy(energies) + offsets, None if dg is None else torch.from_numpy(dg)
+            start = _element(network, update.sizes[s], order, start, count, g, scale, energies, dg)
+    return energies + update.offsets.numpy()[species], dg
 
 
 def _element(

@@ -43,18 +43,30 @@ class EdgeArrays:
 def edge_arrays(
     centre: Tensor, species: Tensor, neighbor_species: Tensor, weights: Tensor, vectors: Tensor
 ) -> EdgeArrays:
-    n = species.shape[0]
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(centre.cpu().numpy(), minlength=n), out=ptr[1:])
-    vec = np.ascontiguousarray(vectors.detach().cpu().double().numpy())
-    return EdgeArrays(
-        ptr,
+    """The arrays of a batch's edges sorted by centre: ``centre`` (E,), ``species`` (N,),
+    ``neighbor_species`` (E,), ``weights`` (E,) and ``vectors`` (E, 3) as tensors."""
+    return numpy_edge_arrays(
+        centre.cpu().numpy(),
         species.cpu().numpy(),
         neighbor_species.cpu().numpy(),
         weights.detach().cpu().double().numpy(),
-        vec,
-        np.sqrt((vec * vec).sum(1)),
+        vectors.detach().cpu().double().numpy(),
     )
+
+
+def numpy_edge_arrays(
+    centre: np.ndarray,
+    species: np.ndarray,
+    neighbor_species: np.ndarray,
+    weights: np.ndarray,
+    vectors: np.ndarray,
+) -> EdgeArrays:
+    """:func:`edge_arrays` from numpy arrays (int64, float64)."""
+    n = species.shape[0]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(centre, minlength=n), out=ptr[1:])
+    vec = np.ascontiguousarray(vectors, dtype=np.float64)
+    return EdgeArrays(ptr, species, neighbor_species, weights, vec, np.sqrt((vec * vec).sum(1)))
 
 
 class CompiledAngularSum(torch.autograd.Function):
