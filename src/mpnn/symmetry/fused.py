@@ -83,11 +83,16 @@ def _gaussian_tables(groups: Sequence[Any], species_count: int) -> tuple:
         a["crc"] += [rc_index(v) for v in terms.rc.tolist()]
         a["c1"].append(len(a["crc"]))
         a["f0"].append(len(a["fm"]))
-        a["fm"] += terms.radial_index.tolist()
-        a["fk"] += terms.angular_index.tolist()
-        a["fc"] += terms.rc_index.tolist()
-        a["norm"] += terms.norm.tolist()
-        a["col"] += columns
+        # the functions of one Gaussian and one cutoff next to each other (the backward walk
+        # sums their angular parts first; the functions themselves do not depend on the order)
+        fm, fk, fc = terms.radial_index.tolist(), terms.angular_index.tolist(), terms.rc_index.tolist()
+        norm = terms.norm.tolist()
+        for f in sorted(range(len(fm)), key=lambda f: (fm[f], fc[f], fk[f])):
+            a["fm"].append(fm[f])
+            a["fk"].append(fk[f])
+            a["fc"].append(fc[f])
+            a["norm"].append(norm[f])
+            a["col"].append(columns[f])
         a["f1"].append(len(a["fm"]))
         rcmax[group.element] = max(rcmax[group.element], terms.cutoff)
     r, a = radial, angular

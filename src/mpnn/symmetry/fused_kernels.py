@@ -151,7 +151,7 @@ def fused_walk(
         geo, bidx = np.empty((9, count)), np.empty(count, dtype=np.int64)
         fcp, dfcp = np.empty((nc_max, count)), np.empty((nc_max, 3, count))
         gs, ang, dang = np.empty((nm_max, count)), np.empty((nk_max, count)), np.empty((nk_max, count))
-        t4, dl = np.empty((4, count)), np.zeros((3, count if backward else 0))
+        t6, dl = np.empty((6, count)), np.zeros((3, count if backward else 0))
         for g in range(ag_centre.shape[0]):
             if ag_centre[g] != s:
                 continue
@@ -186,7 +186,7 @@ def fused_walk(
                 if backward:
                     partner_gradient(
                         g, i, ia, kept, narrow, rij, linv[ia], ax, ay, az, geo, keep, fcp, dfcp, gs,
-                        ang, dang, gt, ft, grad, t4, dl,
+                        ang, dang, gt, ft, grad, t6, dl,
                     )  # fmt: skip
                 else:
                     partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out)

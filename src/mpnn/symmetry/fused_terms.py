@@ -149,7 +149,8 @@ def partner_gradient(
     """Add sum_f dL/dG[i, f] dG[i, f]/dvec of group ``g``'s functions over the kept partners
     to ``dl`` (3, count), the centre's edges in local order (``ia``: edge i -> j, vector (ax, ay,
     az); ``bidx``: the partners' local indices).  Per partner, the functions' derivatives in
-    cos theta, r_ij, r_ik and r_jk are summed first (``t`` (4, K), vectorized over the partners),
+    cos theta, r_ij, r_ik and r_jk are summed first (``t`` (6, K), vectorized over the partners;
+    the functions of one Gaussian and cutoff through their weighted angular parts),
     then turned into the two edges' vectors once: with u = r_ij, v = r_ik,
     dL/du += c_u u + m v and dL/dv += c_v v + m u (the formulas of
     :func:`~mpnn.symmetry.angular_kernels.angular_forward_jacobian`)."""
@@ -157,26 +158,33 @@ def partner_gradient(
     ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col = ft
     bx, by, bz, rik, inv_ik = geo[_BX], geo[_BY], geo[_BZ], geo[_RIK], geo[_INV_IK]
     rjk, inv_jk, cos, w = geo[_RJK], geo[_INV_JK], geo[_COS], geo[_W]
-    t_cos, t_ij, t_ik, t_jk = t[0], t[1], t[2], t[3]
+    t_cos, t_ij, t_ik, t_jk, sum_a, sum_c = t[0], t[1], t[2], t[3], t[4], t[5]
     for q in range(kept):
-        t_cos[q] = t_ij[q] = t_ik[q] = t_jk[q] = 0.0
-    for f in range(ag_f0[g], ag_f1[g]):
+        t_cos[q] = t_ij[q] = t_ik[q] = t_jk[q] = sum_a[q] = sum_c[q] = 0.0
+    f1 = ag_f1[g]
+    for f in range(ag_f0[g], f1):
+        # the weighted angular parts of a run of functions with one Gaussian m and cutoff c (the
+        # tables list them together), then the run's terms at once
+        m, c = af_m[f], af_c[f]
         weight = grad[i, af_col[f]] * af_norm[f]
-        if weight == 0.0:
+        am, dm = ang[af_k[f]], dang[af_k[f]]
+        for q in range(kept):
+            sum_a[q] += weight * am[q]
+            sum_c[q] += weight * dm[q]
+        if f + 1 < f1 and af_m[f + 1] == m and af_c[f + 1] == c:
             continue
-        m, k, c = af_m[f], af_k[f], af_c[f]
-        gm, am, dm, fc = gs[m], ang[k], dang[k], fcp[c]
+        gm, fc = gs[m], fcp[c]
         d0, d1, d2 = dfcp[c, 0], dfcp[c, 1], dfcp[c, 2]
         eta, rs = a_eta[ag_m0[g] + m], a_rs[ag_m0[g] + m]
         e_ij = -2.0 * eta * (rij - rs)
         for q in range(kept):
-            radial = gm[q] * fc[q]
-            t_cos[q] += weight * dm[q] * radial
-            ag = weight * am[q] * gm[q]
-            t_ij[q] += ag * (e_ij * fc[q] + d0[q])
-            t_ik[q] += ag * (-2.0 * eta * (rik[q] - rs) * fc[q] + d1[q])
+            t_cos[q] += gm[q] * fc[q] * sum_c[q]
+            ga = gm[q] * sum_a[q]
+            t_ij[q] += ga * (e_ij * fc[q] + d0[q])
+            t_ik[q] += ga * (-2.0 * eta * (rik[q] - rs) * fc[q] + d1[q])
             if narrow:
-                t_jk[q] += ag * (-2.0 * eta * (rjk[q] - rs) * fc[q] + d2[q])
+                t_jk[q] += ga * (-2.0 * eta * (rjk[q] - rs) * fc[q] + d2[q])
+            sum_a[q] = sum_c[q] = 0.0
     s_cu, sx, sy, sz = 0.0, 0.0, 0.0, 0.0
     inv_ij2 = inv_ij * inv_ij
     for q in range(kept):
