@@ -189,7 +189,7 @@ def fused_walk(
                         ang, dang, gt, ft, grad, t6, dl,
                     )  # fmt: skip
                 else:
-                    partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out)
+                    partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out, t6[0])
         for q in range(count if backward else 0):
             a = local[q]
             dvec[a, 0] += dl[0, q]

@@ -130,15 +130,24 @@ def partner_factors(
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out):  # pragma: no cover - compiled
-    """Add group ``g``'s functions over the kept partners to G[i]."""
+def partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out, radial):  # pragma: no cover - compiled
+    """Add group ``g``'s functions over the kept partners to G[i]: per run of functions with one
+    Gaussian m and cutoff c (the tables list them together), w g_m f_c once into ``radial``
+    (K,), then a dot product with each function's angular part."""
     ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col = ft
     w = geo[_W]
+    m_run, c_run = -1, -1
     for f in range(ag_f0[g], ag_f1[g]):
-        gm, am, fc = gs[af_m[f]], ang[af_k[f]], fcp[af_c[f]]
+        m, c = af_m[f], af_c[f]
+        if m != m_run or c != c_run:
+            gm, fc = gs[m], fcp[c]
+            for q in range(kept):
+                radial[q] = w[q] * gm[q] * fc[q]
+            m_run, c_run = m, c
+        am = ang[af_k[f]]
         total = 0.0
         for q in range(kept):
-            total += w[q] * am[q] * gm[q] * fc[q]
+            total += am[q] * radial[q]
         out[i, af_col[f]] += af_norm[f] * total
 
 
