@@ -25,19 +25,24 @@ as CPU time of this process (CPU time is the steadier figure on a shared machine
 
 from __future__ import annotations
 
-import argparse
 import os
-import resource
-import subprocess
-import sys
-import tarfile
-import tempfile
-import time
-from pathlib import Path
 
-import torch
+# one thread for numpy's BLAS as well (the networks' products), before numpy is imported
+for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
-from benchmarks.common import machine
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from benchmarks.common import machine  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 BOHR, HARTREE = 0.529177210903, 27.211386245988
