@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from small_potentials import TRICLINIC, mixed_structures, small_hdnnp, structure
@@ -65,3 +67,37 @@ def test_every_activation_backpropagates_as_autograd_does(letters, normalize):
     fast, slow = _both(model, batch)
     for key in ("energy", "energies", "forces"):
         assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key
+
+
+@pytest.mark.parametrize("cutoff_type", [2, 6])
+def test_groups_of_many_functions_per_gaussian_and_cutoff_equal_autograd(cutoff_type):
+    """The walks treat the functions of one (eta, rs) and rc together (a run in the tables): groups
+    of several lambda, zeta per Gaussian, two Gaussians, two cutoffs in one group, narrow and
+    wide, integer and fractional zeta; energies, forces and stress against the PyTorch path."""
+    from itertools import combinations_with_replacement
+
+    from mpnn.models.hdnnp import HDNNPConfig, hdnnp
+
+    torch.manual_seed(cutoff_type)
+    elements = ("H", "O")
+    specs = []
+    for _ in elements:
+        mine = [dict(type=2, neighbors=[n], eta=eta, rs=rs, rc=3.2) for n in elements for eta, rs in
+                ((0.3, 0.0), (1.0, 1.5))]  # fmt: skip
+        for kind, pair in itertools.product((3, 9), combinations_with_replacement(elements, 2)):
+            for (eta, rs), rc, (lam, zeta) in itertools.product(
+                ((0.05, 0.0), (0.4, 0.9)), (3.2, 2.6), ((1.0, 1.0), (-1.0, 2.0), (1.0, 4.5))
+            ):
+                angular = dict(eta=eta, rs=rs, lambda_=lam, zeta=zeta, rc=rc)
+                mine.append(dict(type=kind, neighbors=list(pair), **angular))
+        specs.append(mine)
+    config = HDNNPConfig(list(elements), specs, cutoff_type=cutoff_type, nodes=[[8, 6]] * 2,
+                         activations=["ttl"] * 2, scaling="none")  # fmt: skip
+    model = hdnnp(config).eval()
+    structures = [*mixed_structures(), structure("OHHOHH", TRICLINIC, [True] * 3, 9)]
+    batch = collate_structures(structures, model.cutoff).to(dtype=torch.float64)
+    fast, slow = _both(model, batch, stress=True)
+    for key in ("energy", "energies", "forces"):
+        assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key
+    assert torch.allclose(fast["stress"], slow["stress"], rtol=1e-12, atol=1e-13, equal_nan=True)
+    assert slow["forces"].abs().max() > 1e-3  # the functions do move the atoms

@@ -17,10 +17,10 @@ from torch import Tensor
 try:  # numba is optional: without it the PyTorch path runs
     import numba
 
-    from mpnn.symmetry import angular_kernels
+    from mpnn.symmetry import angular_kernels, kernel_cache
 except ImportError:  # pragma: no cover - depends on the environment
     numba = None
-    angular_kernels = None
+    angular_kernels = kernel_cache = None
 
 
 def available() -> bool:
@@ -155,6 +155,7 @@ def _run(kernel: Callable, args: tuple):
     """
     if LEAN_START and not _started:
         _start_lean()
+    kernel_cache.check(kernel)  # before numba loads a cache made from other sources
     threads = torch.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
