@@ -17,8 +17,9 @@
   (directed edges within the cutoff) and per pair and function of the centre's element; anchor:
   the water box's (types 2 and 3) in the same process.
 
-Each in-process figure is the best of ``--repeats`` calls after a warm-up call, as wall-clock and
-as CPU time of this process (CPU time is the steadier figure on a shared machine).
+Each in-process figure is the best of ``--repeats`` calls (at least 500 for ethanol, whose 2 ms
+call varies by 10-20 % between runs of 50) after a warm-up call, as wall-clock and as CPU time
+of this process (CPU time is the steadier figure on a shared machine).
 
     python -m benchmarks.user_speed [--repeats 5] [--skip-startup] [--skip-compact]
 """
@@ -164,7 +165,7 @@ def main() -> None:
         from ase.build import molecule
 
         model, count = ethanol_model()
-        wall, cpu = best_of(calculator_call(molecule("CH3CH2OH"), model), max(args.repeats, 50))
+        wall, cpu = best_of(calculator_call(molecule("CH3CH2OH"), model), max(args.repeats, 500))
         print(
             f"(b) ethanol, {count} functions per element: {1e3 * wall:.2f} ms per call wall "
             f"({1 / wall:,.0f} calls/s), {1e3 * cpu:.2f} ms CPU ({1 / cpu:,.0f} calls/s)"

@@ -179,6 +179,19 @@ def network_energies(
     return energies + update.offsets.numpy()[species], dg
 
 
+def _numpy_layers(network: nn.Module) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weight, bias) of each layer as numpy views, kept on the network while its layers hold the
+    same parameter tensors (views follow in-place updates; a replaced tensor makes new views)."""
+    tensors = [(layer.weight, layer.bias) for layer in network.layers]
+    cached = network.__dict__.get("_numpy_views")
+    if cached is not None and len(cached[0]) == len(tensors):
+        if all(w is cw and b is cb for (w, b), (cw, cb) in zip(tensors, cached[0], strict=True)):
+            return cached[1]
+    views = [(w.detach().numpy(), b.detach().numpy()) for w, b in tensors]
+    network.__dict__["_numpy_views"] = (tensors, views)
+    return views
+
+
 def _element(
     network: nn.Module,
     width: int,
@@ -196,7 +209,7 @@ def _element(
     if not count:
         return start + count
     x = values[atoms, :width]
-    layers = [(layer.weight.detach().numpy(), layer.bias.detach().numpy()) for layer in network.layers]
+    layers = _numpy_layers(network)
     saved = []
     for (weight, bias), name in zip(layers, network.activations, strict=True):
         z = x @ weight.T + bias

@@ -157,7 +157,10 @@ def _run(kernel: Callable, args: tuple):
         _start_lean()
     kernel_cache.check(kernel)  # before numba loads a cache made from other sources
     threads = torch.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    wanted = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() == wanted:  # nothing to set or restore (tens of microseconds)
+        return kernel(*args)
+    numba.set_num_threads(wanted)
     try:
         return kernel(*args)
     finally:
