@@ -103,6 +103,31 @@ def _windows(values, n, centre, scale, order, asym, f, df):  # pragma: no cover 
             f[k], df[k] = _window(values[k], centre, scale, 4, asym)
 
 
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _window_values(values, n, centre, scale, order, asym, f):  # pragma: no cover - compiled
+    """f[k] of one window at values[k], k < n: :func:`_windows` without the slopes (the forward
+    walk needs none; the compiler drops their arithmetic)."""
+    if order == 0:
+        for k in range(n):
+            f[k] = _window(values[k], centre, scale, 0, asym)[0]
+    elif order == 1:
+        for k in range(n):
+            f[k] = _window(values[k], centre, scale, 1, asym)[0]
+    elif order == 2:
+        if asym:
+            for k in range(n):
+                f[k] = _window(values[k], centre, scale, 2, True)[0]
+        else:
+            for k in range(n):
+                f[k] = _window(values[k], centre, scale, 2, False)[0]
+    elif order == 3:
+        for k in range(n):
+            f[k] = _window(values[k], centre, scale, 3, asym)[0]
+    else:
+        for k in range(n):
+            f[k] = _window(values[k], centre, scale, 4, asym)[0]
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _dot(x, y, n):  # pragma: no cover - compiled
     """sum_k x[k] y[k], k < n (reassociated: vectorized)."""
@@ -168,10 +193,11 @@ def _centre_edges(
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _pairs(
-    ia, lo, n, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, q, qc, fk, dfk, fjk
+    ia, lo, n, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, q, qc, fk, dfk, fjk, slopes
 ):  # pragma: no cover - compiled
     """Geometry and factors of the pairs (ia, lo + k), k < n: cos, theta, Q and dQ/dcos (A, n);
-    narrow: the partners' radial factors times f(r_jk), and f'(r_jk) terms (R, n)."""
+    narrow: the partners' radial factors times f(r_jk), and f'(r_jk) terms (R, n).  Without
+    ``slopes`` (the forward walk) only Q and the radial factors."""
     rw_c, rw_s, rw_order, rw_asym, rw_min = table[0], table[1], table[2], table[3], table[4]
     ag_r0, ag_r1, ag_a0, ag_a1 = table[19], table[20], table[21], table[22]
     ar_w, aw_c, aw_s, aw_order = table[24], table[25], table[26], table[27]
@@ -189,6 +215,11 @@ def _pairs(
     a0, na = ag_a0[g], ag_a1[g] - ag_a0[g]
     for al in range(na):
         qa, qd = q[al, :n], qc[al, :n]
+        if not slopes:
+            _window_values(th, n, aw_c[a0 + al], aw_s[a0 + al], aw_order[a0 + al], False, qa)
+            for k in range(n):
+                qa[k] = qa[k] if dt[k] != 0.0 else 0.0
+            continue
         _windows(th, n, aw_c[a0 + al], aw_s[a0 + al], aw_order[a0 + al], False, qa, qd)
         for k in range(n):
             qa[k] = qa[k] if dt[k] != 0.0 else 0.0
@@ -203,9 +234,14 @@ def _pairs(
     for rho in range(nr):
         w = ar_w[r0 + rho]
         f, d, e = fk[rho, :n], dfk[rho, :n], fjk[rho, :n]
-        _windows(r, n, rw_c[w], rw_s[w], rw_order[w], rw_asym[w], e, d)
         low = rw_min[w]
         fb, db = fg[rho, lo:hi], dfg[rho, lo:hi]
+        if not slopes:
+            _window_values(r, n, rw_c[w], rw_s[w], rw_order[w], rw_asym[w], e)
+            for k in range(n):
+                f[k] = fb[k] * e[k] if r[k] > low else 0.0
+            continue
+        _windows(r, n, rw_c[w], rw_s[w], rw_order[w], rw_asym[w], e, d)
         for k in range(n):
             inside = r[k] > low
             fj, dj = e[k], d[k]

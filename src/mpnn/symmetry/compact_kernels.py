@@ -145,7 +145,10 @@ def compact_forward(vec, dist, ptr, species, nspecies, nweight, table, out):  # 
                 m = hi - lo
                 if m <= 0:
                     continue
-                _pairs(ia, lo, m, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, qv, qc, fk, dfk, fjk)
+                _pairs(
+                    ia, lo, m, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, qv, qc, fk, dfk, fjk,
+                    False,
+                )  # fmt: skip
                 for rho in range(nr):
                     fa = fg[rho, ia]
                     if fa == 0.0:
@@ -266,7 +269,10 @@ def compact_backward(
                 m = hi - lo
                 if m <= 0:
                     continue
-                _pairs(ia, lo, m, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, qv, qc, fk, dfk, fjk)
+                _pairs(
+                    ia, lo, m, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, qv, qc, fk, dfk, fjk,
+                    True,
+                )  # fmt: skip
                 t0, t1, t2, t3 = t[0, :m], t[1, :m], t[2, :m], t[3, :m]
                 t0[:] = 0.0
                 t1[:] = 0.0
