@@ -148,7 +148,7 @@ def fused_walk(
         linv, lw = ordered[4, pick], ordered[5, pick]
         lfc, ldfc = ofc[:, pick], odfc[:, pick]
         keep = np.empty(count, dtype=np.int64)
-        geo, bidx = np.empty((9, count)), np.empty(count, dtype=np.int64)
+        geo = np.empty((9, count))
         fcp, dfcp = np.empty((nc_max, count)), np.empty((nc_max, 3, count))
         gs, ang, dang = np.empty((nm_max, count)), np.empty((nk_max, count)), np.empty((nk_max, count))
         t6, dl = np.empty((6, count)), np.zeros((3, count if backward else 0))
@@ -178,7 +178,7 @@ def fused_walk(
                     kept += (ld[ib] < gcut) & (wide | (dx * dx + dy * dy + dz * dz < gcut2))
                 if kept == 0:
                     continue
-                partner_geometry(ia, keep, kept, lx, ly, lz, ld, linv, lw, local, e1 < 0, geo, bidx)
+                partner_geometry(ia, keep, kept, lx, ly, lz, ld, linv, lw, e1 < 0, geo)
                 partner_factors(
                     g, ia, keep, kept, narrow, rij, geo, lfc, ldfc, kind, alpha, rc_all, inv_rc, gt,
                     fcp, dfcp, gs, ang, dang,

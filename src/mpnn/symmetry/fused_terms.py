@@ -1,21 +1,22 @@
-r"""The angular terms of the fused walk (:mod:`mpnn.symmetry.fused_kernels`), partner by partner
-in vectorized loops.
+r"""The terms of the fused walk (:mod:`mpnn.symmetry.fused_kernels`), in vectorized loops.
 
-For a centre i, an angular group g and a first neighbour j (edge a), the kept partners k (edges
-b, at most K) are processed together: their geometry (:func:`partner_geometry`), the group's
-factors on all of them (:func:`partner_factors`: cutoff products, one Gaussian per distinct
-(eta, rs), one power per distinct (lambda, zeta)) and each function's terms
-(:func:`partner_terms`), each a loop over the partners that LLVM vectorizes (the exponentials of
-:mod:`mpnn.symmetry.vector_math`).  Only the updates of dG/d(edge vector) of the partners' own
-edges stay one element at a time (a scatter).  The numbers are those of the per-group kernels
+For a centre i, an angular group g and a first neighbour j (edge a), the kept partners k are
+processed together: their geometry (:func:`partner_geometry`), the group's factors on all of them
+(:func:`partner_factors`: cutoff products, one Gaussian per distinct (eta, rs), one power per
+distinct (lambda, zeta)), and then either each function's sum (:func:`partner_terms`) or, given
+dL/dG, the derivatives of all the group's functions summed per partner and turned into the two
+edges' vectors (:func:`partner_gradient`).  Each is a loop over the partners that LLVM vectorizes
+(the exponentials of :mod:`mpnn.symmetry.vector_math`).  The radial functions
+(:func:`radial_terms`, :func:`radial_gradient`) are loops over the centre's edges, ordered by
+neighbour element (:func:`centre_edges`).  The numbers are those of the per-group kernels
 (:mod:`mpnn.symmetry.angular_kernels`) up to rounding: sums are reassociated.
 
 Buffers (preallocated by the caller, K columns): ``geo`` (9, K) rows bx, by, bz, r_ik, 1/r_ik,
-r_jk, 1/r_jk, cos theta, weight; ``bidx`` (K,) the partners' edges; ``fcp`` (C, K) and ``dfcp``
-(C, 3, K) cutoff products and their derivatives in r_ij, r_ik, r_jk; ``gs`` (M, K); ``ang``,
-``dang`` (A, K); ``scratch`` (2, K).  Group tables as in :mod:`mpnn.symmetry.fused_kernels`:
-``gt`` = (ag_m0, ag_m1, ag_c0, ag_c1, ag_k0, ag_k1, a_eta, a_rs, a_lam, a_zeta, ac_rc) and
-``ft`` = (ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col).
+r_jk, 1/r_jk, cos theta, weight; ``fcp`` (C, K) and ``dfcp`` (C, 3, K) cutoff products and their
+derivatives in r_ij, r_ik, r_jk; ``gs`` (M, K); ``ang``, ``dang`` (A, K); ``t`` (6, K).  Group
+tables as in :mod:`mpnn.symmetry.fused_kernels`: ``gt`` = (ag_m0, ag_m1, ag_c0, ag_c1, ag_k0,
+ag_k1, a_eta, a_rs, a_lam, a_zeta, ac_rc) and ``ft`` = (ag_f0, ag_f1, af_m, af_k, af_c, af_norm,
+af_col); the functions of one (eta, rs) and rc are listed together (runs).
 """
 
 from __future__ import annotations
@@ -50,11 +51,9 @@ def vcutoff(kind, r, rc, inv_rc, alpha):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def partner_geometry(
-    ia, keep, kept, lx, ly, lz, ld, linv, lw, local, weighted, geo, bidx
-):  # pragma: no cover
-    """The kept partners' coordinates, distances r_ik and r_jk, their inverses, cos theta_jik
-    and the weights Z_j Z_k (1 unless ``weighted``), into ``geo``; their edges into ``bidx``."""
+def partner_geometry(ia, keep, kept, lx, ly, lz, ld, linv, lw, weighted, geo):  # pragma: no cover
+    """The kept partners' (local indices ``keep[:kept]``) coordinates, distances r_ik and r_jk,
+    their inverses, cos theta_jik and the weights Z_j Z_k (1 unless ``weighted``), into ``geo``."""
     ax, ay, az, inv_ij, wa = lx[ia], ly[ia], lz[ia], linv[ia], lw[ia]
     for q in range(kept):
         ib = keep[q]
@@ -67,7 +66,6 @@ def partner_geometry(
         geo[_INV_JK, q] = 1.0 / s if s > 0.0 else 0.0
         geo[_COS, q] = (ax * x + ay * y + az * z) * (inv_ij * iv)
         geo[_W, q] = wa * lw[ib] if weighted else 1.0
-        bidx[q] = local[ib]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -153,11 +151,11 @@ def partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out, radial):  # pragma: no
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def partner_gradient(
-    g, i, ia, kept, narrow, rij, inv_ij, ax, ay, az, geo, bidx, fcp, dfcp, gs, ang, dang, gt, ft, grad, t, dl
+    g, i, ia, kept, narrow, rij, inv_ij, ax, ay, az, geo, keep, fcp, dfcp, gs, ang, dang, gt, ft, grad, t, dl
 ):  # pragma: no cover - compiled
     """Add sum_f dL/dG[i, f] dG[i, f]/dvec of group ``g``'s functions over the kept partners
     to ``dl`` (3, count), the centre's edges in local order (``ia``: edge i -> j, vector (ax, ay,
-    az); ``bidx``: the partners' local indices).  Per partner, the functions' derivatives in
+    az); ``keep``: the partners' local indices).  Per partner, the functions' derivatives in
     cos theta, r_ij, r_ik and r_jk are summed first (``t`` (6, K), vectorized over the partners;
     the functions of one Gaussian and cutoff through their weighted angular parts),
     then turned into the two edges' vectors once: with u = r_ij, v = r_ik,
@@ -211,7 +209,7 @@ def partner_gradient(
     dl[1, ia] += s_cu * ay + sy
     dl[2, ia] += s_cu * az + sz
     for q in range(kept):
-        b, cv, mix = bidx[q], t_cos[q], t_ij[q]
+        b, cv, mix = keep[q], t_cos[q], t_ij[q]
         dl[0, b] += cv * bx[q] + mix * ax
         dl[1, b] += cv * by[q] + mix * ay
         dl[2, b] += cv * bz[q] + mix * az
