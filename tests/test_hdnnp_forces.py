@@ -135,3 +135,30 @@ def test_networks_follow_their_weights_after_copies_and_replaced_storage():
     for mine, theirs in zip(model.parameters(), third.parameters(), strict=True):
         mine.data = theirs.data.clone()
     check(model)
+
+
+def test_a_call_leaves_torch_threads_as_they_were_when_numba_has_fewer():
+    """numba starting its threads (at the first kernel call of a process) sets the OpenMP thread
+    count to numba's own (NUMBA_NUM_THREADS); torch's count, larger here, must come back."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys, torch\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from small_potentials import mixed_structures, small_hdnnp\n"
+        "from mpnn.data.atoms import collate_structures\n"
+        "from mpnn.potentials.forces import evaluate\n"
+        "model = small_hdnnp(('H', 'O'), 3.2, 2, seed=0).eval()\n"
+        "batch = collate_structures(mixed_structures(), model.cutoff).to(dtype=torch.float64)\n"
+        "torch.set_num_threads(2)\n"
+        "evaluate(model, batch, forces=True)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2"]
