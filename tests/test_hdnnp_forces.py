@@ -101,3 +101,64 @@ def test_groups_of_many_functions_per_gaussian_and_cutoff_equal_autograd(cutoff_
         assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key
     assert torch.allclose(fast["stress"], slow["stress"], rtol=1e-12, atol=1e-13, equal_nan=True)
     assert slow["forces"].abs().max() > 1e-3  # the functions do move the atoms
+
+
+def test_networks_follow_their_weights_after_copies_and_replaced_storage():
+    """The fast path's networks use the weights the model holds now: after an in-place update, in
+    a deep copy whose weights then change, after a float32 round trip of the networks with new
+    weights, and after ``parameter.data = ...`` (new memory, the parameter objects kept)."""
+    import copy
+
+    model = small_hdnnp(("H", "O"), 3.2, 2, seed=0).eval()
+    other = small_hdnnp(("H", "O"), 3.2, 2, seed=1).eval()
+    batch = collate_structures(mixed_structures(), model.cutoff).to(dtype=torch.float64)
+
+    def check(m):
+        fast, slow = _both(m, batch)
+        assert torch.allclose(fast["energy"], slow["energy"], rtol=1e-12, atol=1e-12)
+        assert torch.allclose(fast["forces"], slow["forces"], rtol=1e-12, atol=1e-12)
+
+    check(model)  # the views are made here
+    with torch.no_grad():  # an optimizer's step: in place
+        model.update.networks[0].layers[0].weight.mul_(1.1)
+    check(model)
+    twin = copy.deepcopy(model)
+    twin.load_state_dict(other.state_dict())  # in place, in the copy
+    check(twin)
+    check(model)
+    networks = model.update.networks  # (the networks only: the functions' tables keep float64 values)
+    networks.float()
+    networks.load_state_dict({k: v.float() for k, v in other.update.networks.state_dict().items()})
+    networks.double()
+    check(model)
+    third = small_hdnnp(("H", "O"), 3.2, 2, seed=2)
+    for mine, theirs in zip(model.parameters(), third.parameters(), strict=True):
+        mine.data = theirs.data.clone()
+    check(model)
+
+
+def test_a_call_leaves_torch_threads_as_they_were_when_numba_has_fewer():
+    """numba starting its threads (at the first kernel call of a process) sets the OpenMP thread
+    count to numba's own (NUMBA_NUM_THREADS); torch's count, larger here, must come back."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys, torch\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from small_potentials import mixed_structures, small_hdnnp\n"
+        "from mpnn.data.atoms import collate_structures\n"
+        "from mpnn.potentials.forces import evaluate\n"
+        "model = small_hdnnp(('H', 'O'), 3.2, 2, seed=0).eval()\n"
+        "batch = collate_structures(mixed_structures(), model.cutoff).to(dtype=torch.float64)\n"
+        "torch.set_num_threads(2)\n"
+        "evaluate(model, batch, forces=True)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2"]

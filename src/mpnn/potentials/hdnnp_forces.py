@@ -23,6 +23,8 @@ to be differentiated again), and the caller takes the autograd path.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -179,16 +181,27 @@ def network_energies(
     return energies + update.offsets.numpy()[species], dg
 
 
+#: each network's (its layers' parameter tensors, their storage addresses, numpy views of them),
+#: held beside the network (not in it: a deep copy or a pickle of the model would carry copies of
+#: the views, no longer sharing the copied tensors' memory)
+_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _numpy_layers(network: nn.Module) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(weight, bias) of each layer as numpy views, kept on the network while its layers hold the
-    same parameter tensors (views follow in-place updates; a replaced tensor makes new views)."""
+    """(weight, bias) of each layer as numpy views, kept while the network's layers hold the same
+    parameter tensors on the same memory (views follow in-place updates; a replaced tensor, or
+    one given new memory by ``parameter.data = ...`` as ``model.float()`` / ``double()`` do,
+    makes new views; the views keep the old memory alive, so no new tensor can take its address)."""
     tensors = [(layer.weight, layer.bias) for layer in network.layers]
-    cached = network.__dict__.get("_numpy_views")
+    cached = _VIEWS.get(network)
     if cached is not None and len(cached[0]) == len(tensors):
-        if all(w is cw and b is cb for (w, b), (cw, cb) in zip(tensors, cached[0], strict=True)):
-            return cached[1]
+        if all(
+            w is cw and b is cb and w.data_ptr() == pw and b.data_ptr() == pb
+            for (w, b), (cw, cb), (pw, pb) in zip(tensors, cached[0], cached[1], strict=True)
+        ):
+            return cached[2]
     views = [(w.detach().numpy(), b.detach().numpy()) for w, b in tensors]
-    network.__dict__["_numpy_views"] = (tensors, views)
+    _VIEWS[network] = (tensors, [(w.data_ptr(), b.data_ptr()) for w, b in tensors], views)
     return views
 
 

@@ -158,8 +158,12 @@ def _run(kernel: Callable, args: tuple):
     kernel_cache.check(kernel)  # before numba loads a cache made from other sources
     threads = torch.get_num_threads()
     wanted = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() == wanted:  # nothing to set or restore (tens of microseconds)
-        return kernel(*args)
+    if numba.get_num_threads() == wanted:  # nothing to set (tens of microseconds)
+        out = kernel(*args)
+        # numba starting its threads (its first parallel call) sets the OpenMP count to its own
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return out
     numba.set_num_threads(wanted)
     try:
         return kernel(*args)
