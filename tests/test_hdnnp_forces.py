@@ -162,3 +162,23 @@ def test_a_call_leaves_torch_threads_as_they_were_when_numba_has_fewer():
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2"]
+
+
+def test_the_walk_follows_function_parameters_loaded_after_a_call():
+    """The compiled walk's tables come from the function modules' buffers: loading a state with
+    other eta, rs (same architecture) or converting the model must not leave the old tables."""
+    model = small_hdnnp(("H", "O"), 3.2, 2, seed=5).eval()
+    batch = collate_structures(mixed_structures(), model.cutoff).to(dtype=torch.float64)
+    evaluate_hdnnp(model, batch, True, False, True)  # tables built from the first values
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    changed = [k for k in state if k.endswith((".eta", ".rs", ".radial"))]
+    assert changed  # the functions' parameters are buffers of the state
+    for k in changed:
+        state[k] = state[k] * 1.3 + 0.05
+    model.load_state_dict(state)
+    fast, slow = _both(model, batch)
+    for key in ("energy", "forces"):
+        assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key
+    model.float().double()  # converted buffers: tables from the converted values
+    fast, slow = _both(model, batch)
+    assert torch.allclose(fast["forces"], slow["forces"], rtol=1e-12, atol=1e-12)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from types import MappingProxyType
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +62,11 @@ _MONITORS: ContextVar[Mapping[int, Monitor]] = ContextVar(
 )
 
 
+def _forget_tables(module: nn.Module, *_: Any) -> None:
+    """Drop ``module``'s kept kernel tables (a load_state_dict post hook)."""
+    module.__dict__.pop("_fused", None)
+
+
 class SymmetryFunctions(nn.Module):
     """Symmetry functions of every atom, scaled: the message of an HDNNP.
 
@@ -87,6 +93,9 @@ class SymmetryFunctions(nn.Module):
         cutoff_alpha: float = 0.0,
     ) -> None:
         super().__init__()
+        # the compiled walk's tables are read from the groups' buffers: built again after new
+        # values are loaded into them (and after a dtype or device change, in _apply)
+        self.register_load_state_dict_post_hook(_forget_tables)
         if len(specs) != len(elements):
             raise ValueError("SymmetryFunctions: one list of specs per element is needed")
         self.elements = [int(z) for z in elements]
@@ -212,8 +221,13 @@ class SymmetryFunctions(nn.Module):
         rest = [g for g in self.groups if g not in fused]
         return out + self._group_sums(rest, batch, vectors, species) if rest else out
 
+    def _apply(self, fn: Any, recurse: bool = True) -> SymmetryFunctions:
+        _forget_tables(self)
+        return super()._apply(fn, recurse)
+
     def fused_table(self, fused: Sequence[_Group]) -> tuple:
-        """The kernel tables of the groups ``fused`` (:func:`mpnn.symmetry.fused.tables`), kept."""
+        """The kernel tables of the groups ``fused`` (:func:`mpnn.symmetry.fused.tables`), kept
+        until the module's buffers are loaded or converted."""
         key = tuple(id(g) for g in fused)
         if getattr(self, "_fused", (None,))[0] != key:
             self._fused = (key, tables(fused, len(self.elements)))
