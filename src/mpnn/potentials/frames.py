@@ -16,6 +16,8 @@ from typing import Any
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mpnn.errors import DataError
+
 __all__ = ["FrameWriter", "frame"]
 
 
@@ -39,7 +41,8 @@ def frame(
 
 
 class FrameWriter:
-    """``FrameWriter(path)``: frames to ``<path>.partial``, renamed to ``path`` by :meth:`finish`.
+    """``FrameWriter(path)``: frames to ``<path>.partial``, renamed to ``path`` by :meth:`finish`
+    (as a context manager: at a normal end of its block).
 
     ``path=None`` writes nothing (every method is then a no-op).
     """
@@ -73,6 +76,18 @@ class FrameWriter:
         """Close the ``.partial`` file (kept; :meth:`finish` renames it)."""
         if self._file is not None:
             self._file.close()
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:
+        """Close the file; at a normal end rename it (:meth:`finish`); a :class:`DataError` gains
+        where the frames so far are (same error type), any other exception passes unchanged."""
+        self.close()
+        if error is None:
+            self.finish()
+        elif isinstance(error, DataError):
+            raise type(error)(f"{error}{self.where()}") from None
 
     def finish(self) -> None:
         """Close and rename ``<path>.partial`` to ``path`` (replacing it) if a frame was written."""

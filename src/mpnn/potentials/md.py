@@ -31,19 +31,17 @@ a thermostat or an initial temperature needs at least 2 atoms.
 
 from __future__ import annotations
 
-import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
-from ase.calculators.singlepoint import SinglePointCalculator
 from torch import nn
 
 from mpnn.errors import DataError
-from mpnn.potentials.calculator import MpnnCalculator, clear_extras, frame_extras
+from mpnn.potentials.calculator import MpnnCalculator
+from mpnn.potentials.frames import FrameWriter, frame
 from mpnn.sanity import check_md_settings
 
 __all__ = ["MDLog", "run_md"]
@@ -71,32 +69,22 @@ class MDLog:
         return np.asarray(self.potential) + np.asarray(self.kinetic)
 
 
-def _frame(atoms: Atoms, step: int, time_fs: float) -> str:
-    """One extended-XYZ frame of ``atoms`` with its calculator's results."""
-    from ase.io import write
-
-    frame = clear_extras(atoms.copy())
+def _frame(atoms: Atoms, step: int, time_fs: float) -> Atoms:
+    """One frame of ``atoms`` with its calculator's results (:func:`~mpnn.potentials.frames.frame`)."""
     results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
     if atoms.cell.rank == 3:
         try:
             results["stress"] = atoms.get_stress()
         except (PropertyNotImplementedError, NotImplementedError):  # a calculator without stress
             pass
-    frame.calc = SinglePointCalculator(frame, **results)
-    info, arrays = frame_extras(getattr(atoms.calc, "results", {}))
-    frame.info.update(info)
-    for key, values in arrays.items():
-        frame.arrays[key] = values
-    frame.info.update(
-        step=step,
-        time_fs=time_fs,
-        kinetic_energy=atoms.get_kinetic_energy(),
-        temperature_K=atoms.get_temperature(),
-        units=TRAJECTORY_UNITS,
-    )
-    buffer = io.StringIO()
-    write(buffer, frame, format="extxyz")
-    return buffer.getvalue()
+    info = {
+        "step": step,
+        "time_fs": time_fs,
+        "kinetic_energy": atoms.get_kinetic_energy(),
+        "temperature_K": atoms.get_temperature(),
+        "units": TRAJECTORY_UNITS,
+    }
+    return frame(atoms, results, info, getattr(atoms.calc, "results", {}))
 
 
 def _require_finite_state(atoms: Atoms, step: int, timestep_fs: float) -> None:
@@ -205,14 +193,10 @@ def run_md(
         )
     atoms.get_forces()  # the first evaluation: errors surface before any file is written
     log = MDLog()
-    out = path = partial = None
-    if trajectory_path is not None:
-        path = Path(trajectory_path)
-        partial = path.with_name(path.name + ".partial")
+    writer = FrameWriter(trajectory_path)
     bar = tqdm(total=steps, disable=not progress, unit="step", desc="md")
 
     def record() -> None:
-        nonlocal out
         step = dyn.nsteps
         _require_finite_state(atoms, step, timestep_fs)
         log.step.append(step)
@@ -220,13 +204,8 @@ def run_md(
         log.potential.append(float(atoms.get_potential_energy()))
         log.kinetic.append(float(atoms.get_kinetic_energy()))
         log.temperature.append(float(atoms.get_temperature()))
-        if partial is not None:
-            text = _frame(atoms, step, step * timestep_fs)
-            if out is None:  # created at the first frame: a run that records none leaves no file
-                partial.parent.mkdir(parents=True, exist_ok=True)
-                out = open(partial, "w", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
-            out.write(text)
-            out.flush()
+        if writer.path is not None:
+            writer.write(_frame(atoms, step, step * timestep_fs))
         bar.set_postfix(T=f"{log.temperature[-1]:.0f} K", E=f"{log.total[-1]:.4f} eV", refresh=False)
 
     def tick() -> None:
@@ -235,16 +214,12 @@ def run_md(
 
     dyn.attach(record, interval=interval)
     dyn.attach(tick, interval=1)
-    try:
-        dyn.run(steps)
-    except DataError as error:
-        where = f" (the frames so far are in {partial})" if out is not None else ""
-        step = "" if str(error).startswith("md: ") else f"md: step {dyn.nsteps + 1}: "
-        raise type(error)(f"{step}{error}{where}") from None
-    finally:
-        bar.close()
-        if out is not None:
-            out.close()
-    if partial is not None and out is not None:
-        os.replace(partial, path)
+    with writer:  # renamed at the end; an error names where the frames so far are
+        try:
+            dyn.run(steps)
+        except DataError as error:
+            step = "" if str(error).startswith("md: ") else f"md: step {dyn.nsteps + 1}: "
+            raise type(error)(f"{step}{error}") from None
+        finally:
+            bar.close()
     return log

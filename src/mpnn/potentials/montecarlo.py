@@ -177,47 +177,44 @@ def run_mc(
         writer.write(frame(atoms, {"energy": energy}, {**info, "units": TRAJECTORY_UNITS}, state))
 
     bar = tqdm(total=steps, disable=not progress, unit="move", desc="mc", miniters=max(1, steps // 1000))
-    try:
-        record(0)
-        for move in range(1, steps + 1):
-            swap = swap_fraction > 0 and rng.random() < swap_fraction
-            kind = KINDS[1] if swap else KINDS[0]
-            i = int(rng.integers(len(atoms)))
-            if swap:
-                j = int(rng.choice(np.flatnonzero(numbers != numbers[i])))
-                moved: tuple[int, ...] = (i, j)
-                old = atoms.positions[[i, j]]  # fancy indexing: a copy
-                atoms.positions[[i, j]] = old[::-1]
-            else:
-                moved = (i,)
-                old = atoms.positions[[i]]
-                atoms.positions[i] += rng.uniform(-step, step, size=3)
-            trial = _energy(atoms, move)
-            delta = trial - energy
-            accepted = delta <= 0 or rng.random() < math.exp(-delta / kt)
-            log.attempted[kind] += 1
-            if observer is not None:
-                observer(MCMove(move, kind, moved, energy, trial, accepted))
-            if accepted:
-                log.accepted[kind] += 1
-                energy = trial
-                state = dict(getattr(atoms.calc, "results", {}))
-            else:
-                atoms.positions[list(moved)] = old
-            mean, spread = _welford(mean, spread, energy, move)
-            if move % interval == 0 or move == steps:
-                record(move)
-            bar.update(1)
-            if move % 100 == 0 or move == steps:
-                bar.set_postfix(
-                    E=f"{energy:.6g} eV", acc=f"{sum(log.accepted.values()) / move:.2f}", refresh=False
-                )
-    except DataError as error:
-        raise DataError(f"{error}{writer.where()}") from None
-    finally:
-        bar.close()
-        writer.close()
-    writer.finish()
+    with writer:  # renamed at the end; an error names where the frames so far are
+        try:
+            record(0)
+            for move in range(1, steps + 1):
+                swap = swap_fraction > 0 and rng.random() < swap_fraction
+                kind = KINDS[1] if swap else KINDS[0]
+                i = int(rng.integers(len(atoms)))
+                if swap:
+                    j = int(rng.choice(np.flatnonzero(numbers != numbers[i])))
+                    moved: tuple[int, ...] = (i, j)
+                    old = atoms.positions[[i, j]]  # fancy indexing: a copy
+                    atoms.positions[[i, j]] = old[::-1]
+                else:
+                    moved = (i,)
+                    old = atoms.positions[[i]]
+                    atoms.positions[i] += rng.uniform(-step, step, size=3)
+                trial = _energy(atoms, move)
+                delta = trial - energy
+                accepted = delta <= 0 or rng.random() < math.exp(-delta / kt)
+                log.attempted[kind] += 1
+                if observer is not None:
+                    observer(MCMove(move, kind, moved, energy, trial, accepted))
+                if accepted:
+                    log.accepted[kind] += 1
+                    energy = trial
+                    state = dict(getattr(atoms.calc, "results", {}))
+                else:
+                    atoms.positions[list(moved)] = old
+                mean, spread = _welford(mean, spread, energy, move)
+                if move % interval == 0 or move == steps:
+                    record(move)
+                bar.update(1)
+                if move % 100 == 0 or move == steps:
+                    bar.set_postfix(
+                        E=f"{energy:.6g} eV", acc=f"{sum(log.accepted.values()) / move:.2f}", refresh=False
+                    )
+        finally:
+            bar.close()
     log.final_energy = energy
     log.mean_energy, log.std_energy = (mean, math.sqrt(spread / steps)) if steps else (energy, 0.0)
     return log

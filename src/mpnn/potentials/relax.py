@@ -164,15 +164,12 @@ def relax(
         bar.set_postfix(fmax=f"{largest:.3g} eV/A", E=f"{energy:.6g} eV", refresh=False)
 
     opt.attach(record, interval=1)
-    try:
-        converged = bool(opt.run(fmax=fmax, steps=steps))
-        if last_written != opt.nsteps:
-            write(opt.nsteps)
-    except DataError as error:
-        raise DataError(f"{error}{writer.where()}") from None
-    finally:
-        bar.close()
-        writer.close()
-    writer.finish()
+    with writer:  # renamed at the end; an error names where the frames so far are
+        try:
+            converged = bool(opt.run(fmax=fmax, steps=steps))
+            if last_written != opt.nsteps:
+                write(opt.nsteps)
+        finally:
+            bar.close()
     result.converged, result.steps = converged, int(opt.nsteps)
     return result
