@@ -89,12 +89,7 @@ class CompiledCompactSum(torch.autograd.Function):
         # the edges of the group's centres: dG/dvec is kept for them only
         mine = np.repeat(edges.species == centre_species, np.diff(edges.ptr))
         args = (
-            edges.vectors,
-            edges.distances,
-            edges.ptr,
-            edges.species,
-            edges.neighbor_species,
-            edges.neighbor_weight,
+            *edges.kernel_args(),
             centre_species,
             e1,
             e2,

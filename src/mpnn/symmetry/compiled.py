@@ -39,6 +39,17 @@ class EdgeArrays:
     vectors: np.ndarray  # (E, 3) float64 edge vectors (the kernels compute in float64)
     distances: np.ndarray  # (E,) float64
 
+    def kernel_args(self) -> tuple:
+        """The leading arguments of every kernel: vec, dist, ptr, species, nspecies, nweight."""
+        return (
+            self.vectors,
+            self.distances,
+            self.ptr,
+            self.species,
+            self.neighbor_species,
+            self.neighbor_weight,
+        )
+
 
 def edge_arrays(
     centre: Tensor, species: Tensor, neighbor_species: Tensor, weights: Tensor, vectors: Tensor
@@ -88,12 +99,7 @@ class CompiledAngularSum(torch.autograd.Function):
         fallback: Callable[[Tensor], Tensor],
     ) -> Tensor:
         args = (
-            edges.vectors,
-            edges.distances,
-            edges.ptr,
-            edges.species,
-            edges.neighbor_species,
-            edges.neighbor_weight,
+            *edges.kernel_args(),
             centre_species,
             e1,
             e2,

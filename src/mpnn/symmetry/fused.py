@@ -151,7 +151,7 @@ def run(
     from mpnn.symmetry.fused_kernels import fused_walk
 
     gaussian, compact = table
-    arrays = _arrays(edges)
+    arrays = edges.kernel_args()
     if gaussian is not None:
         no_grad = (_NONE.reshape(0, width), _NONE.reshape(0, 3))
         out = compiled._run(fused_walk, (*arrays, width, *gaussian, *no_grad))
@@ -170,7 +170,7 @@ def contract(grad: np.ndarray, walk: Walk) -> np.ndarray:
 
     grad = np.ascontiguousarray(grad, dtype=np.float64)
     gaussian, compact = walk.table
-    arrays = _arrays(walk.edges)
+    arrays = walk.edges.kernel_args()
     dvec = np.zeros((walk.edges.vectors.shape[0], 3))
     if gaussian is not None:
         compiled._run(fused_walk, (*arrays, walk.width, *gaussian, grad, dvec))
@@ -179,17 +179,6 @@ def contract(grad: np.ndarray, walk: Walk) -> np.ndarray:
 
         compiled._run(compact_backward, (*arrays, compact, grad, dvec))
     return dvec
-
-
-def _arrays(edges: compiled.EdgeArrays) -> tuple:
-    return (
-        edges.vectors,
-        edges.distances,
-        edges.ptr,
-        edges.species,
-        edges.neighbor_species,
-        edges.neighbor_weight,
-    )
 
 
 class FusedFunctions(torch.autograd.Function):
