@@ -6,8 +6,8 @@ fdlibm's ``e_exp.c`` (as in musl): x = k ln 2 + r with |r| <= ln 2 / 2, exp(r) =
 degree-5 Remez polynomial, and 2^k put into the exponent bits.  The same R gives expm1:
 2^k R + (2^k - 1), exact for k = 0 (|x| < 0.35), where exp(x) - 1 would cancel.
 
-Arguments below -708 give 0 (exp(-708) = 3e-308), as the tests of the kernels ask of functions
-at their cutoff; the kernels pass only non-positive arguments.  Loops calling these must be
+Arguments below -708 give 0 (exp(-708) = 3e-308: the subnormal results below it are dropped, an
+absolute error under 1e-307); the kernels pass only non-positive arguments.  Loops calling these must be
 compiled with ``error_model="numpy"`` (numba's default tests every division for zero, which
 keeps a loop scalar).
 """
