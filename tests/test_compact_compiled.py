@@ -143,3 +143,19 @@ def test_compiled_gradients_match_finite_differences(type_: int) -> None:
     scale = float(grad.abs().max())
     assert scale > 1e-2
     np.testing.assert_allclose(grad.numpy(), numeric, rtol=1e-6, atol=1e-8 * scale)
+
+
+@pytest.mark.parametrize("type_", [21, 22, 24])
+@pytest.mark.parametrize("cores", ["mixed", "p2"])
+def test_many_partners_per_edge(type_: int, cores: str) -> None:
+    """A 48-atom cluster (0 to 13 partners per edge and neighbour pair: the walks run their
+    partner loops to a multiple of 8 and must ignore the extra lanes, which hold other blocks'
+    partners or padding) with angle windows of mixed cores (one loop per window) or of one core
+    in a group of four (three windows per loop, then a short block)."""
+    rng = np.random.default_rng(11)
+    numbers = rng.choice([1, 6, 8], size=48, p=[0.5, 0.3, 0.2])
+    positions = rng.random((48, 3)) * 6.0
+    atoms = Atoms(numbers=numbers, positions=positions, pbc=False)
+    windows = WINDOWS[:5] if cores == "mixed" else [w for w in WINDOWS if w[2] == "p2"]
+    pairs = PAIRS[type_][:2]
+    assert_same(make_specs(type_, windows, ANGLES[:4], pairs), atoms)

@@ -128,13 +128,46 @@ def _window_values(values, n, centre, scale, order, asym, f):  # pragma: no cove
             f[k] = _window(values[k], centre, scale, 4, asym)[0]
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _dot(x, y, n):  # pragma: no cover - compiled
-    """sum_k x[k] y[k], k < n (reassociated: vectorized)."""
-    total = 0.0
-    for k in range(n):
-        total += x[k] * y[k]
-    return total
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _three_values(th, dt, n, m, order, c0, s0, c1, s1, c2, s2, q0, q1, q2):  # pragma: no cover - compiled
+    """Q of three angle windows of one core ``order`` at th[k], k < n, in one loop (one read of
+    theta for three windows; one loop per core, as :func:`_windows`): 0 where dt[k] = 0
+    (|cos| = 1) or k >= m (padding)."""
+    if order == 0:
+        for k in range(n):
+            ok = dt[k] != 0.0 and k < m
+            a = th[k]
+            q0[k] = _window(a, c0, s0, 0, False)[0] if ok else 0.0
+            q1[k] = _window(a, c1, s1, 0, False)[0] if ok else 0.0
+            q2[k] = _window(a, c2, s2, 0, False)[0] if ok else 0.0
+    elif order == 1:
+        for k in range(n):
+            ok = dt[k] != 0.0 and k < m
+            a = th[k]
+            q0[k] = _window(a, c0, s0, 1, False)[0] if ok else 0.0
+            q1[k] = _window(a, c1, s1, 1, False)[0] if ok else 0.0
+            q2[k] = _window(a, c2, s2, 1, False)[0] if ok else 0.0
+    elif order == 2:
+        for k in range(n):
+            ok = dt[k] != 0.0 and k < m
+            a = th[k]
+            q0[k] = _window(a, c0, s0, 2, False)[0] if ok else 0.0
+            q1[k] = _window(a, c1, s1, 2, False)[0] if ok else 0.0
+            q2[k] = _window(a, c2, s2, 2, False)[0] if ok else 0.0
+    elif order == 3:
+        for k in range(n):
+            ok = dt[k] != 0.0 and k < m
+            a = th[k]
+            q0[k] = _window(a, c0, s0, 3, False)[0] if ok else 0.0
+            q1[k] = _window(a, c1, s1, 3, False)[0] if ok else 0.0
+            q2[k] = _window(a, c2, s2, 3, False)[0] if ok else 0.0
+    else:
+        for k in range(n):
+            ok = dt[k] != 0.0 and k < m
+            a = th[k]
+            q0[k] = _window(a, c0, s0, 4, False)[0] if ok else 0.0
+            q1[k] = _window(a, c1, s1, 4, False)[0] if ok else 0.0
+            q2[k] = _window(a, c2, s2, 4, False)[0] if ok else 0.0
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -148,22 +181,14 @@ def _dot3(x, y0, y1, y2, n):  # pragma: no cover - compiled
     return t0, t1, t2
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _sum(x, n):  # pragma: no cover - compiled
-    """sum_k x[k], k < n (reassociated: vectorized)."""
-    total = 0.0
-    for k in range(n):
-        total += x[k]
-    return total
-
-
 @njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _centre_edges(
     i, vec, dist, ptr, nspecies, cut, nsp, w0, nw, rw_c, rw_s, rw_order, rw_asym
 ):  # pragma: no cover - compiled
     """Centre i's edges within ``cut``, ordered by neighbour species (counting sort): ``first``
-    (S+1,) block starts, ``local`` (K,) edge indices, ``xyz`` (4, K) coordinates and inverse
-    lengths, ``ld`` (K,) lengths, f and f' (nw, K) of the centre's radial windows."""
+    (S+1,) block starts, ``local`` (K,) edge indices, ``xyz`` (4, K + 8) coordinates and inverse
+    lengths (0 after the last edge), ``ld`` (K,) lengths, f and f' (nw, K) of the centre's radial
+    windows."""
     start, stop = ptr[i], ptr[i + 1]
     first = np.zeros(nsp + 1, dtype=np.int64)
     for a in range(start, stop):
@@ -178,7 +203,7 @@ def _centre_edges(
         if dist[a] < cut:
             local[fill[nspecies[a]]] = a
             fill[nspecies[a]] += 1
-    xyz = np.empty((4, count))  # x, y, z, 1/r
+    xyz = np.zeros((4, count + 8))  # x, y, z, 1/r
     ld = np.empty(count)
     for q in range(count):
         a = local[q]
@@ -193,15 +218,19 @@ def _centre_edges(
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _pairs(
-    ia, lo, n, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, q, qc, fk, dfk, fjk, slopes
+    ia, lo, m, xyz, table, g, narrow, fg, dfg, theta, cosv, dth, rjk, q, qc, fk, dfk, fjk, slopes
 ):  # pragma: no cover - compiled
-    """Geometry and factors of the pairs (ia, lo + k), k < n: cos, theta, Q and dQ/dcos (A, n);
+    """Geometry and factors of the pairs (ia, lo + k), k < m: cos, theta, Q and dQ/dcos (A, n);
     narrow: the partners' radial factors times f(r_jk), and f'(r_jk) terms (R, n).  Without
-    ``slopes`` (the forward walk) only Q and the radial factors."""
+    ``slopes`` (the forward walk) only Q and the radial factors.  The loops run to n, m rounded
+    up to a multiple of 8 (no scalar remainder loops: a third of the pairs have m < 13); Q and
+    dQ/dcos are 0 on the lanes from m on, so that those lanes add nothing where they meet.  The
+    arrays hold n columns from ``lo``."""
     rw_c, rw_s, rw_order, rw_asym, rw_min = table[0], table[1], table[2], table[3], table[4]
     ag_r0, ag_r1, ag_a0, ag_a1 = table[19], table[20], table[21], table[22]
     ar_w, aw_c, aw_s, aw_order = table[24], table[25], table[26], table[27]
     ax, ay, az, inv_a = xyz[0, ia], xyz[1, ia], xyz[2, ia], xyz[3, ia]
+    n = (m + 7) // 8 * 8
     hi = lo + n
     bx, by, bz, inv_b = xyz[0, lo:hi], xyz[1, lo:hi], xyz[2, lo:hi], xyz[3, lo:hi]
     th, cs, dt = theta[:n], cosv[:n], dth[:n]
@@ -213,17 +242,29 @@ def _pairs(
         th[k] = _acos(c)
         dt[k] = (-1.0 / math.sqrt(1.0 - c * c)) if ok else 0.0
     a0, na = ag_a0[g], ag_a1[g] - ag_a0[g]
-    for al in range(na):
-        qa, qd = q[al, :n], qc[al, :n]
-        if not slopes:
-            _window_values(th, n, aw_c[a0 + al], aw_s[a0 + al], aw_order[a0 + al], False, qa)
-            for k in range(n):
-                qa[k] = qa[k] if dt[k] != 0.0 else 0.0
+    for al in range(0, na, 3):
+        w = a0 + al
+        w1, w2 = (w + 1 if al + 1 < na else w), (w + 2 if al + 2 < na else w)  # short: repeat w
+        if not slopes and aw_order[w1] == aw_order[w] and aw_order[w2] == aw_order[w]:
+            # three windows in one loop (the rows from na on are padding the walks ignore)
+            _three_values(
+                th, dt, n, m, aw_order[w], aw_c[w], aw_s[w], aw_c[w1], aw_s[w1], aw_c[w2], aw_s[w2],
+                q[al, :n], q[al + 1, :n], q[al + 2, :n],
+            )  # fmt: skip
             continue
-        _windows(th, n, aw_c[a0 + al], aw_s[a0 + al], aw_order[a0 + al], False, qa, qd)
-        for k in range(n):
-            qa[k] = qa[k] if dt[k] != 0.0 else 0.0
-            qd[k] *= dt[k]
+        # one loop per window (with slopes, three in one loop ran slower in the backward walk)
+        for b in range(al, min(al + 3, na)):
+            qa, qd = q[b, :n], qc[b, :n]
+            if not slopes:
+                _window_values(th, n, aw_c[a0 + b], aw_s[a0 + b], aw_order[a0 + b], False, qa)
+                for k in range(n):
+                    qa[k] = qa[k] if dt[k] != 0.0 and k < m else 0.0
+                continue
+            _windows(th, n, aw_c[a0 + b], aw_s[a0 + b], aw_order[a0 + b], False, qa, qd)
+            for k in range(n):
+                ok = dt[k] != 0.0 and k < m
+                qa[k] = qa[k] if ok else 0.0
+                qd[k] = qd[k] * dt[k] if ok else 0.0
     if not narrow:
         return
     r = rjk[:n]
