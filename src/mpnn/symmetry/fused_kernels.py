@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit, prange
 
 from mpnn.symmetry.fused_terms import (
+    _W,
     centre_edges,
     partner_factors,
     partner_geometry,
@@ -147,11 +148,12 @@ def fused_walk(
         lx, ly, lz, ld = ordered[0, pick], ordered[1, pick], ordered[2, pick], ordered[3, pick]
         linv, lw = ordered[4, pick], ordered[5, pick]
         lfc, ldfc = ofc[:, pick], odfc[:, pick]
-        keep = np.empty(count, dtype=np.int64)
-        geo = np.empty((9, count))
-        fcp, dfcp = np.empty((nc_max, count)), np.empty((nc_max, 3, count))
-        gs, ang, dang = np.empty((nm_max, count)), np.empty((nk_max, count)), np.empty((nk_max, count))
-        t6, dl = np.empty((6, count)), np.zeros((3, count if backward else 0))
+        cp = count + 8  # the partner loops run to a multiple of 8 (see below)
+        keep = np.empty(cp, dtype=np.int64)
+        geo = np.empty((9, cp))
+        fcp, dfcp = np.empty((nc_max, cp)), np.empty((nc_max, 3, cp))
+        gs, ang, dang = np.empty((nm_max, cp)), np.empty((nk_max, cp)), np.empty((nk_max, cp))
+        t6, dl = np.empty((6, cp)), np.zeros((3, count if backward else 0))
         for g in range(ag_centre.shape[0]):
             if ag_centre[g] != s:
                 continue
@@ -178,7 +180,16 @@ def fused_walk(
                     kept += (ld[ib] < gcut) & (wide | (dx * dx + dy * dy + dz * dz < gcut2))
                 if kept == 0:
                     continue
-                partner_geometry(ia, keep, kept, lx, ly, lz, ld, linv, lw, e1 < 0, geo)
+                # up to a multiple of 8 partners, the extra ones copies of the first with weight
+                # 0 (finite, adding 0): no scalar remainder loops, which cost twice the vector
+                # part where kept < 32
+                padded = (kept + 7) // 8 * 8
+                for q in range(kept, padded):
+                    keep[q] = keep[0]
+                partner_geometry(ia, keep, padded, lx, ly, lz, ld, linv, lw, e1 < 0, geo)
+                for q in range(kept, padded):
+                    geo[_W, q] = 0.0
+                kept = padded
                 partner_factors(
                     g, ia, keep, kept, narrow, rij, geo, lfc, ldfc, kind, alpha, rc_all, inv_rc, gt,
                     fcp, dfcp, gs, ang, dang,
