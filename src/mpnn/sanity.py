@@ -126,8 +126,8 @@ def close_pair_count(numbers: np.ndarray, i: np.ndarray, j: np.ndarray, distance
     from ase.data import covalent_radii
 
     radii = covalent_radii[np.asarray(numbers, dtype=np.int64)]
-    below = np.asarray(distance) < CLOSE_FRACTION * (radii[i] + radii[j])
-    return int(below.sum()) // 2
+    below = np.asarray(distance) < CLOSE_FRACTION * (radii.take(i) + radii.take(j))
+    return int(np.count_nonzero(below)) // 2
 
 
 def warn_close_atoms(notes: Sequence[tuple[str, str]], source: str) -> None:

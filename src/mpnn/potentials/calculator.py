@@ -204,10 +204,13 @@ class MpnnCalculator(Calculator):
     def _close_pairs(self, atoms: Atoms, batch: Any) -> int:
         """Pairs of atoms closer than the sanity bound (from the neighbour list just built)."""
         source, centre = batch.edge_index.cpu().numpy()
-        vectors = atoms.positions[source] - atoms.positions[centre]  # numpy: a few microseconds
+        positions = atoms.positions
+        vectors = positions.take(source, 0)  # numpy, take: a few ms on 100,000 edges
+        vectors -= positions.take(centre, 0)
         if batch.shift is not None and batch.cell is not None:
             vectors += batch.shift.cpu().numpy() @ atoms.cell.array
-        count = close_pair_count(atoms.numbers, source, centre, np.sqrt((vectors**2).sum(1)))
+        distance = np.sqrt(np.einsum("ex,ex->e", vectors, vectors))
+        count = close_pair_count(atoms.numbers, source, centre, distance)
         # the structure as given was checked where it was read; warn once when a run brings atoms closer
         if count and self.calls > 0 and not self._warned_close:
             self._warned_close = True
