@@ -103,6 +103,28 @@ def test_groups_of_many_functions_per_gaussian_and_cutoff_equal_autograd(cutoff_
     assert slow["forces"].abs().max() > 1e-3  # the functions do move the atoms
 
 
+def test_integer_zeta_up_to_64_equals_autograd():
+    """Integer zeta up to 64 (the walks raise 1 + lambda cos to zeta - 1 by squaring, from the
+    bits of zeta - 1: 16, 37 and 64 set one, three and six of them) and zeta just above 64 (the
+    general power): energies and forces against the PyTorch path."""
+    from mpnn.models.hdnnp import HDNNPConfig, hdnnp
+
+    torch.manual_seed(5)
+    elements = ("H", "O")
+    mine = [dict(type=2, neighbors=["O"], eta=0.3, rs=0.0, rc=3.2)]
+    for zeta, lam in itertools.product((5.0, 16.0, 37.0, 64.0, 65.0), (1.0, -1.0)):
+        mine += [dict(type=kind, neighbors=["H", "O"], eta=0.1, rs=0.0, lambda_=lam, zeta=zeta, rc=3.2)
+                 for kind in (3, 9)]  # fmt: skip
+    config = HDNNPConfig(list(elements), [mine, mine], cutoff_type=2, nodes=[[8, 6]] * 2,
+                         activations=["ttl"] * 2, scaling="none")  # fmt: skip
+    model = hdnnp(config).eval()
+    batch = collate_structures(mixed_structures(), model.cutoff).to(dtype=torch.float64)
+    fast, slow = _both(model, batch, stress=False)
+    for key in ("energy", "energies", "forces"):
+        assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key
+    assert slow["forces"].abs().max() > 1e-3
+
+
 def test_networks_follow_their_weights_after_copies_and_replaced_storage():
     """The fast path's networks use the weights the model holds now: after an in-place update, in
     a deep copy whose weights then change, after a float32 round trip of the networks with new

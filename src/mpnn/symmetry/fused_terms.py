@@ -109,17 +109,19 @@ def partner_factors(
         lam, zeta = a_lam[ag_k0[g] + k], a_zeta[ag_k0[g] + k]
         value, lower = ang[k], dang[k]
         n = int(zeta)
-        if n == zeta and 1 <= n <= 64:  # base^(n-1) by multiplication, as _power
-            for q in range(kept):
-                lower[q] = 1.0
-            for _ in range(n - 1):
-                for q in range(kept):
-                    lower[q] *= 1.0 + lam * cos[q]
+        if n == zeta and 1 <= n <= 64:
+            # base^(n-1) by squaring, in one loop (six steps, fully unrolled, cover n <= 64;
+            # the bits of n - 1 pick the factors): one pass over the partners instead of n + 1
+            e = n - 1
             for q in range(kept):
                 base = 1.0 + lam * cos[q]
+                power, result = base, 1.0
+                for bit in range(6):
+                    result = result * power if (e >> bit) & 1 else result
+                    power = power * power
                 positive = base > 0.0
-                value[q] = lower[q] * base if positive else 0.0
-                lower[q] = zeta * lam * lower[q] if positive else 0.0
+                value[q] = result * base if positive else 0.0
+                lower[q] = zeta * lam * result if positive else 0.0
         else:
             for q in range(kept):
                 v, low = _power(1.0 + lam * cos[q], zeta)
