@@ -3,25 +3,29 @@
 * **water box** (in process, float64, 1 thread): energy + forces of n2p2's H2O_RPBE-D3 potential on
   its 1,080-atom box through the ASE calculator (``atoms.get_forces()`` after a 1e-9 A nudge, so
   that every call recomputes: neighbour list, symmetry functions, networks, forces); atoms/s.
-  Anchor: n2p2's serial nnp-predict, about 2,300 atoms/s (quoted, not measured here).
+  Anchor: n2p2's serial ``Prediction::predict()`` on the same box, measured in the same session
+  with ``--n2p2 DIR`` (:mod:`benchmarks.n2p2_anchor`), else about 2,300 atoms/s (quoted).
 * **ethanol** (in process, float64, 1 thread): one energy + forces call of the ASE calculator on
   ethanol (9 atoms) with an HDNNP of the default symmetry functions for H, C, O
   (:mod:`mpnn.symmetry.defaults`, cutoff 5 A: 768 functions per element) and 64-64 tanh
   networks (random weights; they do not change the cost); ms per call and MD steps/s.
 * **start-up** (whole process, 1 thread): ``python -m mpnn.cli predict H2O_RPBE-D3
   H2O_RPBE-D3/input.data --units bohr,hartree``, wall and CPU (user + system) seconds, best of
-  the repeats; anchors: ``python -c "import torch"`` measured here and n2p2's nnp-predict,
-  0.72 s (quoted).
+  the repeats; anchors: ``python -c "import torch"`` measured here and n2p2's whole
+  ``nnp-predict`` (measured with ``--n2p2``, else 0.72 s quoted).
 * **compact functions** (in process, float64, 1 thread): energy + forces of the Anisole_SCAN
   potential (types 20 and 22) on its 256-atom structure, per structure, per neighbour pair
   (directed edges within the cutoff) and per pair and function of the centre's element; anchor:
-  the water box's (types 2 and 3) in the same process.
+  the water box's (types 2 and 3) in the same process; with ``--n2p2``, n2p2's predict() on
+  the same structure too.
 
 Each in-process figure is the best of ``--repeats`` calls (at least 500 for ethanol, whose 2 ms
 call varies by 10-20 % between runs of 50) after a warm-up call, as wall-clock and as CPU time
 of this process (CPU time is the steadier figure on a shared machine).
 
-    python -m benchmarks.user_speed [--repeats 5] [--skip-startup] [--skip-compact]
+    python -m benchmarks.user_speed [--repeats 5] [--skip-startup] [--skip-compact] [--n2p2 DIR]
+
+(``DIR``: n2p2's ``nnp-predict`` and ``predict_loop``, built by ``benchmarks/n2p2/build.sh``.)
 """
 
 from __future__ import annotations
@@ -141,6 +145,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-compact", action="store_true")
+    parser.add_argument("--n2p2", type=Path, help="folder with n2p2's nnp-predict and predict_loop")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"# {machine()}")
@@ -151,15 +156,22 @@ def main() -> None:
             members = [m for m in tar.getmembers() if "/nnp-predict/" in m.name]
             tar.extractall(root, members=members, filter="data")
 
+        examples = root / "n2p2_examples" / "nnp-predict"
         water, box = n2p2_example(root, "H2O_RPBE-D3", (BOHR, HARTREE))
         wall, cpu = best_of(calculator_call(box, water), args.repeats)
         n = len(box)
         water_pair = cpu / edges_of(box, water.cutoff)
         water_function = water_pair / functions_per_atom(water, box)
+        anchor, how = N2P2_WATER_ATOMS_PER_S, "quoted"
+        if args.n2p2 is not None:
+            from benchmarks.n2p2_anchor import call_ms
+
+            calls = max(args.repeats, 10)
+            anchor = n / (1e-3 * call_ms(args.n2p2, examples / "H2O_RPBE-D3", calls))
+            how = f"measured here, best of {calls} predict() calls"
         print(
             f"(a) water box, {n} atoms: {n / wall:,.0f} atoms/s wall, {n / cpu:,.0f} atoms/s CPU; "
-            f"vs n2p2 (quoted {N2P2_WATER_ATOMS_PER_S:,.0f}): {n / wall / N2P2_WATER_ATOMS_PER_S:.2f}x "
-            f"wall, {n / cpu / N2P2_WATER_ATOMS_PER_S:.2f}x CPU"
+            f"vs n2p2 ({how}: {anchor:,.0f}): {n / wall / anchor:.2f}x wall, {n / cpu / anchor:.2f}x CPU"
         )
 
         from ase.build import molecule
@@ -173,10 +185,18 @@ def main() -> None:
 
         if not args.skip_startup:
             (wall, cpu), (torch_wall, torch_cpu) = startup(root, args.repeats)
+            anchor, how = N2P2_PREDICT_S, "quoted"
+            if args.n2p2 is not None:
+                from benchmarks.n2p2_anchor import whole_process_s
+
+                anchor, how = (
+                    whole_process_s(args.n2p2, examples / "H2O_RPBE-D3", args.repeats)[0],
+                    "measured here",
+                )
             print(
                 f"(c) mpnn predict, whole process: {wall:.2f} s wall, {cpu:.2f} s CPU; import torch "
-                f"alone {torch_wall:.2f} s wall, {torch_cpu:.2f} s CPU; vs n2p2 (quoted "
-                f"{N2P2_PREDICT_S} s): {wall / N2P2_PREDICT_S:.1f}x the time"
+                f"alone {torch_wall:.2f} s wall, {torch_cpu:.2f} s CPU; vs n2p2's nnp-predict ({how}, "
+                f"{anchor:.2f} s wall): {wall / anchor:.1f}x the time"
             )
 
         if not args.skip_compact:
@@ -194,6 +214,14 @@ def main() -> None:
                 f"{per_pair / water_pair:.1f}x; per pair and function {1e9 * per_function:.0f} ns against "
                 f"{1e9 * water_function:.0f} ns: {per_function / water_function:.2f}x"
             )
+            if args.n2p2 is not None:
+                from benchmarks.n2p2_anchor import call_ms
+
+                theirs = 1e-3 * call_ms(args.n2p2, examples / "Anisole_SCAN", max(args.repeats, 5))
+                print(
+                    f"    n2p2's predict() on the same structure: {theirs:.3f} s, "
+                    f"{theirs / wall:.1f}x our wall time"
+                )
 
 
 if __name__ == "__main__":
