@@ -223,7 +223,7 @@ def _pairs(
     """Geometry and factors of the pairs (ia, lo + k), k < m: cos, theta, Q and dQ/dcos (A, n);
     narrow: the partners' radial factors times f(r_jk), and f'(r_jk) terms (R, n).  Without
     ``slopes`` (the forward walk) only Q and the radial factors.  The loops run to n, m rounded
-    up to a multiple of 8 (no scalar remainder loops: a third of the pairs have m < 13); Q and
+    up to a multiple of 8 (no scalar remainder loops: a quarter of the blocks have m <= 12); Q and
     dQ/dcos are 0 on the lanes from m on, so that those lanes add nothing where they meet.  The
     arrays hold n columns from ``lo``."""
     rw_c, rw_s, rw_order, rw_asym, rw_min = table[0], table[1], table[2], table[3], table[4]

@@ -28,7 +28,7 @@ Z_j Z_k), so that
 All windows are evaluated without branches (the polynomial cores at x clamped to 1, where they
 and their slopes are exactly 0), and the loops over partners run on 1-D views, which LLVM
 vectorizes, to m rounded up to a multiple of 8 (Q = 0 on the extra lanes: no scalar remainder
-loop, which cost twice the vector part where m < 32, a third of the pairs having m < 13).  The
+loop, which cost twice the vector part where m < 32; a quarter of the blocks have m <= 12).  The
 forward walk evaluates three angle windows per loop.  Floating point: products and sums may be
 fused (``fastmath={"contract"}``) and sums over partners are reassociated (``"reassoc"``: the
 dot products of the forward walk, the sums over partners in the backward one); nothing else is
