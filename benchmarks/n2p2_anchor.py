@@ -30,20 +30,26 @@ def _copy(folder: Path, into: str) -> Path:
     return target
 
 
+def _run(command: list[str], cwd: Path) -> str:
+    """stdout of ``command`` run in ``cwd``; a failure raises with the end of its output and of
+    the log n2p2 wrote there (the folder is temporary)."""
+    run = subprocess.run(command, cwd=cwd, env=_ENV, capture_output=True, text=True)
+    if run.returncode != 0:
+        logs = "".join(path.read_text(errors="replace")[-1500:] for path in sorted(cwd.glob("*.log")))
+        raise RuntimeError(
+            f"{command[0]} failed (exit status {run.returncode}) in a copy of {cwd.name}:\n"
+            f"{run.stdout[-1500:]}{run.stderr[-1500:]}{logs}"
+        )
+    return run.stdout
+
+
 def call_ms(binaries: Path, folder: Path, calls: int) -> float:
     """Best milliseconds of one n2p2 ``predict()`` call on the first structure of ``folder``."""
     with tempfile.TemporaryDirectory() as tmp:
-        run = subprocess.run(
-            [str(binaries / "predict_loop"), str(calls)],
-            cwd=_copy(folder, tmp),
-            env=_ENV,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    found = re.search(r"best_ms=([0-9.]+)", run.stdout)
+        stdout = _run([str(binaries.resolve() / "predict_loop"), str(calls)], _copy(folder, tmp))
+    found = re.search(r"best_ms=([0-9.]+)", stdout)
     if found is None:
-        raise RuntimeError(f"predict_loop printed no timing: {run.stdout!r} {run.stderr!r}")
+        raise RuntimeError(f"predict_loop printed no timing: {stdout!r}")
     return float(found.group(1))
 
 
@@ -55,13 +61,7 @@ def whole_process_s(binaries: Path, folder: Path, repeats: int) -> tuple[float, 
         for _ in range(repeats):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            subprocess.run(
-                [str(binaries / "nnp-predict"), "0"],
-                cwd=work,
-                env=_ENV,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            _run([str(binaries.resolve() / "nnp-predict"), "0"], work)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             wall = min(wall, time.perf_counter() - start)
             cpu = min(cpu, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))

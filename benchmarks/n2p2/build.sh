@@ -22,8 +22,14 @@ if [ ! -f "$source_dir/src/makefile" ]; then
 fi
 # (not make -C: n2p2's makefile parses a sub-make's output, which -C fills with directory lines)
 (cd "$source_dir/src" && make libnnp nnp-predict COMP=gnu PROJECT_CC=g++)
+# predict_loop with the flags and options n2p2 itself was built with (its classes' layout
+# depends on them), read from its makefile.gnu, linked as nnp-predict is (libnnp alone)
+setting() {
+    (cd "$source_dir/src" && make -s -f makefile.gnu -f <(printf 'print-%%:\n\t@echo $($*)\n') "print-$1")
+}
 eigen=$(pkg-config --cflags eigen3 2>/dev/null || echo -I/usr/include/eigen3)
-g++ -O3 -march=native -std=c++11 -DEIGEN_DONT_PARALLELIZE -I"$source_dir/include" $eigen \
+# shellcheck disable=SC2046  # the settings are lists of words
+g++ $(setting PROJECT_CFLAGS) $(setting PROJECT_OPTIONS) -I"$source_dir/include" $eigen \
     -o "$out/predict_loop" "$here/predict_loop.cpp" "$source_dir/lib/libnnp.a"
 cp "$source_dir/bin/nnp-predict" "$out/"
 echo "built $out/nnp-predict and $out/predict_loop"
