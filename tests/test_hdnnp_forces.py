@@ -204,3 +204,21 @@ def test_the_walk_follows_function_parameters_loaded_after_a_call():
     model.float().double()  # converted buffers: tables from the converted values
     fast, slow = _both(model, batch)
     assert torch.allclose(fast["forces"], slow["forces"], rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_edge_vectors_equal_torch_edge_vectors():
+    """The fast path's numpy edge vectors (and the calculator's close-pair check's) against
+    :func:`mpnn.inputs.edge_vectors`: a batch of a molecule and two periodic cells (one
+    triclinic), and one periodic structure alone (the single-cell product)."""
+    from mpnn.inputs import edge_vectors, numpy_edge_vectors
+
+    cases = [mixed_structures(), [structure("OHHOHH", TRICLINIC, [True] * 3, 9)]]
+    for structures in cases:
+        batch = collate_structures(structures, 3.0).to(dtype=torch.float64)
+        assert batch.cell is not None and batch.shift.abs().sum() > 0  # images are exercised
+        source, target = batch.edge_index.numpy()
+        ours = numpy_edge_vectors(
+            batch.pos.numpy(), source, target, batch.shift.numpy(), batch.cell.numpy(), batch.batch.numpy()
+        )
+        expected = edge_vectors(batch).numpy()
+        assert abs(ours - expected).max() <= 1e-14 * abs(expected).max()

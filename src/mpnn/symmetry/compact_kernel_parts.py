@@ -128,46 +128,32 @@ def _window_values(values, n, centre, scale, order, asym, f):  # pragma: no cove
             f[k] = _window(values[k], centre, scale, 4, asym)[0]
 
 
+@njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
+def _three_loop(th, dt, n, m, order, c0, s0, c1, s1, c2, s2, q0, q1, q2):  # pragma: no cover - compiled
+    """The loop of :func:`_three_values` for one literal core ``order``."""
+    for k in range(n):
+        ok = dt[k] != 0.0 and k < m
+        a = th[k]
+        q0[k] = _window(a, c0, s0, order, False)[0] if ok else 0.0
+        q1[k] = _window(a, c1, s1, order, False)[0] if ok else 0.0
+        q2[k] = _window(a, c2, s2, order, False)[0] if ok else 0.0
+
+
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _three_values(th, dt, n, m, order, c0, s0, c1, s1, c2, s2, q0, q1, q2):  # pragma: no cover - compiled
     """Q of three angle windows of one core ``order`` at th[k], k < n, in one loop (one read of
-    theta for three windows; one loop per core, as :func:`_windows`): 0 where dt[k] = 0
-    (|cos| = 1) or k >= m (padding)."""
+    theta for three windows; one loop per core, each with its literal order, as
+    :func:`_windows`): 0 where dt[k] = 0 (|cos| = 1) or k >= m (padding)."""
     if order == 0:
-        for k in range(n):
-            ok = dt[k] != 0.0 and k < m
-            a = th[k]
-            q0[k] = _window(a, c0, s0, 0, False)[0] if ok else 0.0
-            q1[k] = _window(a, c1, s1, 0, False)[0] if ok else 0.0
-            q2[k] = _window(a, c2, s2, 0, False)[0] if ok else 0.0
+        _three_loop(th, dt, n, m, 0, c0, s0, c1, s1, c2, s2, q0, q1, q2)
     elif order == 1:
-        for k in range(n):
-            ok = dt[k] != 0.0 and k < m
-            a = th[k]
-            q0[k] = _window(a, c0, s0, 1, False)[0] if ok else 0.0
-            q1[k] = _window(a, c1, s1, 1, False)[0] if ok else 0.0
-            q2[k] = _window(a, c2, s2, 1, False)[0] if ok else 0.0
+        _three_loop(th, dt, n, m, 1, c0, s0, c1, s1, c2, s2, q0, q1, q2)
     elif order == 2:
-        for k in range(n):
-            ok = dt[k] != 0.0 and k < m
-            a = th[k]
-            q0[k] = _window(a, c0, s0, 2, False)[0] if ok else 0.0
-            q1[k] = _window(a, c1, s1, 2, False)[0] if ok else 0.0
-            q2[k] = _window(a, c2, s2, 2, False)[0] if ok else 0.0
+        _three_loop(th, dt, n, m, 2, c0, s0, c1, s1, c2, s2, q0, q1, q2)
     elif order == 3:
-        for k in range(n):
-            ok = dt[k] != 0.0 and k < m
-            a = th[k]
-            q0[k] = _window(a, c0, s0, 3, False)[0] if ok else 0.0
-            q1[k] = _window(a, c1, s1, 3, False)[0] if ok else 0.0
-            q2[k] = _window(a, c2, s2, 3, False)[0] if ok else 0.0
+        _three_loop(th, dt, n, m, 3, c0, s0, c1, s1, c2, s2, q0, q1, q2)
     else:
-        for k in range(n):
-            ok = dt[k] != 0.0 and k < m
-            a = th[k]
-            q0[k] = _window(a, c0, s0, 4, False)[0] if ok else 0.0
-            q1[k] = _window(a, c1, s1, 4, False)[0] if ok else 0.0
-            q2[k] = _window(a, c2, s2, 4, False)[0] if ok else 0.0
+        _three_loop(th, dt, n, m, 4, c0, s0, c1, s1, c2, s2, q0, q1, q2)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
