@@ -222,3 +222,18 @@ def test_numpy_edge_vectors_equal_torch_edge_vectors():
         )
         expected = edge_vectors(batch).numpy()
         assert abs(ours - expected).max() <= 1e-14 * abs(expected).max()
+
+
+def test_dense_cells_equal_autograd():
+    """The one-walk path (functions, networks and gradient per centre) keeps each centre's blocks
+    of partners in buffers that grow as needed: a dense cell, whose centres keep more partners
+    than the buffers' first size (296 columns, 16 blocks), against the PyTorch path."""
+    model = small_hdnnp(("H", "O"), 3.2, 2, seed=7, weighted=True).eval()
+    dense = structure("OHHOHH" * 3, TRICLINIC, [True] * 3, 11)
+    batch = collate_structures([dense, *mixed_structures()], model.cutoff).to(dtype=torch.float64)
+    edges_per_centre = torch.bincount(batch.edge_index[1], minlength=batch.pos.shape[0])
+    assert int(edges_per_centre[:18].min()) > 40  # the dense cell: hundreds of pairs per centre
+    fast, slow = _both(model, batch, stress=True)
+    for key in ("energy", "energies", "forces"):
+        assert torch.allclose(fast[key], slow[key], rtol=1e-12, atol=1e-12), key
+    assert torch.allclose(fast["stress"][0], slow["stress"][0], rtol=1e-12, atol=1e-13)

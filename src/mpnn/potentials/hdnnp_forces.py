@@ -4,7 +4,9 @@ The symmetry functions G (N, W) come from one compiled walk (:func:`mpnn.symmetr
 the element networks give dE/dG by their layers' own backward formulas, with no autograd graph;
 a second walk over the same pairs sums the functions' derivatives weighted by dE/dG, per edge
 (:func:`mpnn.symmetry.fused.contract`: n2p2 stores dG/d(edge vector) (E, W, 3) instead), and two
-scatters give the forces:
+scatters give the forces.  Where all the functions are Gaussian (types 2, 3, 9, 12, 13), one
+walk does all three per centre (:func:`mpnn.symmetry.fused.energy_forces`), without computing
+the triplets' factors twice:
 
 .. math::
     \frac{\partial E}{\partial \mathbf r_e} = \sum_f \frac{\partial E}{\partial G_{i(e) f}}
@@ -32,7 +34,7 @@ from torch import Tensor, nn
 from mpnn.batch import Batch
 from mpnn.inputs import EdgeVectors, SpeciesInput, numpy_edge_vectors
 from mpnn.symmetry import compiled
-from mpnn.symmetry.fused import contract, run
+from mpnn.symmetry.fused import contract, energy_forces, run
 from mpnn.updates.element_mlp import ElementUpdate
 
 __all__ = ["evaluate_hdnnp"]
@@ -95,21 +97,31 @@ def evaluate_hdnnp(
         vectors / unit if unit != 1.0 else vectors,
     )
     need = forces or stress
-    raw, walk = run(arrays, sf.width, sf.fused_table(sf.groups), need)
+    table = sf.fused_table(sf.groups)
+    factors = sf.scale_factor.numpy()
+    if need and table[1] is None and table[0] is not None:  # functions, networks, gradient: one walk
+        shape = (factors.shape[0], sf.width)  # (S, W) each (the minimum may be one column)
+        values = (sf.scale_min.numpy(), sf.scale_ref.numpy(), factors)
+        scaling = tuple(np.ascontiguousarray(np.broadcast_to(v, shape)) for v in values)
+        networks, scale, offsets = _network_tables(model.update)
+        raw, energies, dvec = energy_forces(arrays, sf.width, table, scaling, networks, scale, offsets)
+    else:
+        raw, walk = run(arrays, sf.width, table, need)
     monitor = sf.monitor  # extrapolation warnings read the raw values, as on the autograd path
     if monitor is not None:
         monitor(torch.from_numpy(raw), species_t)
-    factor = sf.scale_factor.numpy()[species]
-    g = sf.scale_min.numpy()[species] + factor * (raw - sf.scale_ref.numpy()[species])
-    energies, dg = network_energies(model.update, species, g, need)
+    if not need or table[1] is not None or table[0] is None:
+        factor = factors[species]
+        g = sf.scale_min.numpy()[species] + factor * (raw - sf.scale_ref.numpy()[species])
+        energies, dg = network_energies(model.update, species, g, need)
+        # dE/d(edge vector in Angstrom) = dE/d(vector in the model's unit) / unit
+        dvec = contract(dg * factor, walk) if need else None
     graph = batch.batch.numpy()
     out = {"energy": torch.from_numpy(np.bincount(graph, energies, minlength=batch.num_graphs))}
     if atomic:
         out["energies"] = torch.from_numpy(energies)
     if not need:
         return out
-    # dE/d(edge vector in Angstrom) = dE/d(vector in the model's unit) / unit
-    dvec = contract(dg * factor, walk)
     if unit != 1.0:
         dvec /= unit
     if forces:  # F_k = sum over the edges centred on k - sum over those from k
@@ -129,6 +141,31 @@ def evaluate_hdnnp(
         virial = torch.from_numpy(0.5 * (virial + virial.transpose(0, 2, 1)))
         out["stress"] = to_voigt(virial) / _volumes(batch).to(torch.float64).unsqueeze(1)
     return out
+
+
+def _network_tables(update: ElementUpdate) -> tuple[tuple, float, np.ndarray]:
+    """(the element networks as :func:`mpnn.symmetry.fused_energy.network_gradient` takes them,
+    energy scale, offsets (S,)), from the networks' current weights."""
+    from mpnn.symmetry.fused_energy import ACTIVATION_CODES
+
+    first, n_in, n_out, w_off, b_off, codes, normalize = [0], [], [], [], [], [], []
+    weights, biases = [], []
+    w_at = b_at = 0
+    for network in update.networks:
+        for (weight, bias), letter in zip(_numpy_layers(network), network.activations, strict=True):
+            n_out.append(weight.shape[0])
+            n_in.append(weight.shape[1])
+            w_off.append(w_at)
+            b_off.append(b_at)
+            codes.append(ACTIVATION_CODES[letter])
+            weights.append(weight.ravel())
+            biases.append(bias)
+            w_at, b_at = w_at + weight.size, b_at + bias.size
+        first.append(len(n_in))
+        normalize.append(bool(network.normalize))
+    ints = (np.asarray(v, dtype=np.int64) for v in (first, n_in, n_out, w_off, b_off, codes))
+    tables = (*ints, np.asarray(normalize), np.concatenate(weights), np.concatenate(biases))
+    return tables, float(update.energy_scale), update.offsets.numpy()
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:

@@ -181,6 +181,29 @@ def contract(grad: np.ndarray, walk: Walk) -> np.ndarray:
     return dvec
 
 
+def energy_forces(
+    edges: compiled.EdgeArrays,
+    width: int,
+    table: tuple,
+    scaling: tuple,
+    networks: tuple,
+    scale: float,
+    offsets: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(raw G (N, width), atomic energies (N,), dE/d(edge vector) (E, 3)) of an HDNNP whose
+    functions are all Gaussian (``table``'s compact part None) in one walk
+    (:func:`mpnn.symmetry.fused_energy.energy_walk`: ``scaling``, ``networks``, ``scale`` and
+    ``offsets`` as it takes them)."""
+    from mpnn.symmetry.fused_energy import energy_walk
+
+    n = edges.ptr.shape[0] - 1
+    raw, energies = np.zeros((n, width)), np.zeros(n)
+    dvec = np.zeros((edges.vectors.shape[0], 3))
+    args = (*edges.kernel_args(), table[0], scaling, networks, scale, offsets, raw, energies, dvec)
+    compiled._run(energy_walk, args)
+    return raw, energies, dvec
+
+
 class FusedFunctions(torch.autograd.Function):
     """``apply(vectors (E, 3), edges, width, tables, fallback) -> (N, width)`` unscaled values of
     the fused groups (other columns 0).  ``fallback(vectors, grad)`` gives the differentiable vector

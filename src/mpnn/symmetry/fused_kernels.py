@@ -131,24 +131,9 @@ def fused_walk(
                 dvec[a, 2] += scale * ordered[2, q]
         if s < 0 or s >= nsp or rcmax[s] <= 0.0:
             continue
-        # the edges within the largest angular rc, still ordered by neighbour species: the pairs
-        # of one group are then blocks, walked without testing each pair's elements
-        cut = rcmax[s]
-        first = np.zeros(nsp + 1, dtype=np.int64)
-        pick = np.empty(stop - start, dtype=np.int64)
-        count = 0
-        for t in range(nsp):
-            first[t] = count
-            for q in range(first_all[t], first_all[t + 1]):
-                pick[count] = q
-                count += ordered[3, q] < cut
-        first[nsp] = count
-        pick = pick[:count]
-        local = order[pick]
-        lx, ly, lz, ld = ordered[0, pick], ordered[1, pick], ordered[2, pick], ordered[3, pick]
-        linv, lw = ordered[4, pick], ordered[5, pick]
-        lfc, ldfc = ofc[:, pick], odfc[:, pick]
-        cp = count + 8  # the partner loops run to a multiple of 8 (see below)
+        first, local, near = angular_edges(start, stop, rcmax[s], nsp, first_all, order, ordered, ofc, odfc)
+        count = local.shape[0]
+        cp = count + 8  # the partner loops run to a multiple of 8 (see block_factors)
         keep = np.empty(cp, dtype=np.int64)
         geo = np.empty((9, cp))
         fcp, dfcp = np.empty((nc_max, cp)), np.empty((nc_max, 3, cp))
@@ -157,53 +142,124 @@ def fused_walk(
         for g in range(ag_centre.shape[0]):
             if ag_centre[g] != s:
                 continue
-            e1, e2 = ag_e1[g], ag_e2[g]
-            narrow = ag_narrow[g]
-            wide = not narrow
-            gcut = 0.0
-            for c in range(ag_c0[g], ag_c1[g]):
-                gcut = max(gcut, rc_all[ac_rc[c]])
-            gcut2 = gcut * gcut
+            e1 = ag_e1[g]
             a_lo, a_hi = (0, first[nsp]) if e1 < 0 else (first[e1], first[e1 + 1])
             for ia in range(a_lo, a_hi):
-                rij = ld[ia]
-                if rij >= gcut:
-                    continue
-                b_lo, b_hi = (ia + 1, a_hi) if e1 < 0 or e1 == e2 else (first[e2], first[e2 + 1])
-                # the partners within the cutoff first, without branches (half of the pairs of
-                # a narrow family fail r_jk < rc: a mispredicted branch each)
-                ax, ay, az = lx[ia], ly[ia], lz[ia]
-                kept = 0
-                for ib in range(b_lo, b_hi):
-                    dx, dy, dz = lx[ib] - ax, ly[ib] - ay, lz[ib] - az
-                    keep[kept] = ib
-                    kept += (ld[ib] < gcut) & (wide | (dx * dx + dy * dy + dz * dz < gcut2))
+                kept = block_factors(
+                    g, ia, a_hi, first, near, kind, alpha, rc_all, inv_rc, ag_e1, ag_e2, ag_narrow, gt,
+                    keep, geo, fcp, dfcp, gs, ang, dang,
+                )  # fmt: skip
                 if kept == 0:
                     continue
-                # from 8 on, up to a multiple of 8 partners, the extra ones copies of the first
-                # with weight 0 (finite, adding 0): no scalar remainder loops, which cost twice the
-                # vector part where kept < 32 (fewer than 8 run faster as they are: a molecule's)
-                padded = kept if kept < 8 else (kept + 7) // 8 * 8
-                for q in range(kept, padded):
-                    keep[q] = keep[0]
-                partner_geometry(ia, keep, padded, lx, ly, lz, ld, linv, lw, e1 < 0, geo)
-                for q in range(kept, padded):
-                    geo[_W, q] = 0.0
-                kept = padded
-                partner_factors(
-                    g, ia, keep, kept, narrow, rij, geo, lfc, ldfc, kind, alpha, rc_all, inv_rc, gt,
-                    fcp, dfcp, gs, ang, dang,
-                )  # fmt: skip
                 if backward:
+                    lx, ly, lz, linv = near[0], near[1], near[2], near[4]
                     partner_gradient(
-                        g, i, ia, kept, narrow, rij, linv[ia], ax, ay, az, geo, keep, fcp, dfcp, gs,
-                        ang, dang, gt, ft, grad, t6, dl,
+                        0, g, i, ia, kept, ag_narrow[g], near[3, ia], linv[ia], lx[ia], ly[ia], lz[ia],
+                        geo, keep, fcp, dfcp, gs, ang, dang, gt, ft, grad, t6, dl,
                     )  # fmt: skip
                 else:
-                    partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out, t6[0])
+                    partner_terms(0, g, i, kept, geo, fcp, gs, ang, ft, out, t6[0])
         for q in range(count if backward else 0):
             a = local[q]
             dvec[a, 0] += dl[0, q]
             dvec[a, 1] += dl[1, q]
             dvec[a, 2] += dl[2, q]
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def angular_edges(start, stop, cut, nsp, first_all, order, ordered, fc, dfc):  # pragma: no cover
+    """The centre's edges shorter than ``cut`` (its largest angular rc), still ordered by neighbour
+    species (the pairs of one group are then blocks, walked without testing each pair's
+    elements), from :func:`~mpnn.symmetry.fused_terms.centre_edges`' results: ``first`` (S+1,)
+    block starts, ``local`` (K,) edge indices and ``near`` (6 + 2C, K): rows x, y, z, r, 1/r, Z_j,
+    then f_c and f_c' for each rc."""
+    first = np.zeros(nsp + 1, dtype=np.int64)
+    pick = np.empty(stop - start, dtype=np.int64)
+    count = 0
+    for t in range(nsp):
+        first[t] = count
+        for q in range(first_all[t], first_all[t + 1]):
+            pick[count] = q
+            count += ordered[3, q] < cut
+    first[nsp] = count
+    pick = pick[:count]
+    nc = fc.shape[0]
+    near = np.empty((6 + 2 * nc, count))
+    for q in range(count):
+        p = pick[q]
+        for r in range(6):
+            near[r, q] = ordered[r, p]
+        for c in range(nc):
+            near[6 + c, q] = fc[c, p]
+            near[6 + nc + c, q] = dfc[c, p]
+    return first, order[pick], near
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def block_factors(
+    g, ia, a_hi, first, near, kind, alpha, rc_all, inv_rc, ag_e1, ag_e2, ag_narrow, gt, keep, geo, fcp, dfcp,
+    gs, ang, dang,
+):  # pragma: no cover - compiled
+    """Angular group ``g``'s partners of the first neighbour ``ia`` (local index; ``a_hi`` the end
+    of its species' block): their local indices into ``keep`` (:func:`select_partners`), their
+    geometry and factors into ``geo``, ``fcp``, ... (:func:`fill_block`); returns their number
+    (padded), 0 where there are none."""
+    kept, padded = select_partners(g, ia, a_hi, first, near, rc_all, ag_e1, ag_e2, ag_narrow, gt, keep)
+    if kept > 0:
+        fill_block(0, g, ia, kept, padded, keep, near, kind, alpha, rc_all, inv_rc, ag_e1, ag_narrow, gt,
+                   geo, fcp, dfcp, gs, ang, dang)  # fmt: skip
+    return padded
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def select_partners(g, ia, a_hi, first, near, rc_all, ag_e1, ag_e2, ag_narrow, gt, keep):  # pragma: no cover
+    """(kept, padded): the number of angular group ``g``'s partners of the first neighbour ``ia``
+    (local index into ``near``, the centre's edges of :func:`angular_edges`; ``a_hi`` the end of
+    its species' block), their local indices in ``keep[:kept]``, and that number padded: from 8
+    on, to a multiple of 8 with copies of the first (given weight 0 by :func:`fill_block`: finite,
+    adding 0), so that the partner loops have no scalar remainder loops, which cost twice the
+    vector part where there are fewer than 32 (fewer than 8 run faster as they are: a
+    molecule's).  (0, 0) where there are none."""
+    ag_c0, ag_c1, ac_rc = gt[2], gt[3], gt[10]
+    lx, ly, lz, ld = near[0], near[1], near[2], near[3]
+    gcut = 0.0
+    for c in range(ag_c0[g], ag_c1[g]):
+        gcut = max(gcut, rc_all[ac_rc[c]])
+    if ld[ia] >= gcut:
+        return 0, 0
+    e1, e2 = ag_e1[g], ag_e2[g]
+    wide, gcut2 = not ag_narrow[g], gcut * gcut
+    b_lo, b_hi = (ia + 1, a_hi) if e1 < 0 or e1 == e2 else (first[e2], first[e2 + 1])
+    # the partners within the cutoff first, without branches (half of the pairs of a narrow
+    # family fail r_jk < rc: a mispredicted branch each)
+    ax, ay, az = lx[ia], ly[ia], lz[ia]
+    kept = 0
+    for ib in range(b_lo, b_hi):
+        dx, dy, dz = lx[ib] - ax, ly[ib] - ay, lz[ib] - az
+        keep[kept] = ib
+        kept += (ld[ib] < gcut) & (wide | (dx * dx + dy * dy + dz * dz < gcut2))
+    padded = kept if kept < 8 else (kept + 7) // 8 * 8
+    for q in range(kept, padded):
+        keep[q] = keep[0]
+    return kept, padded
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fill_block(
+    p, g, ia, kept, padded, keep, near, kind, alpha, rc_all, inv_rc, ag_e1, ag_narrow, gt, geo, fcp, dfcp, gs,
+    ang, dang,
+):  # pragma: no cover - compiled
+    """The geometry (weight 0 from ``kept`` on) and factors of the ``padded`` partners ``keep``
+    of the first neighbour ``ia`` in angular group ``g``, into the columns from ``p`` on
+    (:func:`~mpnn.symmetry.fused_terms.partner_geometry`,
+    :func:`~mpnn.symmetry.fused_terms.partner_factors`)."""
+    ac_rc = gt[10]
+    crc = ac_rc[gt[2][g] : gt[3][g]]
+    partner_geometry(p, ia, keep, padded, near, ag_e1[g] < 0, crc, geo, fcp, dfcp)
+    for q in range(kept, padded):
+        geo[_W, p + q] = 0.0
+    partner_factors(
+        p, g, padded, ag_narrow[g], near[3, ia], near[6:, ia], geo, kind, alpha, rc_all, inv_rc, gt, fcp,
+        dfcp, gs, ang, dang,
+    )  # fmt: skip

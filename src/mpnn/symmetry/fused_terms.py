@@ -16,7 +16,10 @@ r_jk, 1/r_jk, cos theta, weight; ``fcp`` (C, K) and ``dfcp`` (C, 3, K) cutoff pr
 derivatives in r_ij, r_ik, r_jk; ``gs`` (M, K); ``ang``, ``dang`` (A, K); ``t`` (6, K).  Group
 tables as in :mod:`mpnn.symmetry.fused_kernels`: ``gt`` = (ag_m0, ag_m1, ag_c0, ag_c1, ag_k0,
 ag_k1, a_eta, a_rs, a_lam, a_zeta, ac_rc) and ``ft`` = (ag_f0, ag_f1, af_m, af_k, af_c, af_norm,
-af_col); the functions of one (eta, rs) and rc are listed together (runs).
+af_col); the functions of one (eta, rs) and rc are listed together (runs).  ``p``: the block's
+first column in these buffers (0 in the fused walk; :mod:`mpnn.symmetry.fused_energy` keeps all
+the blocks of a centre one after the other, and reads them back for the gradient); the scratch
+``t`` and ``radial`` start at column 0.
 """
 
 from __future__ import annotations
@@ -51,55 +54,64 @@ def vcutoff(kind, r, rc, inv_rc, alpha):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def partner_geometry(ia, keep, kept, lx, ly, lz, ld, linv, lw, weighted, geo):  # pragma: no cover
-    """The kept partners' (local indices ``keep[:kept]``) coordinates, distances r_ik and r_jk,
-    their inverses, cos theta_jik and the weights Z_j Z_k (1 unless ``weighted``), into ``geo``."""
+def partner_geometry(p, ia, keep, kept, near, weighted, crc, geo, fcp, dfcp):  # pragma: no cover
+    """The kept partners' (local indices ``keep[:kept]`` into ``near``, the centre's edges' rows
+    x, y, z, r, 1/r, Z_j, then f_c and f_c' of each rc) coordinates, distances r_ik and r_jk,
+    their inverses, cos theta_jik and the weights Z_j Z_k (1 unless ``weighted``), into ``geo``;
+    f_c(r_ik) and f_c'(r_ik) of the group's cutoffs (``crc``: indices of their rc) into ``fcp[c]``
+    and ``dfcp[c, 1]`` (read there by :func:`partner_factors`: its loops then read only
+    consecutive elements, which LLVM vectorizes without gathers)."""
+    lx, ly, lz, ld, linv, lw = near[0], near[1], near[2], near[3], near[4], near[5]
     ax, ay, az, inv_ij, wa = lx[ia], ly[ia], lz[ia], linv[ia], lw[ia]
+    nc, nall = crc.shape[0], (near.shape[0] - 6) // 2
     for q in range(kept):
-        ib = keep[q]
+        ib = keep[p + q]
         x, y, z, iv = lx[ib], ly[ib], lz[ib], linv[ib]
-        geo[_BX, q], geo[_BY, q], geo[_BZ, q] = x, y, z
-        geo[_RIK, q], geo[_INV_IK, q] = ld[ib], iv
+        geo[_BX, p + q], geo[_BY, p + q], geo[_BZ, p + q] = x, y, z
+        geo[_RIK, p + q], geo[_INV_IK, p + q] = ld[ib], iv
         dx, dy, dz = x - ax, y - ay, z - az
         s = math.sqrt(dx * dx + dy * dy + dz * dz)
-        geo[_RJK, q] = s
-        geo[_INV_JK, q] = 1.0 / s if s > 0.0 else 0.0
-        geo[_COS, q] = (ax * x + ay * y + az * z) * (inv_ij * iv)
-        geo[_W, q] = wa * lw[ib] if weighted else 1.0
+        geo[_RJK, p + q] = s
+        geo[_INV_JK, p + q] = 1.0 / s if s > 0.0 else 0.0
+        geo[_COS, p + q] = (ax * x + ay * y + az * z) * (inv_ij * iv)
+        geo[_W, p + q] = wa * lw[ib] if weighted else 1.0
+        for c in range(nc):
+            fcp[c, p + q] = near[6 + crc[c], ib]
+            dfcp[c, 1, p + q] = near[6 + nall + crc[c], ib]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def partner_factors(
-    g, ia, keep, kept, narrow, rij, geo, lfc, ldfc, kind, alpha, rc_all, inv_rc, gt, fcp, dfcp, gs, ang, dang
+    p, g, kept, narrow, rij, cut_ij, geo, kind, alpha, rc_all, inv_rc, gt, fcp, dfcp, gs, ang, dang
 ):  # pragma: no cover - compiled
     """Group ``g``'s factors on the kept partners: for each of its rc, the cutoff products
-    f(r_ij) f(r_ik) [f(r_jk)] and their derivatives (``lfc``, ``ldfc`` (C_all, count): the
-    centre's edges' cutoffs, in local order); for each (eta, rs), exp(-eta sum (r - rs)^2) over
-    the triplet's two [three] distances; for each (lambda, zeta), (1 + lambda cos)^zeta and its
-    derivative in cos (0 for 1 + lambda cos <= 0)."""
+    f(r_ij) f(r_ik) [f(r_jk)] and their derivatives in r_ij, r_ik, r_jk (``cut_ij`` (2C_all,):
+    f_c(r_ij) and f_c'(r_ij) for each rc; f_c(r_ik) and f_c'(r_ik) in ``fcp``, ``dfcp[:, 1]`` from
+    :func:`partner_geometry`); for each (eta, rs), exp(-eta sum (r - rs)^2) over the triplet's two
+    [three] distances; for each (lambda, zeta), (1 + lambda cos)^zeta and its derivative in cos
+    (0 for 1 + lambda cos <= 0)."""
     ag_m0, ag_m1, ag_c0, ag_c1, ag_k0, ag_k1, a_eta, a_rs, a_lam, a_zeta, ac_rc = gt
-    rjk, cos = geo[_RJK], geo[_COS]
+    rjk, cos = geo[_RJK, p:], geo[_COS, p:]
+    nall = rc_all.shape[0]
     for c in range(ag_c1[g] - ag_c0[g]):
         cg = ac_rc[ag_c0[g] + c]
         rc, irc = rc_all[cg], inv_rc[cg]
-        fij, dij = lfc[cg, ia], ldfc[cg, ia]
-        fik, dik = lfc[cg], ldfc[cg]
-        f, d0, d1, d2 = fcp[c], dfcp[c, 0], dfcp[c, 1], dfcp[c, 2]
+        fij, dij = cut_ij[cg], cut_ij[nall + cg]
+        f, d0, d1, d2 = fcp[c, p:], dfcp[c, 0, p:], dfcp[c, 1, p:], dfcp[c, 2, p:]
         for q in range(kept):
-            ib = keep[q]
             fjk, djk = 1.0, 0.0
             if narrow:
                 fjk, djk = vcutoff(kind, rjk[q], rc, irc, alpha)
-            fb = fik[ib]
+            fb = f[q]
             f[q] = fij * fb * fjk
             d0[q] = dij * fb * fjk
-            d1[q] = fij * dik[ib] * fjk
+            d1[q] = fij * d1[q] * fjk
             d2[q] = fij * fb * djk
-    rik = geo[_RIK]
+    rik = geo[_RIK, p:]
     for m in range(ag_m1[g] - ag_m0[g]):
         eta, rs = a_eta[ag_m0[g] + m], a_rs[ag_m0[g] + m]
         dj = rij - rs
-        out = gs[m]
+        out = gs[m, p:]
         for q in range(kept):
             s = dj * dj + (rik[q] - rs) * (rik[q] - rs)
             if narrow:
@@ -107,7 +119,7 @@ def partner_factors(
             out[q] = vexp(-eta * s)
     for k in range(ag_k1[g] - ag_k0[g]):
         lam, zeta = a_lam[ag_k0[g] + k], a_zeta[ag_k0[g] + k]
-        value, lower = ang[k], dang[k]
+        value, lower = ang[k, p:], dang[k, p:]
         n = int(zeta)
         if n == zeta and 1 <= n <= 64:
             # base^(n-1) by squaring, in one loop (six steps, fully unrolled, cover n <= 64;
@@ -130,21 +142,21 @@ def partner_factors(
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out, radial):  # pragma: no cover - compiled
+def partner_terms(p, g, i, kept, geo, fcp, gs, ang, ft, out, radial):  # pragma: no cover - compiled
     """Add group ``g``'s functions over the kept partners to G[i]: per run of functions with one
     Gaussian m and cutoff c (the tables list them together), w g_m f_c once into ``radial``
     (K,), then a dot product with each function's angular part."""
     ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col = ft
-    w = geo[_W]
+    w = geo[_W, p:]
     m_run, c_run = -1, -1
     for f in range(ag_f0[g], ag_f1[g]):
         m, c = af_m[f], af_c[f]
         if m != m_run or c != c_run:
-            gm, fc = gs[m], fcp[c]
+            gm, fc = gs[m, p:], fcp[c, p:]
             for q in range(kept):
                 radial[q] = w[q] * gm[q] * fc[q]
             m_run, c_run = m, c
-        am = ang[af_k[f]]
+        am = ang[af_k[f], p:]
         total = 0.0
         for q in range(kept):
             total += am[q] * radial[q]
@@ -153,7 +165,8 @@ def partner_terms(g, i, kept, geo, fcp, gs, ang, ft, out, radial):  # pragma: no
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def partner_gradient(
-    g, i, ia, kept, narrow, rij, inv_ij, ax, ay, az, geo, keep, fcp, dfcp, gs, ang, dang, gt, ft, grad, t, dl
+    p, g, i, ia, kept, narrow, rij, inv_ij, ax, ay, az, geo, keep, fcp, dfcp, gs, ang, dang, gt, ft, grad, t,
+    dl,
 ):  # pragma: no cover - compiled
     """Add sum_f dL/dG[i, f] dG[i, f]/dvec of group ``g``'s functions over the kept partners
     to ``dl`` (3, count), the centre's edges in local order (``ia``: edge i -> j, vector (ax, ay,
@@ -165,8 +178,8 @@ def partner_gradient(
     :func:`~mpnn.symmetry.angular_kernels.angular_forward_jacobian`)."""
     ag_m0, a_eta, a_rs = gt[0], gt[6], gt[7]
     ag_f0, ag_f1, af_m, af_k, af_c, af_norm, af_col = ft
-    bx, by, bz, rik, inv_ik = geo[_BX], geo[_BY], geo[_BZ], geo[_RIK], geo[_INV_IK]
-    rjk, inv_jk, cos, w = geo[_RJK], geo[_INV_JK], geo[_COS], geo[_W]
+    bx, by, bz, rik, inv_ik = geo[_BX, p:], geo[_BY, p:], geo[_BZ, p:], geo[_RIK, p:], geo[_INV_IK, p:]
+    rjk, inv_jk, cos, w = geo[_RJK, p:], geo[_INV_JK, p:], geo[_COS, p:], geo[_W, p:]
     t_cos, t_ij, t_ik, t_jk, sum_a, sum_c = t[0], t[1], t[2], t[3], t[4], t[5]
     for q in range(kept):
         t_cos[q] = t_ij[q] = t_ik[q] = t_jk[q] = sum_a[q] = sum_c[q] = 0.0
@@ -176,14 +189,14 @@ def partner_gradient(
         # tables list them together), then the run's terms at once
         m, c = af_m[f], af_c[f]
         weight = grad[i, af_col[f]] * af_norm[f]
-        am, dm = ang[af_k[f]], dang[af_k[f]]
+        am, dm = ang[af_k[f], p:], dang[af_k[f], p:]
         for q in range(kept):
             sum_a[q] += weight * am[q]
             sum_c[q] += weight * dm[q]
         if f + 1 < f1 and af_m[f + 1] == m and af_c[f + 1] == c:
             continue
-        gm, fc = gs[m], fcp[c]
-        d0, d1, d2 = dfcp[c, 0], dfcp[c, 1], dfcp[c, 2]
+        gm, fc = gs[m, p:], fcp[c, p:]
+        d0, d1, d2 = dfcp[c, 0, p:], dfcp[c, 1, p:], dfcp[c, 2, p:]
         eta, rs = a_eta[ag_m0[g] + m], a_rs[ag_m0[g] + m]
         e_ij = -2.0 * eta * (rij - rs)
         for q in range(kept):
@@ -211,7 +224,7 @@ def partner_gradient(
     dl[1, ia] += s_cu * ay + sy
     dl[2, ia] += s_cu * az + sz
     for q in range(kept):
-        b, cv, mix = keep[q], t_cos[q], t_ij[q]
+        b, cv, mix = keep[p + q], t_cos[q], t_ij[q]
         dl[0, b] += cv * bx[q] + mix * ax
         dl[1, b] += cv * by[q] + mix * ay
         dl[2, b] += cv * bz[q] + mix * az

@@ -22,6 +22,7 @@ KERNEL_MODULES = (
     "compact_group_kernels",
     "compact_kernel_parts",
     "compact_kernels",
+    "fused_energy",
     "fused_kernels",
     "fused_terms",
     "vector_math",
