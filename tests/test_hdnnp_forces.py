@@ -27,10 +27,18 @@ def _both(model, batch, **kwargs):
     return fast, slow
 
 
+@pytest.mark.parametrize("one_walk", [True, False])
 @pytest.mark.parametrize("cutoff_type", [1, 2, 6])
-def test_energies_forces_and_stress_equal_autograd(cutoff_type):
+def test_energies_forces_and_stress_equal_autograd(cutoff_type, one_walk, monkeypatch):
+    """Both fast paths: one walk per centre with its network (small networks), and two walks
+    around the networks run per element (networks above ONE_WALK_MAX_WEIGHTS)."""
+    from mpnn.potentials import hdnnp_forces
+
+    if not one_walk:
+        monkeypatch.setattr(hdnnp_forces, "ONE_WALK_MAX_WEIGHTS", 0)
     model = small_hdnnp(("H", "O"), 3.2, cutoff_type, seed=cutoff_type, weighted=True).eval()
     model.net.edge_input.unit = 0.8  # lengths of the functions in a unit of 0.8 Angstrom
+    assert hdnnp_forces._small(model.update) == one_walk  # the path under test is the one taken
     structures = [*mixed_structures(), structure("OHHOHH", TRICLINIC, [True] * 3, 9)]
     batch = collate_structures(structures, model.cutoff).to(dtype=torch.float64)
     fast, slow = _both(model, batch, stress=True)
@@ -58,8 +66,13 @@ def test_it_declines_where_autograd_is_needed():
     assert evaluate_hdnnp(model, batch, True, False, True) is not None
 
 
+@pytest.mark.parametrize("one_walk", [True, False])
 @pytest.mark.parametrize("letters,normalize", [("tsp", False), ("rgc", True), ("Seh", False), ("lll", True)])
-def test_every_activation_backpropagates_as_autograd_does(letters, normalize):
+def test_every_activation_backpropagates_as_autograd_does(letters, normalize, one_walk, monkeypatch):
+    from mpnn.potentials import hdnnp_forces
+
+    if not one_walk:
+        monkeypatch.setattr(hdnnp_forces, "ONE_WALK_MAX_WEIGHTS", 0)
     model = small_hdnnp(("H", "O"), 3.2, 2, seed=4).eval()
     for network in model.update.networks:
         network.activations, network.normalize = letters, normalize

@@ -78,20 +78,27 @@ def network_gradient(s, x, nets, dy, ys, back):  # pragma: no cover - compiled
     """The output of element ``s``'s network on ``x`` (its inputs, n_in of its first layer) and
     d(output)/dx into ``back[:n_in]``.  ``nets`` = (first (S+1,) layer ranges, n_in, n_out,
     weight offsets, bias offsets, activation codes (per layer), normalize (S,), weights (flat,
-    each layer's (n_out, n_in) row-major), biases); ``dy``, ``ys`` (L, H) and ``back`` (2, H)
-    scratch.  Each layer y = f((W x + b) [/ n_in])."""
-    first, n_in, n_out, w_off, b_off, act, normalize, weights, biases = nets
+    each layer's (n_out, n_in) row-major), the same transposed ((n_in, n_out) each), biases);
+    ``dy``, ``ys`` (L, H) and ``back`` (2, H) scratch.  Each layer y = f((W x + b) [/ n_in]).
+    Both passes run over rows of the weights (W^T x as a sum of scaled rows of W^T): loops
+    that vectorize without reassociating sums."""
+    first, n_in, n_out, w_off, b_off, act, normalize, weights, transposed, biases = nets
     lo, hi = first[s], first[s + 1]
     for layer in range(lo, hi):
         a, b, w, code = n_in[layer], n_out[layer], w_off[layer], act[layer]
         row = layer - lo
+        inputs = x if layer == lo else ys[row - 1]
+        rows = transposed[w : w + a * b].reshape((a, b))
+        z = ys[row]  # the sums first, then the outputs in their place
+        for o in range(b):
+            z[o] = biases[b_off[layer] + o]
+        for j in range(a):
+            xj = inputs[j]
+            for o in range(b):
+                z[o] += rows[j, o] * xj
         divide = float(a) if normalize[s] else 1.0
         for o in range(b):
-            inputs = x if layer == lo else ys[row - 1]
-            z = biases[b_off[layer] + o]
-            for j in range(a):
-                z += weights[w + o * a + j] * inputs[j]
-            y, d = activation(code, z / divide)
+            y, d = activation(code, z[o] / divide)
             ys[row, o], dy[row, o] = y, d / divide
     output = ys[hi - 1 - lo, 0]
     current = back[0]
@@ -99,13 +106,14 @@ def network_gradient(s, x, nets, dy, ys, back):  # pragma: no cover - compiled
     for layer in range(hi - 1, lo - 1, -1):
         a, b, w = n_in[layer], n_out[layer], w_off[layer]
         row = layer - lo
+        rows = weights[w : w + a * b].reshape((b, a))
         nxt = back[(hi - layer) % 2]
         for j in range(a):
             nxt[j] = 0.0
         for o in range(b):
             t = current[o] * dy[row, o]
             for j in range(a):
-                nxt[j] += t * weights[w + o * a + j]
+                nxt[j] += t * rows[o, j]
         current = nxt
     return output, current
 
