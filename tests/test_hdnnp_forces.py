@@ -157,6 +157,10 @@ def test_networks_follow_their_weights_after_copies_and_replaced_storage():
     with torch.no_grad():  # an optimizer's step: in place
         model.update.networks[0].layers[0].weight.mul_(1.1)
     check(model)
+    model.update.networks[1].layers[0].weight.data.mul_(1.2)  # PyTorch's version counter unchanged
+    check(model)
+    model.update.networks[0].layers[1].bias.detach().numpy()[:] *= 0.5  # through numpy
+    check(model)
     twin = copy.deepcopy(model)
     twin.load_state_dict(other.state_dict())  # in place, in the copy
     check(twin)

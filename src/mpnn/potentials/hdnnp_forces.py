@@ -157,35 +157,12 @@ def _small(update: ElementUpdate) -> bool:
     return all(size <= ONE_WALK_MAX_WEIGHTS for size in sizes)
 
 
-#: each update's (key of its networks' weights, their tables for the one-walk kernel), held beside
-#: it (a deep copy or a pickle of the model carries no copy)
-_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _network_tables(update: ElementUpdate) -> tuple[tuple, float, np.ndarray]:
     """(the element networks as :func:`mpnn.symmetry.fused_energy.network_gradient` takes them,
-    energy scale, offsets (S,)), from the networks' current weights.  The tables copy the
-    weights (1.2 MB for ethanol's default networks: milliseconds), so they are kept while every
-    weight and bias is the same tensor on the same memory at the same version (PyTorch counts
-    each in-place change of a tensor: an optimizer's step, ``load_state_dict``, ``mul_``)."""
-    layers = [(layer.weight, layer.bias) for network in update.networks for layer in network.layers]
-    key = (
-        tuple((t, t.data_ptr(), t._version) for pair in layers for t in pair),
-        tuple((network.activations, bool(network.normalize)) for network in update.networks),
-    )
-    cached = _TABLES.get(update)
-    if cached is not None and _same(cached[0], key):
-        return cached[1], float(update.energy_scale), update.offsets.numpy()
-    tables = _build_tables(update)
-    _TABLES[update] = (key, tables)
-    return tables, float(update.energy_scale), update.offsets.numpy()
-
-
-def _same(old: tuple, new: tuple) -> bool:
-    tensors = all(
-        a is b and pa == pb and va == vb for (a, pa, va), (b, pb, vb) in zip(old[0], new[0], strict=True)
-    )
-    return len(old[0]) == len(new[0]) and tensors and old[1] == new[1]
+    energy scale, offsets (S,)), from the networks' current weights (copied on each call: tens of
+    microseconds below :data:`ONE_WALK_MAX_WEIGHTS`; a cache keyed by PyTorch's version counters
+    would miss writes through ``.data`` or numpy views, which do not count)."""
+    return _build_tables(update), float(update.energy_scale), update.offsets.numpy()
 
 
 def _build_tables(update: ElementUpdate) -> tuple:

@@ -75,13 +75,13 @@ def activation(code, z):  # pragma: no cover - compiled
 
 @njit(cache=True, error_model="numpy")
 def network_gradient(s, x, nets, dy, ys, back):  # pragma: no cover - compiled
-    """The output of element ``s``'s network on ``x`` (its inputs, n_in of its first layer) and
-    d(output)/dx into ``back[:n_in]``.  ``nets`` = (first (S+1,) layer ranges, n_in, n_out,
-    weight offsets, bias offsets, activation codes (per layer), normalize (S,), weights (flat,
-    each layer's (n_out, n_in) row-major), the same transposed ((n_in, n_out) each), biases);
-    ``dy``, ``ys`` (L, H) and ``back`` (2, H) scratch.  Each layer y = f((W x + b) [/ n_in]).
-    Both passes run over rows of the weights (W^T x as a sum of scaled rows of W^T): loops
-    that vectorize without reassociating sums."""
+    """(output, d(output)/dx) of element ``s``'s network on ``x`` (its inputs, n_in of its first
+    layer); the derivative is a row of ``back``, its first n_in entries.  ``nets`` = (first
+    (S+1,) layer ranges, n_in, n_out, weight offsets, bias offsets, activation codes (per
+    layer), normalize (S,), weights (flat, each layer's (n_out, n_in) row-major), the same
+    transposed ((n_in, n_out) each), biases); ``dy``, ``ys`` (L, H) and ``back`` (2, H)
+    scratch.  Each layer y = f((W x + b) [/ n_in]).  Both passes run over rows of the weights
+    (W x as a sum of scaled rows of W^T): loops that vectorize without reassociating sums."""
     first, n_in, n_out, w_off, b_off, act, normalize, weights, transposed, biases = nets
     lo, hi = first[s], first[s + 1]
     for layer in range(lo, hi):
@@ -122,7 +122,8 @@ def network_gradient(s, x, nets, dy, ys, back):  # pragma: no cover - compiled
 def energy_walk(
     vec, dist, ptr, species, nspecies, nweight, table, scaling, nets, scale, offsets, raw, energies, dvec
 ):  # pragma: no cover - compiled
-    """Raw G (N, W) into ``raw`` (zeros on entry), atomic energies (N,) into ``energies`` and
+    """Raw G (N, W) into ``raw`` (zeros on entry), atomic energies (N,) into ``energies`` (of the
+    atoms whose species has a network: every atom of a model's batch) and
     dE/d(edge vector) added to ``dvec`` (E, 3), in the unit of ``vec``.  ``table``: the fused
     walk's Gaussian tables (:func:`mpnn.symmetry.fused.tables`); ``scaling`` = (min, ref,
     factor), each (S, W): g = min + factor (G - ref); ``nets``: the element networks
