@@ -91,14 +91,14 @@ def network_gradient(s, x, nets, dy, ys, back):  # pragma: no cover - compiled
         rows = transposed[w : w + a * b].reshape((a, b))
         z = ys[row]  # the sums first, then the outputs in their place
         for o in range(b):
-            z[o] = biases[b_off[layer] + o]
+            z[o] = 0.0
         for j in range(a):
             xj = inputs[j]
             for o in range(b):
                 z[o] += rows[j, o] * xj
         divide = float(a) if normalize[s] else 1.0
-        for o in range(b):
-            y, d = activation(code, z[o] / divide)
+        for o in range(b):  # the bias last, as numpy's x @ W.T + b (an overflow stays one)
+            y, d = activation(code, (z[o] + biases[b_off[layer] + o]) / divide)
             ys[row, o], dy[row, o] = y, d / divide
     output = ys[hi - 1 - lo, 0]
     current = back[0]
