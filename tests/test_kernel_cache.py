@@ -52,10 +52,11 @@ def test_caches_of_other_sources_are_removed(tmp_path, monkeypatch) -> None:
     (tmp_path / kernel_cache.MARKER).write_text(kernel_cache.source_key())
     _fill(tmp_path)
     original = kernel_cache.source_key()
-    monkeypatch.setattr(kernel_cache, "source_key", lambda: "0" + original[1:])  # a callee edited
+    edited = "x" + original[1:]  # a callee edited (never a hex digest: differs from any real key)
+    monkeypatch.setattr(kernel_cache, "source_key", lambda: edited)
     kernel_cache.check(_kernel(tmp_path))
     assert not any((tmp_path / name).exists() for name in OURS)
-    assert (tmp_path / kernel_cache.MARKER).read_text() == "0" + original[1:]
+    assert (tmp_path / kernel_cache.MARKER).read_text() == edited
 
 
 def test_a_folder_that_cannot_be_used_is_left_alone(tmp_path) -> None:
