@@ -162,10 +162,6 @@ def _network_tables(update: ElementUpdate) -> tuple[tuple, float, np.ndarray]:
     energy scale, offsets (S,)), from the networks' current weights (copied on each call: tens of
     microseconds below :data:`ONE_WALK_MAX_WEIGHTS`; a cache keyed by PyTorch's version counters
     would miss writes through ``.data`` or numpy views, which do not count)."""
-    return _build_tables(update), float(update.energy_scale), update.offsets.numpy()
-
-
-def _build_tables(update: ElementUpdate) -> tuple:
     from mpnn.symmetry.fused_energy import ACTIVATION_CODES
 
     first, n_in, n_out, w_off, b_off, codes, normalize = [0], [], [], [], [], [], []
@@ -186,7 +182,7 @@ def _build_tables(update: ElementUpdate) -> tuple:
         normalize.append(bool(network.normalize))
     ints = (np.asarray(v, dtype=np.int64) for v in (first, n_in, n_out, w_off, b_off, codes))
     flat = (np.concatenate(weights), np.concatenate(transposed), np.concatenate(biases))
-    return (*ints, np.asarray(normalize), *flat)
+    return (*ints, np.asarray(normalize), *flat), float(update.energy_scale), update.offsets.numpy()
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:

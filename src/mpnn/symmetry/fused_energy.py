@@ -6,7 +6,7 @@ to contract dE/dG with dG/d(edge vector).  The second walk recomputes each tripl
 geometry, cutoff products, Gaussians and angular powers: on n2p2's water box these are more than
 half of it.  An atom's energy depends only on its own row of G, so :func:`energy_walk` does it
 all per centre i: it computes G_i, keeps each block of partners' geometry and factors (about
-0.3 MB for a water molecule's oxygen, cached while it is read back), runs i's element network
+0.5 MB for an oxygen of n2p2's water box, mostly cached while it is read back), runs i's element network
 forwards and backwards on the scaled G_i (n2p2's activations; ``normalize_nodes``), and walks
 the kept blocks with dE_i/dG_i, adding dE_i/d(edge vector) for the edges centred on i.
 
