@@ -32,10 +32,10 @@ def _both(model, batch, **kwargs):
 def test_energies_forces_and_stress_equal_autograd(cutoff_type, one_walk, monkeypatch):
     """Both fast paths: one walk per centre with its network (small networks), and two walks
     around the networks run per element (networks above ONE_WALK_MAX_WEIGHTS)."""
-    from mpnn.potentials import hdnnp_forces
+    from mpnn.potentials import hdnnp_forces, hdnnp_numpy
 
     if not one_walk:
-        monkeypatch.setattr(hdnnp_forces, "ONE_WALK_MAX_WEIGHTS", 0)
+        monkeypatch.setattr(hdnnp_numpy, "ONE_WALK_MAX_WEIGHTS", 0)
     model = small_hdnnp(("H", "O"), 3.2, cutoff_type, seed=cutoff_type, weighted=True).eval()
     model.net.edge_input.unit = 0.8  # lengths of the functions in a unit of 0.8 Angstrom
     assert hdnnp_forces._small(model.update) == one_walk  # the path under test is the one taken
@@ -69,10 +69,10 @@ def test_it_declines_where_autograd_is_needed():
 @pytest.mark.parametrize("one_walk", [True, False])
 @pytest.mark.parametrize("letters,normalize", [("tsp", False), ("rgc", True), ("Seh", False), ("lll", True)])
 def test_every_activation_backpropagates_as_autograd_does(letters, normalize, one_walk, monkeypatch):
-    from mpnn.potentials import hdnnp_forces
+    from mpnn.potentials import hdnnp_numpy
 
     if not one_walk:
-        monkeypatch.setattr(hdnnp_forces, "ONE_WALK_MAX_WEIGHTS", 0)
+        monkeypatch.setattr(hdnnp_numpy, "ONE_WALK_MAX_WEIGHTS", 0)
     model = small_hdnnp(("H", "O"), 3.2, 2, seed=4).eval()
     for network in model.update.networks:
         network.activations, network.normalize = letters, normalize

@@ -23,11 +23,11 @@ message.  Every edge input has ``out_features`` (the width of its vector form),
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from mpnn.batch import BOND_TYPES, Batch
+from mpnn.neighbors import numpy_edge_vectors  # noqa: F401  (here too: where edge_vectors is)
 
 
 class PaddedNodeInput(nn.Module):
@@ -69,30 +69,6 @@ def edge_vectors(batch: Batch) -> Tensor:
             return vectors + shift @ batch.cell[0]
         cell = batch.cell[batch.batch[target]]  # (E, 3, 3)
         vectors = vectors + torch.bmm(shift.unsqueeze(1), cell).squeeze(1)
-    return vectors
-
-
-def numpy_edge_vectors(
-    pos: np.ndarray,
-    source: np.ndarray,
-    target: np.ndarray,
-    shift: np.ndarray | None = None,
-    cell: np.ndarray | None = None,
-    graph: np.ndarray | None = None,
-) -> np.ndarray:
-    """(E, 3) :func:`edge_vectors` in numpy, outside autograd: ``pos[source] - pos[target] + S @
-    cell`` from ``pos`` (N, 3), the edges' atoms (E,), their shifts S (E, 3) and the cells (B, 3,
-    3) with each atom's structure ``graph`` (N,) (needed for B > 1).  ``take`` gathers: a quarter
-    of torch's indexing time on 100,000 edges (the cell product may round differently from
-    torch's, within 1e-15 relative)."""
-    vectors = pos.take(source, 0)
-    vectors -= pos.take(target, 0)
-    if shift is not None and cell is not None:
-        shift = shift.astype(vectors.dtype, copy=False)
-        if cell.shape[0] == 1:
-            vectors += shift @ cell[0]
-        else:
-            vectors += np.einsum("ex,exy->ey", shift, cell[graph[target]])
     return vectors
 
 

@@ -20,7 +20,9 @@ QM9-sized molecules); :func:`sort_pairs` orders a list by i, then j, then S with
 
 from __future__ import annotations
 
+import sys
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -37,10 +39,29 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+#: Set by the ``mpnn`` command: vesin, imported before PyTorch, leaves PyTorch out (vesin imports it
+#: for its own tensor support when it can, 1.5-2 s; the backends hand it numpy arrays only), so
+#: that ``mpnn predict`` of an n2p2 potential (:mod:`mpnn.potentials.n2p2_predict`) never loads it.
+VESIN_WITHOUT_TORCH = False
+
+
+def _import_vesin() -> Any:
+    if not VESIN_WITHOUT_TORCH or "torch" in sys.modules or "vesin" in sys.modules:
+        import vesin
+
+        return vesin
+    sys.modules["torch"] = None  # type: ignore[assignment]  # vesin's "import torch" fails at once
+    try:
+        import vesin
+    finally:
+        del sys.modules["torch"]
+    return vesin
+
+
 def vesin_available() -> bool:
     """Whether a vesin recent enough for every pbc pattern (>= 0.5.8) is importable."""
     try:
-        import vesin
+        vesin = _import_vesin()
     except ImportError:
         return False
     return _version_tuple(getattr(vesin, "__version__", "0")) >= VESIN_MIN_VERSION

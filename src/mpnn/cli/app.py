@@ -16,18 +16,17 @@ one line ``mpnn: error: <message>`` on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
+from mpnn import neighbors_backends
 from mpnn.cli import committee, data, methods, potential, predict, property, prune, simulate, train_potential
 from mpnn.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, Parser
+from mpnn.cli.threads import command_threads, use_torch
 from mpnn.errors import MpnnError
-from mpnn.symmetry import compiled
+from mpnn.symmetry import kernel_calls
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,16 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mpnn``; returns the exit status (0, 2 on errors, 130 when interrupted).
 
     Warnings are printed as one line each, ``mpnn: warning: <message>``. PyTorch's CPU threads:
-    ``OMP_NUM_THREADS`` when set, else one per core; the caller's setting is restored on return.
+    ``OMP_NUM_THREADS`` when set, else one per core (:mod:`mpnn.cli.threads`; a command that
+    needs no PyTorch does not import it); the caller's setting is restored on return.
     """
-    threads = torch.get_num_threads()
-    with warnings.catch_warnings():  # the previous warning display is restored on return
+    with warnings.catch_warnings(), command_threads():  # the warning display is restored on return
         warnings.showwarning = _show_warning
-        try:
-            torch.set_num_threads(_thread_count())
-            return _main(argv)
-        finally:
-            torch.set_num_threads(threads)
+        return _main(argv)
 
 
 def main_train_potential(argv: Sequence[str] | None = None) -> int:
@@ -77,18 +72,15 @@ def main_train_potential(argv: Sequence[str] | None = None) -> int:
     return main(["train-potential", *(sys.argv[1:] if argv is None else argv)])
 
 
-def _thread_count() -> int:
-    """``OMP_NUM_THREADS`` if it is a positive integer, else the number of cores."""
-    text = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else os.cpu_count() or 1
-
-
 def _main(argv: Sequence[str] | None) -> int:
     command = None
-    compiled.LEAN_START = True  # this process is ours: numba starts without scipy.linalg
+    # this process is ours: numba starts without scipy.linalg, vesin without PyTorch
+    kernel_calls.LEAN_START = neighbors_backends.VESIN_WITHOUT_TORCH = True
     try:
         args = build_parser().parse_args(argv)
         command = args.command
+        if not getattr(args, "torch_free", False):
+            use_torch()
         return args.func(args)
     except (MpnnError, OSError) as error:
         message = " ".join(str(error).split("\n"))

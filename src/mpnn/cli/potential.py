@@ -18,10 +18,9 @@ import argparse
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -35,8 +34,14 @@ from mpnn.cli.options import (
     add_quiet_option,
     add_units_option,
 )
+from mpnn.cli.threads import use_torch
 from mpnn.errors import DataError
 from mpnn.outputs import N2P2, check_output_folder, check_outputs, check_suffix
+
+if TYPE_CHECKING:
+    import torch
+
+    from mpnn.potentials.n2p2_predict import N2p2Predictor
 
 #: Structures are evaluated in batches of about this many atoms.
 BATCH_ATOMS = 2000
@@ -99,26 +104,29 @@ def read_all(
     return structures
 
 
-def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> list[Atoms]:
+def predict_structures(model: torch.nn.Module | N2p2Predictor, structures: Sequence[Atoms]) -> list[Atoms]:
     """Copies of ``structures`` with the model's results in a ``SinglePointCalculator``.
 
-    A file's own energy and forces are kept as ``info["ref_energy"]`` and ``arrays["ref_forces"]``.
-    A potential that records its training ranges adds ``info["extrapolation_warnings"]`` and
-    ``arrays["extrapolation"]`` (out-of-range functions per atom); a committee adds
-    ``info["energy_std"]`` (eV), ``info["max_force_std"]`` and ``arrays["forces_std"]`` (eV/A).
+    ``model``: a potential (or committee) of PyTorch, or an n2p2 potential evaluated without it
+    (:class:`~mpnn.potentials.n2p2_predict.N2p2Predictor`); structures are evaluated in batches of
+    about :data:`BATCH_ATOMS` atoms. A file's own energy and forces are kept as
+    ``info["ref_energy"]`` and ``arrays["ref_forces"]``. A potential that records its training
+    ranges adds ``info["extrapolation_warnings"]`` and ``arrays["extrapolation"]`` (out-of-range
+    functions per atom); a committee adds ``info["energy_std"]`` (eV), ``info["max_force_std"]``
+    and ``arrays["forces_std"]`` (eV/A).
     """
-    from mpnn.data.atoms import atoms_to_molecule, collate_structures
-    from mpnn.potentials.committee import evaluate_potential
+    evaluate = getattr(model, "evaluate_structures", None)
+    if evaluate is None:  # a model of PyTorch
+
+        def evaluate(chunk: Sequence[Atoms], names: list[str]) -> tuple[dict[str, Any], list[int], bool]:
+            return _evaluate(model, chunk, names)
 
     out: list[Atoms] = []
     chunk: list[Atoms] = []
 
     def flush() -> None:
-        batch = collate_structures([atoms_to_molecule(a, targets=False) for a in chunk], model.cutoff)
-        stress = batch.cell is not None
         names = [f"input structure {len(out) + b} ({a.get_chemical_formula()})" for b, a in enumerate(chunk)]
-        result = evaluate_potential(model, batch.to(dtype=torch.float64), stress=stress, names=names)
-        ptr = batch.ptr.tolist()
+        result, ptr, stress = evaluate(chunk, names)
         for b, atoms in enumerate(chunk):
             lo, hi = ptr[b], ptr[b + 1]
             out.append(_with_results(atoms, result, b, lo, hi, stress))
@@ -136,9 +144,25 @@ def predict_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> l
     return out
 
 
+def _evaluate(
+    model: torch.nn.Module, chunk: Sequence[Atoms], names: list[str]
+) -> tuple[dict[str, Any], list[int], bool]:
+    """(results of :func:`~mpnn.potentials.committee.evaluate_potential`, the structures' atom
+    ranges (B + 1,), whether stress was computed) of one batch of structures."""
+    import torch
+
+    from mpnn.data.atoms import atoms_to_molecule, collate_structures
+    from mpnn.potentials.committee import evaluate_potential
+
+    batch = collate_structures([atoms_to_molecule(a, targets=False) for a in chunk], model.cutoff)
+    stress = batch.cell is not None
+    result = evaluate_potential(model, batch.to(dtype=torch.float64), stress=stress, names=names)
+    return result, batch.ptr.tolist(), stress
+
+
 def _with_results(atoms: Atoms, result: dict[str, Any], b: int, lo: int, hi: int, stress: bool) -> Atoms:
     """A copy of ``atoms`` (structure ``b``, atoms ``lo:hi`` of the batch) with its results."""
-    from mpnn.potentials.calculator import clear_extras
+    from mpnn.potentials.frames import clear_extras
 
     copy = clear_extras(atoms.copy())
     results: dict[str, Any] = {"energy": float(result["energy"][b]), "forces": result["forces"][lo:hi]}
@@ -215,13 +239,22 @@ def reference_errors(predicted: Sequence[Atoms]) -> str:
 
 def cmd_predict_potential(args: argparse.Namespace) -> int:
     """``mpnn predict POTENTIAL STRUCTURES... -o OUT.extxyz``."""
-    from mpnn.potentials.committee import potential_folders
+    from mpnn.potentials.n2p2_predict import n2p2_predictor
 
     unit = args.units or (1.0, 1.0)
     out = args.out or "predictions.extxyz"
     check_suffix(out, EXTXYZ_SUFFIXES, "extended XYZ")
-    check_outputs(files=[out], inputs=args.inputs, read_dirs=potential_folders(args.model))
-    model = load_potential_model(args.model, unit)
+    # an n2p2 folder of Gaussian functions and small networks: the compiled kernels and numpy,
+    # without importing PyTorch (1.5-2 s of the command's start)
+    model = n2p2_predictor(args.model, unit)
+    if model is None:
+        use_torch()
+        from mpnn.potentials.committee import potential_folders
+
+        check_outputs(files=[out], inputs=args.inputs, read_dirs=potential_folders(args.model))
+        model = load_potential_model(args.model, unit)
+    else:
+        check_outputs(files=[out], inputs=args.inputs, read_dirs=[args.model])
     structures = read_all(args.inputs, unit, model.elements, float(model.cutoff))
     predicted = predict_structures(model, structures)
     report_extrapolation(predicted, args.max_extrapolation_warnings)  # past the limit: nothing written

@@ -50,11 +50,13 @@ def register(subparsers: Any, commands: Mapping[str, Command]) -> None:
         p, "units of the n2p2 files: angstrom|bohr|nm,ev|hartree|kcal/mol|kj/mol (default: angstrom,ev)"
     )
     add_extrapolation_option(p)
-    p.set_defaults(func=cmd_predict, predict_commands=dict(commands))
+    # PyTorch is imported by the command that needs it (an n2p2 potential may not: mpnn.cli.threads)
+    p.set_defaults(func=cmd_predict, predict_commands=dict(commands), torch_free=True)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``mpnn predict``: a CSV of QM9 targets (property run) or an extxyz of forces (potential)."""
+    from mpnn.cli.threads import use_torch
     from mpnn.outputs import folder_task
 
     if not Path(args.model).exists():
@@ -64,4 +66,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError("--units applies to potentials, not to `mpnn train` runs")
     if task == "property" and args.max_extrapolation_warnings is not None:
         raise UsageError("--max-extrapolation-warnings applies to potentials, not to `mpnn train` runs")
+    if task != "potential":
+        use_torch()
     return args.predict_commands[task](args)

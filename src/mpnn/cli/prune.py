@@ -13,8 +13,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mpnn.cli.options import _number, add_units_option
 from mpnn.errors import DataError
 from mpnn.outputs import check_outputs, check_suffix
@@ -68,6 +66,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """``mpnn prune``: check everything, compute, then write the pruned input.nn (and report)."""
+    import torch
+
     from mpnn.files import read_text, write_text
     from mpnn.n2p2 import prune
     from mpnn.n2p2.input_nn import parse_input_nn

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from mpnn.cli.options import (
     _count,
@@ -41,11 +39,14 @@ from mpnn.cli.potential import (
 from mpnn.errors import DataError
 from mpnn.outputs import check_outputs, check_suffix
 
+if TYPE_CHECKING:
+    import torch
+
 #: Exit status of a relaxation that did not reach ``--fmax`` (its outputs are written).
 EXIT_NOT_CONVERGED = 1
 
 
-def make_calculator(model: nn.Module, args: argparse.Namespace, energy_only: bool = False) -> Any:
+def make_calculator(model: torch.nn.Module, args: argparse.Namespace, energy_only: bool = False) -> Any:
     """The calculator of both commands: ``model`` in float64, stopping past
     ``--max-extrapolation-warnings``; ``energy_only`` for Monte Carlo."""
     from mpnn.potentials.calculator import MpnnCalculator

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mpnn.cli.options import (
     UsageError,
     _count,
@@ -274,6 +272,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train_potential(args: argparse.Namespace) -> int:
     """``mpnn train-potential``: train (or resume), then print the error table."""
+    import torch
+
     from mpnn.train.distributed import context
     from mpnn.train.metrics import potential_errors_table
     from mpnn.train.potential_run import PotentialSpec, resume_spec, train_potential

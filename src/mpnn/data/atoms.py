@@ -29,15 +29,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
-import torch
 from ase import Atoms
 
-from mpnn.batch import BOND_NONE, Batch, Molecule
 from mpnn.errors import DataError
 from mpnn.sanity import close_atoms, warn_close_atoms
+
+if TYPE_CHECKING:  # the readers and checks run without PyTorch; the batch builders import it
+    from mpnn.batch import Batch, Molecule
 
 #: Radius (Angstrom) of the neighbour search that finds atoms at the same position.
 _CLOSE = 0.1
@@ -432,6 +433,10 @@ def atoms_to_molecule(atoms: Atoms, targets: bool = True, name: str = "") -> Mol
     ``SinglePointCalculator``'s (or ``info["energy"]``'s) energy becomes ``y`` (1,) in eV and its
     forces ``forces`` (n, 3) in eV/Angstrom; no calculation is ever triggered.
     """
+    import torch
+
+    from mpnn.batch import Molecule
+
     n = len(atoms)
     pbc = np.asarray(atoms.pbc, dtype=bool)
     periodic = bool(pbc.any())
@@ -463,6 +468,9 @@ def collate_structures(structures: Sequence[Molecule | Atoms], cutoff: float) ->
     no periodicity for the molecules among them). ``y`` (B, K) and ``forces`` (N, 3) are set when
     every structure has them. Node features ``x`` are concatenated (they must have one width).
     """
+    import torch
+
+    from mpnn.batch import BOND_NONE, Batch
     from mpnn.neighbors import batch_neighbor_list
 
     if not structures:

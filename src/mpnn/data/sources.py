@@ -27,12 +27,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
 
-from mpnn.batch import Molecule
 from mpnn.errors import DataError
+
+if TYPE_CHECKING:  # listing the sources (the mpnn parser) needs no PyTorch
+    from mpnn.batch import Molecule
 
 KINDS = ("qm9", "ase", "n2p2", "deepmd")
 #: QM9 molecules that could not be featurised, listed in a store's metadata (the rest are counted).

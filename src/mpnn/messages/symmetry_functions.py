@@ -34,6 +34,8 @@ from mpnn.symmetry.cutoffs import CutoffFunction
 from mpnn.symmetry.families import FAMILIES
 from mpnn.symmetry.fused import FusedFunctions, fusable, tables
 from mpnn.symmetry.gaussian import GaussianAngular
+from mpnn.symmetry.gaussian_table import group_functions
+from mpnn.symmetry.scaling import scaling_terms
 from mpnn.symmetry.spec import SymmetryFunctionSpec
 from mpnn.symmetry.triplets import TripletSum, pair_blocks, triplet_vector_grad
 
@@ -139,16 +141,11 @@ class SymmetryFunctions(nn.Module):
         return self.elements.index(z)
 
     def _build_groups(self, specs: Sequence[Sequence[SymmetryFunctionSpec]]) -> list[_Group]:
-        grouped: dict[tuple, list[tuple[int, SymmetryFunctionSpec]]] = {}
-        for s, element_specs in enumerate(specs):
-            for column, spec in enumerate(element_specs):
+        for element_specs in specs:
+            for spec in element_specs:
                 if spec.type not in FAMILIES:
                     raise DataError(f"symmetry function type {spec.type}: unsupported")
-                family = FAMILIES[spec.type]
-                neighbors = None if family.weighted else tuple(self.species_index(e) for e in spec.neighbors)
-                if neighbors is not None and len(neighbors) == 2:
-                    neighbors = tuple(sorted(neighbors))
-                grouped.setdefault((s, spec.type, neighbors), []).append((column, spec))
+        grouped = group_functions(specs, self.species_index, lambda type_: FAMILIES[type_].weighted)
         groups = []
         for (s, type_, neighbors), members in grouped.items():
             family = FAMILIES[type_]
@@ -166,24 +163,10 @@ class SymmetryFunctions(nn.Module):
         for s, stats in enumerate(statistics):
             stats = torch.as_tensor(stats, dtype=torch.float64)
             n = self.sizes[s]
-            gmin, gmax, mean, sigma = stats[:n].unbind(1)
-            one = torch.ones_like(gmin)
-            factor, ref, low = {
-                "none": (one, torch.zeros_like(gmin), 0.0),
-                "scale": ((smax - smin) / (gmax - gmin), gmin, smin),
-                "center": (one, mean, 0.0),
-                "scale_center": ((smax - smin) / (gmax - gmin), mean, smin),
-                "sigma": ((smax - smin) / sigma, mean, smin),
-            }[mode]
-            bad = torch.nonzero(~torch.isfinite(torch.as_tensor(factor).expand(n))).flatten()
-            if bad.numel():  # max == min or sigma == 0: the scaled function would be inf or NaN
-                raise DataError(
-                    f"scaling of element Z = {self.elements[s]}, symmetry function {int(bad[0]) + 1}: "
-                    f"mode '{mode}' divides by zero (min == max or sigma == 0)"
-                )
+            factor, ref, low = scaling_terms(mode, stats[:n].cpu().numpy(), smin, smax, self.elements[s])
             self.statistics[s, :n] = stats[:n]
-            self.scale_factor[s, :n] = factor
-            self.scale_ref[s, :n] = ref
+            self.scale_factor[s, :n] = torch.from_numpy(factor)
+            self.scale_ref[s, :n] = torch.from_numpy(ref)
             self.scale_min[s] = low
 
     def species(self, batch: Batch) -> Tensor:

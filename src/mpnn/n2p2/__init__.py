@@ -12,9 +12,21 @@
 - :mod:`~mpnn.n2p2.prune`: ``nnp-prune``'s range and sensitivity pruning, with a report.
 """
 
-from mpnn.n2p2.convert import export_n2p2, parse_units, read_n2p2
-from mpnn.n2p2.input_data import read_input_data, write_input_data
-from mpnn.n2p2.input_nn import read_input_nn, write_input_nn
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+#: each name's module, imported on first use (``convert`` imports PyTorch; the file formats do not)
+_MODULES = {
+    "export_n2p2": "convert",
+    "parse_units": "convert",
+    "read_n2p2": "convert",
+    "read_input_data": "input_data",
+    "write_input_data": "input_data",
+    "read_input_nn": "input_nn",
+    "write_input_nn": "input_nn",
+}
 
 __all__ = [
     "export_n2p2",
@@ -25,3 +37,9 @@ __all__ = [
     "write_input_data",
     "write_input_nn",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return getattr(import_module(f"mpnn.n2p2.{_MODULES[name]}"), name)
+    raise AttributeError(f"module 'mpnn.n2p2' has no attribute {name!r}")

@@ -45,36 +45,10 @@ from mpnn.errors import DataError
 from mpnn.inputs import numpy_edge_vectors
 from mpnn.potentials.committee import evaluate_potential
 from mpnn.potentials.extrapolation import ExtrapolationError, limit_message
+from mpnn.potentials.frames import FRAME_ARRAYS, FRAME_INFO, clear_extras, frame_extras  # noqa: F401
 from mpnn.sanity import CLOSE_FRACTION, close_pair_count, warn
 
 __all__ = ["MpnnCalculator", "clear_extras", "frame_extras"]
-
-#: ``results`` keys that a trajectory frame keeps in its ``info`` (per structure) and ``arrays``
-#: (per atom), when the calculator gives them.
-FRAME_INFO = ("extrapolation_warnings", "energy_std", "max_force_std")
-FRAME_ARRAYS = ("extrapolation", "forces_std")
-
-
-def clear_extras(atoms: Atoms) -> Atoms:
-    """``atoms`` (changed in place) without the keys :func:`frame_extras` writes: a structure read
-    from an earlier run's output (a committee's deviations, counts of another potential) must not
-    pass them off as the results of the potential that evaluates it now."""
-    for key in (*FRAME_INFO, "close_pairs"):
-        atoms.info.pop(key, None)
-    for key in FRAME_ARRAYS:
-        if key in atoms.arrays:
-            del atoms.arrays[key]
-    return atoms
-
-
-def frame_extras(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(info, arrays) of a frame written from a calculator's ``results``: the extrapolation counts,
-    the committee's deviations and, when there are any, the number of too-close pairs."""
-    info = {key: results[key] for key in FRAME_INFO if key in results}
-    if results.get("close_pairs"):
-        info["close_pairs"] = int(results["close_pairs"])
-    return info, {key: np.asarray(results[key]) for key in FRAME_ARRAYS if key in results}
-
 
 class MpnnCalculator(Calculator):
     """``MpnnCalculator(model, device=None, dtype=torch.float64)``.

@@ -24,12 +24,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from mpnn.errors import DataError
+
+if TYPE_CHECKING:  # the numpy counts (mpnn.potentials.n2p2_predict) run without PyTorch
+    import torch
+    from torch import Tensor, nn
 
 #: Tolerance of the range check (n2p2: ``1000 * numeric_limits<double>::epsilon()``).
 EPSILON = 1000.0 * float(np.finfo(np.float64).eps)
@@ -65,6 +68,8 @@ def _symmetry_functions(model: nn.Module) -> nn.Module | None:
 
 def has_ranges(model: nn.Module) -> bool:
     """Whether ``model`` records training ranges of symmetry functions (all-zero statistics: none)."""
+    import torch
+
     functions = _symmetry_functions(model)
     return functions is not None and _ranges(functions, torch.float64)[2]
 
@@ -74,6 +79,8 @@ def _ranges(functions: nn.Module, dtype: torch.dtype) -> tuple[Tensor, Tensor, b
     (the training range widened by the tolerance of :func:`_outside`; padding columns never are),
     and whether any range is recorded. Cached on ``functions`` until its statistics change: an
     evaluation compares and counts, nothing more."""
+    import torch
+
     stats = functions.statistics
     key = (stats._version, stats.data_ptr(), dtype, stats.device)
     cached = getattr(functions, "_extrapolation_bounds", None)
@@ -106,6 +113,8 @@ def out_of_range(raw: Tensor, species: Tensor, statistics: Tensor, sizes: list[i
         statistics: (S, W, 4) per species and function (min, max, mean, sigma).
         sizes: (S,) number of functions of each species.
     """
+    import torch
+
     low = statistics[species, :, 0].to(raw.device)
     high = statistics[species, :, 1].to(raw.device)
     size = torch.tensor(sizes, device=raw.device)[species, None]
@@ -117,6 +126,8 @@ def _outside(raw: Tensor, low: Tensor, high: Tensor) -> Tensor:
     """Boolean, the shape of ``raw``: values beyond ``[low, high]`` (float64) by more than the
     tolerance of ``raw``'s precision (:data:`EPSILON`; in lower precision also 1000 of its
     epsilons relative to the bound)."""
+    import torch
+
     values = raw.detach().to(torch.float64)
     below, above = torch.full_like(low, EPSILON), torch.full_like(high, EPSILON)
     if raw.dtype != torch.float64:
@@ -140,6 +151,8 @@ class ExtrapolationCounter:
 
     def record(self, raw: Tensor, species: Tensor) -> None:
         """Called by the symmetry functions with the (N, W) raw values and (N,) species."""
+        import torch
+
         with torch.no_grad():
             low, high, _ = _ranges(self.functions, raw.dtype)
             values = raw.detach().to(torch.float64)
@@ -156,12 +169,52 @@ class ExtrapolationCounter:
         n = self.functions.sizes[s]
         values = raw[atom, :n].cpu()
         low, high = self.functions.statistics[s, :n, 0].cpu(), self.functions.statistics[s, :n, 1].cpu()
-        j = int(torch.nonzero(_outside(values, low, high))[0])
+        j = int(_outside(values, low, high).nonzero()[0])  # in raw's precision, as counted
         element = chemical_symbols[self.functions.elements[s]]
         return (
             f"atom {atom} ({element}), symmetry function {j + 1}: G = {float(values[j]):.6g} outside "
             f"the training range [{float(low[j]):.6g}, {float(high[j]):.6g}]"
         )
+
+
+def numpy_bounds(statistics: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`_ranges` of float64 values from (S, W, 4) float64 ``statistics`` and the species'
+    function counts ``sizes``: (S, W) bounds below and above which a value is out of range
+    (padding columns never are), and whether any range is recorded."""
+    low, high = statistics[..., 0] - EPSILON, statistics[..., 1] + EPSILON
+    real = np.arange(statistics.shape[1]) < np.asarray(sizes)[:, None]
+    recorded = bool(np.abs(statistics[..., :2]).sum() > 0)
+    return np.where(real, low, -np.inf), np.where(real, high, np.inf), recorded
+
+
+def numpy_counts(raw: np.ndarray, species: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(N,) int64: per atom, its out-of-range functions (raw (N, W) float64, species (N,), the
+    bounds of :func:`numpy_bounds`), as :class:`ExtrapolationCounter` counts them."""
+    return ((raw < low[species]) | (raw > high[species])).sum(axis=1).astype(np.int64)
+
+
+def describe(
+    raw: np.ndarray,
+    species: np.ndarray,
+    statistics: np.ndarray,
+    sizes: Sequence[int],
+    elements: Sequence[int],
+    atom: int,
+) -> str:
+    """:meth:`ExtrapolationCounter._describe` of float64 values: the first out-of-range value of
+    ``atom`` for messages, with its element, function (1-based) and training range (raw (N, W),
+    statistics (S, W, 4))."""
+    from ase.data import chemical_symbols
+
+    s = int(species[atom])
+    n = sizes[s]
+    values = raw[atom, :n]
+    low, high = statistics[s, :n, 0], statistics[s, :n, 1]
+    j = int(np.flatnonzero((values + EPSILON < low) | (values - EPSILON > high))[0])
+    return (
+        f"atom {atom} ({chemical_symbols[elements[s]]}), symmetry function {j + 1}: G = {values[j]:.6g} "
+        f"outside the training range [{low[j]:.6g}, {high[j]:.6g}]"
+    )
 
 
 @contextmanager

@@ -13,12 +13,39 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mpnn.errors import DataError
 
-__all__ = ["FrameWriter", "frame"]
+__all__ = ["FrameWriter", "clear_extras", "frame", "frame_extras"]
+
+#: ``results`` keys that a trajectory frame keeps in its ``info`` (per structure) and ``arrays``
+#: (per atom), when the calculator gives them.
+FRAME_INFO = ("extrapolation_warnings", "energy_std", "max_force_std")
+FRAME_ARRAYS = ("extrapolation", "forces_std")
+
+
+def clear_extras(atoms: Atoms) -> Atoms:
+    """``atoms`` (changed in place) without the keys :func:`frame_extras` writes: a structure read
+    from an earlier run's output (a committee's deviations, counts of another potential) must not
+    pass them off as the results of the potential that evaluates it now."""
+    for key in (*FRAME_INFO, "close_pairs"):
+        atoms.info.pop(key, None)
+    for key in FRAME_ARRAYS:
+        if key in atoms.arrays:
+            del atoms.arrays[key]
+    return atoms
+
+
+def frame_extras(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(info, arrays) of a frame written from a calculator's ``results``: the extrapolation counts,
+    the committee's deviations and, when there are any, the number of too-close pairs."""
+    info = {key: results[key] for key in FRAME_INFO if key in results}
+    if results.get("close_pairs"):
+        info["close_pairs"] = int(results["close_pairs"])
+    return info, {key: np.asarray(results[key]) for key in FRAME_ARRAYS if key in results}
 
 
 def frame(
@@ -27,9 +54,7 @@ def frame(
     """A copy of ``atoms`` holding ``results`` (energy eV, forces eV/A, stress eV/A^3) and ``info``;
     ``extras``: a :class:`~mpnn.potentials.calculator.MpnnCalculator`'s ``results`` of this
     structure, whose extrapolation counts and committee deviations the frame keeps
-    (:func:`~mpnn.potentials.calculator.frame_extras`)."""
-    from mpnn.potentials.calculator import clear_extras, frame_extras
-
+    (:func:`frame_extras`)."""
     copy = clear_extras(atoms.copy())
     copy.calc = SinglePointCalculator(copy, **results)
     more, arrays = frame_extras(extras or {})

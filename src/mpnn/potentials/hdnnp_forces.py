@@ -5,7 +5,7 @@ the element networks give dE/dG by their layers' own backward formulas, with no 
 a second walk over the same pairs sums the functions' derivatives weighted by dE/dG, per edge
 (:func:`mpnn.symmetry.fused.contract`: n2p2 stores dG/d(edge vector) (E, W, 3) instead), and two
 scatters give the forces.  Where all the functions are Gaussian (types 2, 3, 9, 12, 13), one
-walk does all three per centre (:func:`mpnn.symmetry.fused.energy_forces`), without computing
+walk does all three per centre (:func:`mpnn.potentials.hdnnp_numpy.one_walk`), without computing
 the triplets' factors twice:
 
 .. math::
@@ -32,9 +32,19 @@ import torch
 from torch import Tensor, nn
 
 from mpnn.batch import Batch
-from mpnn.inputs import EdgeVectors, SpeciesInput, numpy_edge_vectors
+from mpnn.inputs import EdgeVectors, SpeciesInput
+from mpnn.neighbors import numpy_edge_vectors
+from mpnn.potentials import hdnnp_numpy
+from mpnn.potentials.hdnnp_numpy import (
+    edge_forces,
+    full_scaling,
+    network_tables,
+    one_walk,
+    virial,
+    voigt_stress,
+)
 from mpnn.symmetry import compiled
-from mpnn.symmetry.fused import contract, energy_forces, run
+from mpnn.symmetry.fused import contract, run
 from mpnn.updates.element_mlp import ElementUpdate
 
 __all__ = ["evaluate_hdnnp"]
@@ -99,19 +109,18 @@ def evaluate_hdnnp(
     need = forces or stress
     table = sf.fused_table(sf.groups)
     factors = sf.scale_factor.numpy()
-    one_walk = need and table[1] is None and table[0] is not None and _small(model.update)
-    if one_walk:  # functions, networks and gradient per centre, in one walk
-        shape = (factors.shape[0], sf.width)  # (S, W) each (the minimum may be one column)
-        values = (sf.scale_min.numpy(), sf.scale_ref.numpy(), factors)
-        scaling = tuple(np.ascontiguousarray(np.broadcast_to(v, shape)) for v in values)
+    walk_once = need and table[1] is None and table[0] is not None and _small(model.update)
+    if walk_once:  # functions, networks and gradient per centre, in one walk
+        scaling = full_scaling(sf.scale_min.numpy(), sf.scale_ref.numpy(), factors)
         networks, scale, offsets = _network_tables(model.update)
-        raw, energies, dvec = energy_forces(arrays, sf.width, table, scaling, networks, scale, offsets)
+        args = (arrays, sf.width, table[0], scaling, networks, scale, offsets, compiled._run)
+        raw, energies, dvec = one_walk(*args)
     else:
         raw, walk = run(arrays, sf.width, table, need)
     monitor = sf.monitor  # extrapolation warnings read the raw values, as on the autograd path
     if monitor is not None:
         monitor(torch.from_numpy(raw), species_t)
-    if not one_walk:
+    if not walk_once:
         factor = factors[species]
         g = sf.scale_min.numpy()[species] + factor * (raw - sf.scale_ref.numpy()[species])
         energies, dg = network_energies(model.update, species, g, need)
@@ -126,63 +135,27 @@ def evaluate_hdnnp(
     if unit != 1.0:
         dvec /= unit
     if forces:  # F_k = sum over the edges centred on k - sum over those from k
-        n = species.shape[0]
-        out["forces"] = torch.from_numpy(
-            np.stack([np.bincount(centre, d, n) - np.bincount(source, d, n) for d in dvec.T], 1)
-        )
-    if stress:
-        from mpnn.potentials.forces import _volumes, to_voigt
-
-        if batch.num_graphs == 1:  # sum_e r_e (x) dE/dr_e as one (3, E) x (E, 3) product
-            virial = (vectors.T @ dvec)[None]
-        else:
-            per_edge = vectors[:, :, None] * dvec[:, None, :]  # (E, 3, 3) r_a dE/dr_b
-            virial = np.zeros((batch.num_graphs, 3, 3))
-            np.add.at(virial, graph[centre], per_edge)
-        virial = torch.from_numpy(0.5 * (virial + virial.transpose(0, 2, 1)))
-        out["stress"] = to_voigt(virial) / _volumes(batch).to(torch.float64).unsqueeze(1)
+        out["forces"] = torch.from_numpy(edge_forces(dvec, source, centre, species.shape[0]))
+    if stress:  # (a batch of molecules only: no cell, NaN rows as on the autograd path)
+        sums = virial(vectors, dvec, graph[centre], batch.num_graphs)
+        cell = np.zeros_like(sums) if batch.cell is None else batch.cell.detach().double().numpy()
+        out["stress"] = torch.from_numpy(voigt_stress(sums, cell))
     return out
-
-
-#: the most weights (and biases) of one element's network for which :func:`evaluate_hdnnp` takes
-#: the one-walk kernel: it runs each atom's network on its own, reading that network's weights
-#: twice per atom, which costs little while they stay in a core's cache (n2p2's water networks:
-#: 1,376 and 1,451; ethanol's default networks, 768 inputs x 64 x 64: 53,441, where one matrix
-#: product per element in numpy makes the two walks' call faster, 1.8-2.0 against 2.3-2.6 ms)
-ONE_WALK_MAX_WEIGHTS = 16_384
 
 
 def _small(update: ElementUpdate) -> bool:
     sizes = (sum(p.numel() for p in network.parameters()) for network in update.networks)
-    return all(size <= ONE_WALK_MAX_WEIGHTS for size in sizes)
+    return all(size <= hdnnp_numpy.ONE_WALK_MAX_WEIGHTS for size in sizes)
 
 
 def _network_tables(update: ElementUpdate) -> tuple[tuple, float, np.ndarray]:
     """(the element networks as :func:`mpnn.symmetry.fused_energy.network_gradient` takes them,
     energy scale, offsets (S,)), from the networks' current weights (copied on each call: tens of
-    microseconds below :data:`ONE_WALK_MAX_WEIGHTS`; a cache keyed by PyTorch's version counters
-    would miss writes through ``.data`` or numpy views, which do not count)."""
-    from mpnn.symmetry.fused_energy import ACTIVATION_CODES
-
-    first, n_in, n_out, w_off, b_off, codes, normalize = [0], [], [], [], [], [], []
-    weights, transposed, biases = [], [], []
-    w_at = b_at = 0
-    for network in update.networks:
-        for (weight, bias), letter in zip(_numpy_layers(network), network.activations, strict=True):
-            n_out.append(weight.shape[0])
-            n_in.append(weight.shape[1])
-            w_off.append(w_at)
-            b_off.append(b_at)
-            codes.append(ACTIVATION_CODES[letter])
-            weights.append(weight.ravel())
-            transposed.append(weight.T.ravel())
-            biases.append(bias)
-            w_at, b_at = w_at + weight.size, b_at + bias.size
-        first.append(len(n_in))
-        normalize.append(bool(network.normalize))
-    ints = (np.asarray(v, dtype=np.int64) for v in (first, n_in, n_out, w_off, b_off, codes))
-    flat = (np.concatenate(weights), np.concatenate(transposed), np.concatenate(biases))
-    return (*ints, np.asarray(normalize), *flat), float(update.energy_scale), update.offsets.numpy()
+    microseconds below :data:`~mpnn.potentials.hdnnp_numpy.ONE_WALK_MAX_WEIGHTS`; a cache keyed
+    by PyTorch's version counters would miss writes through ``.data`` or numpy views, which do
+    not count)."""
+    networks = [(_numpy_layers(n), n.activations, bool(n.normalize)) for n in update.networks]
+    return network_tables(networks), float(update.energy_scale), update.offsets.numpy()
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:

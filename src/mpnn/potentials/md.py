@@ -132,7 +132,7 @@ def run_md(
             warnings of all steps exceed this many (:class:`MpnnCalculator`; n2p2's ``maxew``).
 
     A frame carries the calculator's extrapolation counts and, for a committee, its deviations
-    (:func:`~mpnn.potentials.calculator.frame_extras`): ``extrapolation_warnings``,
+    (:func:`~mpnn.potentials.frames.frame_extras`): ``extrapolation_warnings``,
     ``energy_std``, ``max_force_std`` in its info, ``extrapolation`` and ``forces_std`` per atom.
     """
     from ase.md import velocitydistribution

@@ -26,14 +26,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
-from torch import nn
 
 from mpnn.errors import DataError
 from mpnn.potentials.frames import FrameWriter, frame
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["OPTIMIZERS", "TRAJECTORY_UNITS", "RelaxResult", "relax"]
 

@@ -21,6 +21,8 @@ from torch import Tensor
 
 from mpnn.symmetry import compact_tables, compiled
 from mpnn.symmetry.gaussian import GaussianAngular, GaussianRadial
+from mpnn.symmetry.gaussian_table import GaussianGroup
+from mpnn.symmetry.gaussian_table import gaussian_table as gaussian_tables
 
 
 def fusable(terms: Any) -> bool:
@@ -32,99 +34,29 @@ def tables(groups: Sequence[Any], species_count: int) -> tuple[tuple | None, tup
     """(the Gaussian kernel's table arguments (after ``width``), the compact kernel's), each None
     where there are no such groups, for the fusable ``groups`` (``_Group``s of
     :class:`~mpnn.messages.symmetry_functions.SymmetryFunctions`)."""
-    gaussian = [g for g in groups if isinstance(g.terms, (GaussianRadial, GaussianAngular))]
-    gaussian_table = _gaussian_tables(gaussian, species_count) if gaussian else None
+    gaussian = [_plain(g) for g in groups if isinstance(g.terms, (GaussianRadial, GaussianAngular))]
+    gaussian_table = gaussian_tables(gaussian, species_count) if gaussian else None
     return gaussian_table, compact_tables.tables(groups, species_count)
 
 
-def _gaussian_tables(groups: Sequence[Any], species_count: int) -> tuple:
-    i64, f64 = np.int64, np.float64
-    rc_all: list[float] = []
-    kind, alpha = 0, 0.0
-
-    def rc_index(value: float) -> int:
-        if value not in rc_all:
-            rc_all.append(value)
-        return rc_all.index(value)
-
-    radial: dict[str, list] = {k: [] for k in ("centre", "e", "f0", "f1", "eta", "rs", "c", "col")}
-    angular: dict[str, list] = {
-        k: []
-        for k in ("centre e1 e2 narrow m0 m1 k0 k1 c0 c1 f0 f1 eta rs lam zeta crc fm fk fc norm col".split())
-    }
-    rcmax = np.zeros(species_count, dtype=f64)
-    for group in groups:
-        terms = group.terms
-        kind, alpha = terms.cutoff_fn.cutoff_type, float(terms.cutoff_fn.alpha)
-        columns = group.columns.tolist()
-        if isinstance(terms, GaussianRadial):
-            r = radial
-            r["centre"].append(group.element)
-            r["e"].append(-1 if group.neighbors is None else group.neighbors[0])
-            r["f0"].append(len(r["eta"]))
-            r["eta"] += terms.eta.tolist()
-            r["rs"] += terms.rs.tolist()
-            r["c"] += [rc_index(v) for v in terms.rc.tolist()]
-            r["col"] += columns
-            r["f1"].append(len(r["eta"]))
-            continue
-        a = angular
-        e1, e2 = (-1, -1) if group.neighbors is None else group.neighbors
-        a["centre"].append(group.element)
-        a["e1"].append(e1)
-        a["e2"].append(e2)
-        a["narrow"].append(bool(terms.narrow))
-        for name, values in (("m", terms.radial), ("k", terms.angular)):
-            a[f"{name}0"].append(len(a["eta" if name == "m" else "lam"]))
-            a["eta" if name == "m" else "lam"] += values[:, 0].tolist()
-            a["rs" if name == "m" else "zeta"] += values[:, 1].tolist()
-            a[f"{name}1"].append(len(a["eta" if name == "m" else "lam"]))
-        a["c0"].append(len(a["crc"]))
-        a["crc"] += [rc_index(v) for v in terms.rc.tolist()]
-        a["c1"].append(len(a["crc"]))
-        a["f0"].append(len(a["fm"]))
-        # the functions of one Gaussian and one cutoff next to each other (the backward walk
-        # sums their angular parts first; the functions themselves do not depend on the order)
-        fm, fk, fc = terms.radial_index.tolist(), terms.angular_index.tolist(), terms.rc_index.tolist()
-        norm = terms.norm.tolist()
-        for f in sorted(range(len(fm)), key=lambda f: (fm[f], fc[f], fk[f])):
-            a["fm"].append(fm[f])
-            a["fk"].append(fk[f])
-            a["fc"].append(fc[f])
-            a["norm"].append(norm[f])
-            a["col"].append(columns[f])
-        a["f1"].append(len(a["fm"]))
-        rcmax[group.element] = max(rcmax[group.element], terms.cutoff)
-    r, a = radial, angular
-
-    def ints(values: list) -> np.ndarray:
-        return np.asarray(values, dtype=i64)
-
-    def floats(values: list) -> np.ndarray:
-        return np.asarray(values, dtype=f64)
-
-    return (
-        floats(rc_all),
-        int(kind),
-        float(alpha),
-        *(ints(r[k]) for k in ("centre", "e", "f0", "f1")),
-        floats(r["eta"]),
-        floats(r["rs"]),
-        ints(r["c"]),
-        ints(r["col"]),
-        ints(a["centre"]),
-        ints(a["e1"]),
-        ints(a["e2"]),
-        np.asarray(a["narrow"], dtype=np.bool_),
-        *(ints(a[k]) for k in ("m0", "m1", "k0", "k1", "c0", "c1", "f0", "f1")),
-        *(floats(a[k]) for k in ("eta", "rs", "lam", "zeta")),
-        ints(a["crc"]),
-        ints(a["fm"]),
-        ints(a["fk"]),
-        ints(a["fc"]),
-        floats(a["norm"]),
-        ints(a["col"]),
-        rcmax,
+def _plain(group: Any) -> GaussianGroup:
+    """A ``_Group`` of Gaussian terms as the numbers of its functions (from its buffers, which a
+    state dict may have loaded), in column order."""
+    terms = group.terms
+    if isinstance(terms, GaussianRadial):
+        per_function = [terms.eta, terms.rs, terms.rc, terms.eta * 0.0, terms.eta * 0.0]
+    else:
+        radial, angular = terms.radial[terms.radial_index], terms.angular[terms.angular_index]
+        per_function = [radial[:, 0], radial[:, 1], terms.rc[terms.rc_index], angular[:, 0], angular[:, 1]]
+    return GaussianGroup(
+        group.element,
+        group.neighbors,
+        tuple(group.columns.tolist()),
+        isinstance(terms, GaussianAngular),
+        bool(getattr(terms, "narrow", False)),
+        *(tuple(values.tolist()) for values in per_function),
+        int(terms.cutoff_fn.cutoff_type),
+        float(terms.cutoff_fn.alpha),
     )
 
 
@@ -179,29 +111,6 @@ def contract(grad: np.ndarray, walk: Walk) -> np.ndarray:
 
         compiled._run(compact_backward, (*arrays, compact, grad, dvec))
     return dvec
-
-
-def energy_forces(
-    edges: compiled.EdgeArrays,
-    width: int,
-    table: tuple,
-    scaling: tuple,
-    networks: tuple,
-    scale: float,
-    offsets: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(raw G (N, width), atomic energies (N,), dE/d(edge vector) (E, 3)) of an HDNNP whose
-    functions are all Gaussian (``table``'s compact part None) in one walk
-    (:func:`mpnn.symmetry.fused_energy.energy_walk`: ``scaling``, ``networks``, ``scale`` and
-    ``offsets`` as it takes them)."""
-    from mpnn.symmetry.fused_energy import energy_walk
-
-    n = edges.ptr.shape[0] - 1
-    raw, energies = np.zeros((n, width)), np.zeros(n)
-    dvec = np.zeros((edges.vectors.shape[0], 3))
-    args = (*edges.kernel_args(), table[0], scaling, networks, scale, offsets, raw, energies, dvec)
-    compiled._run(energy_walk, args)
-    return raw, energies, dvec
 
 
 class FusedFunctions(torch.autograd.Function):

@@ -19,11 +19,22 @@ module           what it holds
 ===============  ==================================================================================
 """
 
-from mpnn.train.loader import BatchLoader
-from mpnn.train.properties import evaluate, fit_standardization, predict
-from mpnn.train.schedule import lr_factor
-from mpnn.train.settings import TrainSettings
-from mpnn.train.trainer import FitResult, fit
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+#: each name's module, imported on first use (a submodule such as ``validate`` imports alone)
+_MODULES = {
+    "BatchLoader": "loader",
+    "FitResult": "trainer",
+    "TrainSettings": "settings",
+    "evaluate": "properties",
+    "fit": "trainer",
+    "fit_standardization": "properties",
+    "lr_factor": "schedule",
+    "predict": "properties",
+}
 
 __all__ = [
     "BatchLoader",
@@ -35,3 +46,9 @@ __all__ = [
     "lr_factor",
     "predict",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return getattr(import_module(f"mpnn.train.{_MODULES[name]}"), name)
+    raise AttributeError(f"module 'mpnn.train' has no attribute {name!r}")

@@ -1,0 +1,191 @@
+"""``mpnn predict`` of an n2p2 potential without PyTorch: the compiled walk and numpy.
+
+Importing PyTorch takes 1.5-2 s, most of a ``mpnn predict`` of n2p2's 1,080-atom water box
+(``benchmarks/user_speed.py``, figure (c)). For an n2p2 potential folder whose functions are all
+Gaussian (types 2, 3, 9, 12, 13) and whose element networks have at most
+:data:`~mpnn.potentials.hdnnp_numpy.ONE_WALK_MAX_WEIGHTS` weights, :class:`N2p2Predictor` computes
+what :func:`mpnn.potentials.committee.evaluate_potential` gives for the PyTorch model of the same
+folder (:func:`mpnn.n2p2.convert.read_n2p2`), by the same steps as
+:func:`mpnn.potentials.hdnnp_forces.evaluate_hdnnp` takes for it: the same neighbour list
+(:func:`mpnn.neighbors.batch_pairs`), kernel tables (:func:`~mpnn.symmetry.gaussian_table.gaussian_table`,
+:func:`~mpnn.potentials.hdnnp_numpy.network_tables`), scaling
+(:func:`~mpnn.symmetry.scaling.scaling_terms`), walk and sums, so the numbers are the same to
+the last bit (tested). Other potentials (compact functions, large networks, training runs,
+committees) and a process without numba take the PyTorch path (:func:`n2p2_predictor` returns
+None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from mpnn.potentials import hdnnp_numpy
+from mpnn.potentials.extrapolation import describe, numpy_bounds, numpy_counts
+from mpnn.symmetry import kernel_calls
+
+__all__ = ["N2p2Predictor", "n2p2_predictor"]
+
+
+def n2p2_predictor(path: str | Path, units: tuple[float, float] = (1.0, 1.0)) -> N2p2Predictor | None:
+    """The :class:`N2p2Predictor` of the n2p2 potential folder ``path`` (``units``: Angstrom and
+    eV per length and energy unit of its files), or None where the PyTorch path must run: another
+    kind of folder, numba missing, a function that is not Gaussian, a network above
+    :data:`~mpnn.potentials.hdnnp_numpy.ONE_WALK_MAX_WEIGHTS`. A broken folder raises the one-line
+    :class:`~mpnn.errors.DataError` the PyTorch path would."""
+    from mpnn.outputs import N2P2, folder_kind
+
+    if folder_kind(path) != N2P2 or not kernel_calls.available():
+        return None
+    from mpnn.n2p2.potential_files import read_potential
+    from mpnn.symmetry.gaussian_table import GAUSSIAN_TYPES
+
+    potential = read_potential(path)
+    s = potential.settings
+    specs = [list(s.symmetry_functions.get(e, [])) for e in s.elements]
+    types = [spec.type for element_specs in specs for spec in element_specs]
+    if not types or not all(type_ in GAUSSIAN_TYPES for type_ in types):
+        return None
+    networks = [
+        (potential.weights[e], "".join(s.activations[e]), bool(s.normalize_nodes)) for e in s.elements
+    ]
+    if not hdnnp_numpy.small(networks):
+        return None
+    try:
+        return N2p2Predictor(potential, specs, networks, units)
+    except (ValueError, KeyError):  # settings the model builder refuses: its own message
+        return None
+
+
+class N2p2Predictor:
+    """An n2p2 potential (all functions Gaussian, small networks) as numpy tables.
+
+    ``elements`` (S,) atomic numbers in species order and ``cutoff`` (Angstrom), as a
+    :class:`~mpnn.models.PotentialModel` has them; :meth:`evaluate_structures` gives a batch's
+    results as :func:`~mpnn.potentials.committee.evaluate_potential` does.
+    """
+
+    def __init__(
+        self, potential: Any, specs: list[list[Any]], networks: list, units: tuple[float, float]
+    ) -> None:
+        from ase.data import atomic_numbers
+
+        from mpnn.symmetry.gaussian_table import GAUSSIAN_TYPES, gaussian_table, group_functions, spec_group
+        from mpnn.symmetry.scaling import scaling_terms
+
+        s = potential.settings
+        self.elements = [atomic_numbers[e] for e in s.elements]
+        self.sizes = [len(element_specs) for element_specs in specs]
+        self.width = max(self.sizes, default=0)
+        self.unit = float(units[0])
+        rc = [spec.rc for element_specs in specs for spec in element_specs]
+        self.cutoff = max(rc, default=0.0) * self.unit
+        grouped = group_functions(specs, list(s.elements).index, lambda type_: GAUSSIAN_TYPES[type_][2])
+        cutoff = (s.cutoff_type, s.cutoff_alpha)
+        groups = [spec_group(key, members, cutoff) for key, members in grouped.items()]
+        count = len(self.elements)
+        self.table = gaussian_table(groups, count) if groups else None
+        shape = (count, self.width)
+        factor, ref, low = np.ones(shape), np.zeros(shape), np.zeros((count, 1))
+        self.statistics = np.zeros((*shape, 4))
+        for k, e in enumerate(s.elements):
+            n = self.sizes[k]
+            stats = np.asarray(potential.scaling[e], dtype=np.float64)[:n]
+            factor[k, :n], ref[k, :n], low[k] = scaling_terms(
+                s.scaling, stats, s.scale_min, s.scale_max, self.elements[k]
+            )
+            self.statistics[k, :n] = stats
+        self.scaling = hdnnp_numpy.full_scaling(low, ref, factor)
+        self.networks = hdnnp_numpy.network_tables(networks)
+        conv = s.conv_energy if s.conv_energy is not None else 1.0
+        mean = s.mean_energy if s.mean_energy is not None else 0.0
+        self.scale = units[1] / conv
+        self.offsets = np.array([units[1] * (mean + s.atom_energy.get(e, 0.0)) for e in s.elements])
+        self.low, self.high, self.ranges = numpy_bounds(self.statistics, self.sizes)
+        lookup = np.full(119, -1, dtype=np.int64)
+        lookup[self.elements] = np.arange(count)
+        self.species_of = lookup
+
+    def evaluate_structures(
+        self, structures: Sequence[Atoms], names: Sequence[str]
+    ) -> tuple[dict[str, Any], list[int], bool]:
+        """(results, the structures' atom ranges (B + 1,), whether stress was computed) of one
+        batch: ``energy`` (B,), ``energies`` (N,), ``forces`` (N, 3), ``stress`` (B, 6) when any
+        structure is periodic (rows of the others NaN) in eV and Angstrom, float64, and with
+        recorded training ranges ``extrapolation`` (N,) int64 and ``extrapolation_first``. A NaN
+        or inf names the structure (``names``) in a one-line DataError."""
+        from mpnn.neighbors import batch_pairs, numpy_edge_vectors
+
+        count = len(structures)
+        ptr = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum([len(a) for a in structures], out=ptr[1:])
+        pos = np.concatenate([np.asarray(a.positions, dtype=np.float64) for a in structures])
+        z = np.concatenate([a.get_atomic_numbers() for a in structures]).astype(np.int64)
+        pbc = np.array([np.asarray(a.pbc, dtype=bool) for a in structures])
+        periodic = bool(pbc.any())
+        cell = None
+        if periodic:
+            cells = [np.asarray(a.cell.array, dtype=np.float64) for a in structures]
+            cell = np.array([c if p.any() else np.zeros((3, 3)) for c, p in zip(cells, pbc, strict=True)])
+        source, centre, shift = batch_pairs(pos, ptr, self.cutoff, cell, pbc if periodic else None)
+        graph = np.repeat(np.arange(count), np.diff(ptr))
+        species = self.species_of[z]
+        vectors = numpy_edge_vectors(pos, source, centre, shift if periodic else None, cell, graph)
+        arrays = kernel_calls.numpy_edge_arrays(
+            centre,
+            species,
+            species[source],
+            z[source].astype(np.float64),
+            vectors / self.unit if self.unit != 1.0 else vectors,
+        )
+        threads = kernel_calls.thread_count()
+
+        def run(kernel: Any, args: tuple) -> Any:
+            return kernel_calls.call(kernel, args, threads)
+
+        raw, energies, dvec = hdnnp_numpy.one_walk(
+            arrays, self.width, self.table, self.scaling, self.networks, self.scale, self.offsets, run
+        )
+        if self.unit != 1.0:
+            dvec /= self.unit
+        out: dict[str, Any] = {
+            "energy": np.bincount(graph, energies, minlength=count),
+            "energies": energies,
+            "forces": hdnnp_numpy.edge_forces(dvec, source, centre, species.shape[0]),
+        }
+        has_cell = None
+        if periodic:  # NaN rows where a structure has no 3-D cell
+            sums = hdnnp_numpy.virial(vectors, dvec, graph[centre], count)
+            out["stress"] = hdnnp_numpy.voigt_stress(sums, cell)
+            has_cell = np.abs(np.linalg.det(cell)) > 0
+        _check_finite(out, graph, names, has_cell)
+        if self.ranges:
+            counts = numpy_counts(raw, species, self.low, self.high)
+            out["extrapolation"] = counts
+            first = ""
+            if counts.any():
+                atom = int(np.flatnonzero(counts)[0])
+                first = describe(raw, species, self.statistics, self.sizes, self.elements, atom)
+            out["extrapolation_first"] = first
+        return out, ptr.tolist(), periodic
+
+
+def _check_finite(
+    out: dict[str, np.ndarray], graph: np.ndarray, names: Sequence[str], has_cell: np.ndarray | None
+) -> None:
+    """Refuse NaN or inf (in the stress only where ``has_cell`` (B,): a 3-D cell), naming the
+    structure, as :func:`mpnn.potentials.forces.evaluate` does."""
+    from mpnn.sanity import require_finite
+
+    values = dict(out)
+    if has_cell is not None:  # rows without a 3-D cell are NaN by definition
+        values["stress"] = np.where(has_cell[:, None], values["stress"], 0.0)
+    if all(np.isfinite(v).all() for v in values.values()):
+        return
+    for key in ("energy", "stress", "energies", "forces"):
+        if key in values:
+            require_finite(values[key], key, names, graph if key in ("energies", "forces") else None)
