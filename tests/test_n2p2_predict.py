@@ -141,7 +141,8 @@ def test_the_command_writes_the_pytorch_paths_file_without_importing_pytorch(tmp
     lean, slow = tmp_path / "lean.extxyz", tmp_path / "torch.extxyz"
     script = (
         "import sys\nfrom mpnn.cli.app import main\n"
-        f"rc = main(['predict', {str(folder)!r}, {str(tmp_path / 'in.extxyz')!r}, '-o', {str(lean)!r}])\n"
+        f"rc = main(['predict', {str(folder)!r}, {str(tmp_path / 'in.extxyz')!r}, '-o', {str(lean)!r}, "
+        "'--units', 'angstrom,ev'])\n"
         "assert rc == 0 and 'torch' not in sys.modules, (rc, 'torch' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)

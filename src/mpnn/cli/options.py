@@ -80,7 +80,7 @@ def model_option(text: str) -> tuple[str, Any]:
 
 def parse_units(text: str) -> tuple[float, float]:
     """``"bohr,hartree"`` -> (Angstrom per length unit, eV per energy unit); an argparse type."""
-    from mpnn.n2p2.convert import parse_units as parse
+    from mpnn.n2p2.units import parse_units as parse
 
     try:
         return parse(text)

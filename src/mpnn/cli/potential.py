@@ -6,7 +6,7 @@ potential training-run folder of ours, read by :func:`mpnn.potentials.load.load_
 ``--units LENGTH,ENERGY`` names the units of the n2p2 files (potential and ``input.data``
 structures): lengths ``angstrom`` (1), ``bohr`` (0.529177 A), ``nm`` (10 A); energies ``ev`` (1),
 ``hartree`` (27.2114 eV), ``kcal/mol`` (0.0433641 eV), ``kj/mol`` (0.0103643 eV)
-(:func:`mpnn.n2p2.convert.parse_units`, CODATA 2018). Every output is in eV and Angstrom:
+(:func:`mpnn.n2p2.units.parse_units`, CODATA 2018). Every output is in eV and Angstrom:
 energy and ``energies`` per atom (eV), forces (eV/Angstrom), stress (eV/Angstrom^3, Voigt xx yy
 zz yz xz xy) for periodic structures with a 3-D cell. ``register(subparsers)`` adds ``md`` and
 ``export``; ``predict`` (:mod:`mpnn.cli.predict`) calls :func:`cmd_predict_potential` for potentials.

@@ -7,7 +7,8 @@
   and the read/format/write of a whole potential folder.
 - :mod:`~mpnn.n2p2.input_data`: ``input.data`` structures (energies, forces) to and from ASE.
 - :mod:`~mpnn.n2p2.convert`: n2p2 potentials as :class:`~mpnn.models.hdnnp.PotentialModel` and back
-  (:func:`read_n2p2`, :func:`export_n2p2`), and the units of n2p2 files (:func:`parse_units`).
+  (:func:`read_n2p2`, :func:`export_n2p2`).
+- :mod:`~mpnn.n2p2.units`: the units of n2p2 files (:func:`parse_units`).
 - :mod:`~mpnn.n2p2.training`: training with an ``input.nn``'s functions, networks and scaling.
 - :mod:`~mpnn.n2p2.prune`: ``nnp-prune``'s range and sensitivity pruning, with a report.
 """
@@ -20,7 +21,7 @@ from typing import Any
 #: each name's module, imported on first use (``convert`` imports PyTorch; the file formats do not)
 _MODULES = {
     "export_n2p2": "convert",
-    "parse_units": "convert",
+    "parse_units": "units",
     "read_n2p2": "convert",
     "read_input_data": "input_data",
     "write_input_data": "input_data",

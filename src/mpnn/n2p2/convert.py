@@ -28,28 +28,7 @@ from mpnn.models.hdnnp import HDNNPConfig, PotentialModel, hdnnp, set_energy_ter
 from mpnn.n2p2.input_nn import N2p2Settings, SymmetryFunctionSpec
 from mpnn.n2p2.keywords import ATOMIC_NUMBERS
 from mpnn.n2p2.potential_files import N2p2Potential, format_potential, read_potential
-
-#: Angstrom and eV per unit (CODATA 2018, as ASE).
-LENGTH_UNITS = {"angstrom": 1.0, "a": 1.0, "bohr": 0.529177210903, "nm": 10.0}
-ENERGY_UNITS = {
-    "ev": 1.0,
-    "hartree": 27.211386245988,
-    "ha": 27.211386245988,
-    "kcal/mol": 0.0433641043,
-    "kj/mol": 0.0103642688,
-    "ry": 13.605693122994,
-}
-
-
-def parse_units(text: str) -> tuple[float, float]:
-    """``"bohr,hartree"`` -> (Angstrom per length unit, eV per energy unit)."""
-    parts = [p.strip().lower() for p in text.split(",")]
-    if len(parts) != 2 or parts[0] not in LENGTH_UNITS or parts[1] not in ENERGY_UNITS:
-        raise DataError(
-            f"--units: expected LENGTH,ENERGY with LENGTH in {sorted(LENGTH_UNITS)} and ENERGY in "
-            f"{sorted(ENERGY_UNITS)}, got {text!r}"
-        )
-    return LENGTH_UNITS[parts[0]], ENERGY_UNITS[parts[1]]
+from mpnn.n2p2.units import ENERGY_UNITS, LENGTH_UNITS, parse_units  # noqa: F401  (here too)
 
 
 def hdnnp_config(settings: N2p2Settings, elements: Sequence[str], units: Sequence[float]) -> HDNNPConfig:
