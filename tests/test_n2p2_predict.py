@@ -4,6 +4,7 @@ numbers, bit for bit, as the PyTorch model of the same folder, and no PyTorch in
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,23 +135,86 @@ def _predict(folder: Path, inputs: Path, out: Path, *more: str) -> int:
 
 
 def test_the_command_writes_the_pytorch_paths_file_without_importing_pytorch(tmp_path, monkeypatch) -> None:
+    """``python -m mpnn.cli predict`` as users run it; ``-X importtime`` lists every module the
+    process imports."""
     from ase.io import write
 
     folder = write_folder(tmp_path / "nnp")
     write(tmp_path / "in.extxyz", structures(), format="extxyz")
     lean, slow = tmp_path / "lean.extxyz", tmp_path / "torch.extxyz"
-    script = (
-        "import sys\nfrom mpnn.cli.app import main\n"
-        f"rc = main(['predict', {str(folder)!r}, {str(tmp_path / 'in.extxyz')!r}, '-o', {str(lean)!r}, "
-        "'--units', 'angstrom,ev'])\n"
-        "assert rc == 0 and 'torch' not in sys.modules, (rc, 'torch' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-X", "importtime", "-m", "mpnn.cli", "predict", str(folder)]
+    command += [str(tmp_path / "in.extxyz"), "-o", str(lean), "--units", "angstrom,ev"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    imported = {
+        line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "numba" in imported and "ase" in imported  # the listing is complete enough to trust
+    # (a refused attempt logs its name alone: vesin's optional "import torch" fails at once here;
+    # PyTorch loaded would bring hundreds of torch.* modules, torch._C first)
+    assert not {name for name in imported if name.startswith("torch.")}
     assert "extrapolation" in done.stderr  # the warning line, as on the PyTorch path
     monkeypatch.setattr(n2p2_predict, "n2p2_predictor", lambda *args: None)
     assert _predict(folder, tmp_path / "in.extxyz", slow) == 0
     assert lean.read_bytes() == slow.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["command", "library"])
+def test_an_in_process_call_leaves_the_callers_pytorch_threads_alone(tmp_path, how) -> None:
+    """numba starting its threads sets OpenMP's count, which PyTorch shares: a fresh process, so
+    that numba's first parallel call happens inside ``main`` or the predictor."""
+    from ase.io import write
+
+    folder = write_folder(tmp_path / "nnp")
+    write(tmp_path / "in.extxyz", structures(), format="extxyz")
+    call = {
+        "command": "from mpnn.cli.app import main\n"
+        f"assert main(['predict', {str(folder)!r}, {str(tmp_path / 'in.extxyz')!r}, '-o', "
+        f"{str(tmp_path / 'out.extxyz')!r}]) == 0\n",
+        "library": "from ase.io import read\nfrom mpnn.potentials.n2p2_predict import n2p2_predictor\n"
+        f"structures = read({str(tmp_path / 'in.extxyz')!r}, ':')\n"
+        f"n2p2_predictor({str(folder)!r}).evaluate_structures(structures, ['s'] * len(structures))\n",
+    }[how]
+    script = (
+        "import torch\ntorch.set_num_threads(1)\n(torch.ones(64, 64) @ torch.ones(64, 64)).sum()\n"
+        f"{call}assert torch.get_num_threads() == 1, torch.get_num_threads()\n"
+    )
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
+    }
+    env["OMP_NUM_THREADS"] = "2"  # the command's count, unlike the caller's
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_elements_the_potential_lacks_are_refused(tmp_path) -> None:
+    from mpnn.errors import DataError
+
+    predictor = n2p2_predict.n2p2_predictor(write_folder(tmp_path / "nnp"))
+    copper = Atoms("CuH2", positions=[[0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
+    with pytest.raises(DataError, match=r"Z = \[29\] are not covered"):
+        predictor.evaluate_structures([copper], ["c"])
+    with pytest.raises(DataError, match="no structures"):
+        predictor.evaluate_structures([], [])
+
+
+def test_an_output_inside_a_broken_folder_is_refused_first_on_both_paths(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from ase.io import write
+
+    folder = write_folder(tmp_path / "nnp")
+    (folder / "weights.001.data").unlink()
+    write(tmp_path / "in.extxyz", structures(), format="extxyz")
+    messages = []
+    for lean in (True, False):
+        if not lean:
+            monkeypatch.setattr(n2p2_predict, "n2p2_predictor", lambda *args: None)
+        assert _predict(folder, tmp_path / "in.extxyz", folder / "out.extxyz") == 2
+        messages.append(capsys.readouterr().err)
+    assert messages[0] == messages[1] and "weights" not in messages[0]
 
 
 def test_the_extrapolation_limit_stops_both_paths_alike(tmp_path, monkeypatch, capsys) -> None:

@@ -322,6 +322,23 @@ def batch_pairs(
     return source, target, shift
 
 
+def cell_volumes(cell: np.ndarray) -> np.ndarray:
+    """(B,) volumes |a . (b x c)| of (B, 3, 3) cells (lattice vectors as rows, Angstrom^3),
+    NaN where a cell spans no volume; the triple product term by term, so that every path
+    dividing by a volume (stress) divides by the same number."""
+    a, b, c = (np.asarray(cell, dtype=np.float64)[:, k] for k in range(3))
+    cross = np.stack(
+        [
+            b[:, 1] * c[:, 2] - b[:, 2] * c[:, 1],
+            b[:, 2] * c[:, 0] - b[:, 0] * c[:, 2],
+            b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0],
+        ],
+        axis=1,
+    )
+    volumes = np.abs(a[:, 0] * cross[:, 0] + a[:, 1] * cross[:, 1] + a[:, 2] * cross[:, 2])
+    return np.where(volumes > 0, volumes, np.nan)
+
+
 def numpy_edge_vectors(
     pos: np.ndarray,
     source: np.ndarray,

@@ -39,9 +39,12 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-#: Set by the ``mpnn`` command: vesin, imported before PyTorch, leaves PyTorch out (vesin imports it
-#: for its own tensor support when it can, 1.5-2 s; the backends hand it numpy arrays only), so
-#: that ``mpnn predict`` of an n2p2 potential (:mod:`mpnn.potentials.n2p2_predict`) never loads it.
+#: Set by the ``mpnn`` command run as a process (:func:`mpnn.cli.app.main` reading ``sys.argv``):
+#: vesin, imported before PyTorch, leaves PyTorch out (vesin imports it for its own tensor support
+#: when it can, 1.5-2 s; the backends hand it numpy arrays only), so that ``mpnn predict`` of an
+#: n2p2 potential (:mod:`mpnn.potentials.n2p2_predict`) never loads it. A program calling vesin
+#: with tensors afterwards would get numpy arrays back, so a library user's process keeps vesin's
+#: own import.
 VESIN_WITHOUT_TORCH = False
 
 

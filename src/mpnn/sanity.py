@@ -196,3 +196,19 @@ def require_finite(
         f"{names[structure]}{atom}: the model's {what} is not finite (NaN or inf); "
         "the input is outside what the model can evaluate"
     )
+
+
+def require_finite_results(
+    values: dict[str, np.ndarray], names: Sequence[str], rows: np.ndarray, has_cell: np.ndarray | None
+) -> None:
+    """Refuse NaN or inf in a batch's results (numpy): ``energy`` (B,), ``stress`` (B, 6) in the
+    rows where ``has_cell`` (B,) (rows without a 3-D cell are NaN by definition), ``energies``
+    (N,) and ``forces`` (N, 3) (``rows`` (N,): each atom's structure); the first one found is a
+    one-line :class:`DataError` (:func:`require_finite`)."""
+    if "stress" in values and has_cell is not None:
+        values = {**values, "stress": np.where(has_cell[:, None], values["stress"], 0.0)}
+    if all(np.isfinite(v).all() for v in values.values()):
+        return
+    for key in ("energy", "stress", "energies", "forces"):
+        if key in values:
+            require_finite(values[key], key, names, rows if key in ("energies", "forces") else None)

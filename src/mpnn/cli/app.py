@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``OMP_NUM_THREADS`` when set, else one per core (:mod:`mpnn.cli.threads`; a command that
     needs no PyTorch does not import it); the caller's setting is restored on return.
     """
+    if argv is None:  # the process's own command line: vesin, if imported here, leaves PyTorch out
+        neighbors_backends.VESIN_WITHOUT_TORCH = True
     with warnings.catch_warnings(), command_threads():  # the warning display is restored on return
         warnings.showwarning = _show_warning
         return _main(argv)
@@ -74,8 +76,7 @@ def main_train_potential(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     command = None
-    # this process is ours: numba starts without scipy.linalg, vesin without PyTorch
-    kernel_calls.LEAN_START = neighbors_backends.VESIN_WITHOUT_TORCH = True
+    kernel_calls.LEAN_START = True  # this process is ours: numba starts without scipy.linalg
     try:
         args = build_parser().parse_args(argv)
         command = args.command

@@ -36,7 +36,7 @@ from mpnn.cli.options import (
 )
 from mpnn.cli.threads import use_torch
 from mpnn.errors import DataError
-from mpnn.outputs import N2P2, check_output_folder, check_outputs, check_suffix
+from mpnn.outputs import N2P2, check_output_folder, check_outputs, check_suffix, folder_kind
 
 if TYPE_CHECKING:
     import torch
@@ -244,17 +244,18 @@ def cmd_predict_potential(args: argparse.Namespace) -> int:
     unit = args.units or (1.0, 1.0)
     out = args.out or "predictions.extxyz"
     check_suffix(out, EXTXYZ_SUFFIXES, "extended XYZ")
-    # an n2p2 folder of Gaussian functions and small networks: the compiled kernels and numpy,
-    # without importing PyTorch (1.5-2 s of the command's start)
-    model = n2p2_predictor(args.model, unit)
+    model = None
+    if folder_kind(args.model) == N2P2:  # one folder, no committee: nothing else to keep apart
+        check_outputs(files=[out], inputs=args.inputs, read_dirs=[args.model])
+        # Gaussian functions and small networks: the compiled kernels and numpy, without
+        # importing PyTorch (1.5-2 s of the command's start)
+        model = n2p2_predictor(args.model, unit)
     if model is None:
         use_torch()
         from mpnn.potentials.committee import potential_folders
 
         check_outputs(files=[out], inputs=args.inputs, read_dirs=potential_folders(args.model))
         model = load_potential_model(args.model, unit)
-    else:
-        check_outputs(files=[out], inputs=args.inputs, read_dirs=[args.model])
     structures = read_all(args.inputs, unit, model.elements, float(model.cutoff))
     predicted = predict_structures(model, structures)
     report_extrapolation(predicted, args.max_extrapolation_warnings)  # past the limit: nothing written

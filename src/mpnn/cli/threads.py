@@ -9,27 +9,31 @@ PyTorch, never imports it. The count is :func:`~mpnn.symmetry.kernel_calls.threa
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from mpnn.symmetry.kernel_calls import thread_count
 
-#: one entry per running ``main``: the caller's PyTorch thread count once the command set its own
-_SAVED: list[int | None] = []
+#: one entry per running ``main``: the caller's PyTorch thread count (None while PyTorch is not
+#: loaded) and whether the command set its own
+_FRAMES: list[dict[str, Any]] = []
 
 
 @contextmanager
 def command_threads() -> Iterator[None]:
-    """Restore PyTorch's thread count on leaving, if :func:`use_torch` changed it inside."""
-    _SAVED.append(None)
+    """Restore the caller's PyTorch thread count on leaving (where PyTorch is loaded)."""
+    torch = sys.modules.get("torch")
+    frame = {"caller": torch.get_num_threads() if torch is not None else None, "set": False}
+    _FRAMES.append(frame)
     try:
         yield
     finally:
-        previous = _SAVED.pop()
-        if previous is not None:
-            import torch
-
-            torch.set_num_threads(previous)
+        _FRAMES.pop()
+        torch = sys.modules.get("torch")
+        if torch is not None and frame["caller"] is not None and torch.get_num_threads() != frame["caller"]:
+            torch.set_num_threads(frame["caller"])
 
 
 def use_torch() -> None:
@@ -37,6 +41,9 @@ def use_torch() -> None:
     (once per command)."""
     import torch
 
-    if _SAVED and _SAVED[-1] is None:
-        _SAVED[-1] = torch.get_num_threads()
+    if _FRAMES and not _FRAMES[-1]["set"]:
+        frame = _FRAMES[-1]
+        if frame["caller"] is None:  # loaded by this command: its own default is the one to restore
+            frame["caller"] = torch.get_num_threads()
         torch.set_num_threads(thread_count())
+        frame["set"] = True

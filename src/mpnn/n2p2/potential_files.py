@@ -227,12 +227,14 @@ def format_weights(layers: Layers) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_potential(folder: str | Path) -> N2p2Potential:
-    """Read ``input.nn``, ``scaling.data`` and ``weights.ZZZ.data`` from an n2p2 potential folder."""
+def read_potential(folder: str | Path, settings: N2p2Settings | None = None) -> N2p2Potential:
+    """Read ``input.nn``, ``scaling.data`` and ``weights.ZZZ.data`` from an n2p2 potential folder
+    (``settings``: its ``input.nn``, when the caller has read it already)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    settings = read_input_nn(folder / "input.nn")
+    if settings is None:
+        settings = read_input_nn(folder / "input.nn")
     scaling = read_scaling(folder / "scaling.data", settings)
     counts = settings.n_symmetry_functions()
     weights = {

@@ -35,7 +35,8 @@ import torch
 from torch import Tensor, nn
 
 from mpnn.batch import Batch
-from mpnn.sanity import require_finite
+from mpnn.neighbors import cell_volumes
+from mpnn.sanity import require_finite_results
 from mpnn.scatter import segment_sum
 
 #: Voigt order of the six independent stress components: (row, column) of the 3x3 tensor.
@@ -144,24 +145,16 @@ def evaluate(
 def _check_finite(out: dict[str, Tensor], batch: Batch, names: Sequence[str] | None) -> None:
     """Refuse NaN or inf in the outputs (in the stress only where the structure has a 3-D cell)."""
     values = {key: value.cpu().numpy() for key, value in out.items()}
-    if "stress" in values:  # rows without a 3-D cell are NaN by definition
-        has_cell = np.isfinite(_volumes(batch).cpu().numpy())
-        values["stress"] = np.where(has_cell[:, None], values["stress"], 0.0)
-    if all(np.isfinite(v).all() for v in values.values()):
-        return
+    has_cell = np.isfinite(_volumes(batch).cpu().numpy()) if "stress" in values else None
     if names is None:
         names = [f"structure {b} of the batch" for b in range(batch.num_graphs)]
-    rows = batch.batch.cpu().numpy()
-    for key in ("energy", "stress", "energies", "forces"):
-        if key in values:
-            require_finite(values[key], key, names, rows if key in ("energies", "forces") else None)
+    require_finite_results(values, names, batch.batch.cpu().numpy(), has_cell)
 
 
 def _volumes(batch: Batch) -> Tensor:
-    """(B,) |det cell|, NaN where a structure has no 3-D cell."""
+    """(B,) |det cell| (:func:`mpnn.neighbors.cell_volumes`), NaN where a structure has no 3-D cell."""
     num = batch.num_graphs
     if batch.cell is None:
         return torch.full((num,), float("nan"), dtype=batch.pos.dtype, device=batch.pos.device)
-    volume = torch.linalg.det(batch.cell.detach().to(torch.float64)).abs()
-    volume = torch.where(volume > 0, volume, torch.full_like(volume, float("nan")))
-    return volume.to(device=batch.pos.device)
+    volumes = cell_volumes(batch.cell.detach().to("cpu", torch.float64).numpy())
+    return torch.from_numpy(volumes).to(device=batch.pos.device)

@@ -136,7 +136,7 @@ def evaluate_hdnnp(
         dvec /= unit
     if forces:  # F_k = sum over the edges centred on k - sum over those from k
         out["forces"] = torch.from_numpy(edge_forces(dvec, source, centre, species.shape[0]))
-    if stress:  # (a batch of molecules only: no cell, NaN rows as on the autograd path)
+    if stress:  # (molecules have no cell: NaN rows, as on the autograd path)
         sums = virial(vectors, dvec, graph[centre], batch.num_graphs)
         cell = np.zeros_like(sums) if batch.cell is None else batch.cell.detach().double().numpy()
         out["stress"] = torch.from_numpy(voigt_stress(sums, cell))

@@ -122,7 +122,8 @@ _VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
 
 def voigt_stress(sums: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """(B, 6) stress W / V in Voigt order (xx, yy, zz, yz, xz, xy) from the (B, 3, 3) virials of
-    :func:`virial` and the (B, 3, 3) cells; NaN rows where a structure has no 3-D cell (V = 0)."""
-    volumes = np.abs(np.linalg.det(cell))
-    volumes = np.where(volumes > 0, volumes, np.nan)
-    return sums[:, _VOIGT[0], _VOIGT[1]] / volumes[:, None]
+    :func:`virial` and the (B, 3, 3) cells; NaN rows where a structure has no 3-D cell
+    (:func:`mpnn.neighbors.cell_volumes`)."""
+    from mpnn.neighbors import cell_volumes
+
+    return sums[:, _VOIGT[0], _VOIGT[1]] / cell_volumes(cell)[:, None]

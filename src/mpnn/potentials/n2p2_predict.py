@@ -19,14 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
 
+from mpnn.errors import DataError
 from mpnn.potentials import hdnnp_numpy
 from mpnn.potentials.extrapolation import describe, numpy_bounds, numpy_counts
 from mpnn.symmetry import kernel_calls
+
+if TYPE_CHECKING:
+    from mpnn.n2p2.potential_files import N2p2Potential
 
 __all__ = ["N2p2Predictor", "n2p2_predictor"]
 
@@ -35,28 +39,28 @@ def n2p2_predictor(path: str | Path, units: tuple[float, float] = (1.0, 1.0)) ->
     """The :class:`N2p2Predictor` of the n2p2 potential folder ``path`` (``units``: Angstrom and
     eV per length and energy unit of its files), or None where the PyTorch path must run: another
     kind of folder, numba missing, a function that is not Gaussian, a network above
-    :data:`~mpnn.potentials.hdnnp_numpy.ONE_WALK_MAX_WEIGHTS`. A broken folder raises the one-line
-    :class:`~mpnn.errors.DataError` the PyTorch path would."""
+    :data:`~mpnn.potentials.hdnnp_numpy.ONE_WALK_MAX_WEIGHTS` (decided from ``input.nn`` before
+    the rest is read). A broken folder raises the one-line :class:`~mpnn.errors.DataError` the
+    PyTorch path would."""
+    from mpnn.n2p2.input_nn import read_input_nn
+    from mpnn.n2p2.potential_files import read_potential
     from mpnn.outputs import N2P2, folder_kind
+    from mpnn.symmetry.gaussian_table import GAUSSIAN_TYPES
 
     if folder_kind(path) != N2P2 or not kernel_calls.available():
         return None
-    from mpnn.n2p2.potential_files import read_potential
-    from mpnn.symmetry.gaussian_table import GAUSSIAN_TYPES
-
-    potential = read_potential(path)
-    s = potential.settings
-    specs = [list(s.symmetry_functions.get(e, [])) for e in s.elements]
-    types = [spec.type for element_specs in specs for spec in element_specs]
+    s = read_input_nn(Path(path) / "input.nn")
+    types = [spec.type for e in s.elements for spec in s.symmetry_functions.get(e, [])]
     if not types or not all(type_ in GAUSSIAN_TYPES for type_ in types):
         return None
-    networks = [
-        (potential.weights[e], "".join(s.activations[e]), bool(s.normalize_nodes)) for e in s.elements
-    ]
-    if not hdnnp_numpy.small(networks):
-        return None
+    counts = s.n_symmetry_functions()
+    for e in s.elements:
+        widths = [counts[e], *s.nodes[e], 1]
+        size = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        if size > hdnnp_numpy.ONE_WALK_MAX_WEIGHTS:
+            return None
     try:
-        return N2p2Predictor(potential, specs, networks, units)
+        return N2p2Predictor(read_potential(path, s), units)
     except (ValueError, KeyError):  # settings the model builder refuses: its own message
         return None
 
@@ -67,40 +71,46 @@ class N2p2Predictor:
     ``elements`` (S,) atomic numbers in species order and ``cutoff`` (Angstrom), as a
     :class:`~mpnn.models.PotentialModel` has them; :meth:`evaluate_structures` gives a batch's
     results as :func:`~mpnn.potentials.committee.evaluate_potential` does.
+
+    Args:
+        potential: the folder's :class:`~mpnn.n2p2.potential_files.N2p2Potential`, whose
+            functions are all Gaussian.
+        units: Angstrom and eV per length and energy unit of its files.
     """
 
-    def __init__(
-        self, potential: Any, specs: list[list[Any]], networks: list, units: tuple[float, float]
-    ) -> None:
+    def __init__(self, potential: N2p2Potential, units: tuple[float, float] = (1.0, 1.0)) -> None:
         from ase.data import atomic_numbers
 
         from mpnn.symmetry.gaussian_table import GAUSSIAN_TYPES, gaussian_table, group_functions, spec_group
         from mpnn.symmetry.scaling import scaling_terms
 
         s = potential.settings
+        specs = [list(s.symmetry_functions.get(e, [])) for e in s.elements]
         self.elements = [atomic_numbers[e] for e in s.elements]
         self.sizes = [len(element_specs) for element_specs in specs]
         self.width = max(self.sizes, default=0)
         self.unit = float(units[0])
-        rc = [spec.rc for element_specs in specs for spec in element_specs]
-        self.cutoff = max(rc, default=0.0) * self.unit
+        self.cutoff = max(spec.rc for element_specs in specs for spec in element_specs) * self.unit
         grouped = group_functions(specs, list(s.elements).index, lambda type_: GAUSSIAN_TYPES[type_][2])
         cutoff = (s.cutoff_type, s.cutoff_alpha)
         groups = [spec_group(key, members, cutoff) for key, members in grouped.items()]
         count = len(self.elements)
-        self.table = gaussian_table(groups, count) if groups else None
+        self.table = gaussian_table(groups, count)
         shape = (count, self.width)
         factor, ref, low = np.ones(shape), np.zeros(shape), np.zeros((count, 1))
         self.statistics = np.zeros((*shape, 4))
         for k, e in enumerate(s.elements):
             n = self.sizes[k]
             stats = np.asarray(potential.scaling[e], dtype=np.float64)[:n]
-            factor[k, :n], ref[k, :n], low[k] = scaling_terms(
-                s.scaling, stats, s.scale_min, s.scale_max, self.elements[k]
-            )
+            terms = scaling_terms(s.scaling, stats, s.scale_min, s.scale_max, self.elements[k])
+            factor[k, :n], ref[k, :n], low[k] = terms
             self.statistics[k, :n] = stats
         self.scaling = hdnnp_numpy.full_scaling(low, ref, factor)
-        self.networks = hdnnp_numpy.network_tables(networks)
+        activations = ["".join(s.activations[e]) for e in s.elements]
+        layers = [potential.weights[e] for e in s.elements]
+        self.networks = hdnnp_numpy.network_tables(
+            [(w, a, bool(s.normalize_nodes)) for w, a in zip(layers, activations, strict=True)]
+        )
         conv = s.conv_energy if s.conv_energy is not None else 1.0
         mean = s.mean_energy if s.mean_energy is not None else 0.0
         self.scale = units[1] / conv
@@ -118,13 +128,22 @@ class N2p2Predictor:
         structure is periodic (rows of the others NaN) in eV and Angstrom, float64, and with
         recorded training ranges ``extrapolation`` (N,) int64 and ``extrapolation_first``. A NaN
         or inf names the structure (``names``) in a one-line DataError."""
-        from mpnn.neighbors import batch_pairs, numpy_edge_vectors
+        from mpnn.neighbors import batch_pairs, cell_volumes, numpy_edge_vectors
+        from mpnn.sanity import require_finite_results
 
         count = len(structures)
+        if not count:
+            raise DataError("evaluate_structures: no structures")
+        z = np.concatenate([a.get_atomic_numbers() for a in structures]).astype(np.int64)
+        species = np.where((z >= 0) & (z < self.species_of.shape[0]), self.species_of[z.clip(0, 118)], -1)
+        if (species < 0).any():
+            missing = sorted({int(k) for k in z[species < 0]})
+            raise DataError(
+                f"element(s) with Z = {missing} are not covered by the potential (it has Z = {self.elements})"
+            )
         ptr = np.zeros(count + 1, dtype=np.int64)
         np.cumsum([len(a) for a in structures], out=ptr[1:])
         pos = np.concatenate([np.asarray(a.positions, dtype=np.float64) for a in structures])
-        z = np.concatenate([a.get_atomic_numbers() for a in structures]).astype(np.int64)
         pbc = np.array([np.asarray(a.pbc, dtype=bool) for a in structures])
         periodic = bool(pbc.any())
         cell = None
@@ -133,7 +152,6 @@ class N2p2Predictor:
             cell = np.array([c if p.any() else np.zeros((3, 3)) for c, p in zip(cells, pbc, strict=True)])
         source, centre, shift = batch_pairs(pos, ptr, self.cutoff, cell, pbc if periodic else None)
         graph = np.repeat(np.arange(count), np.diff(ptr))
-        species = self.species_of[z]
         vectors = numpy_edge_vectors(pos, source, centre, shift if periodic else None, cell, graph)
         arrays = kernel_calls.numpy_edge_arrays(
             centre,
@@ -161,8 +179,8 @@ class N2p2Predictor:
         if periodic:  # NaN rows where a structure has no 3-D cell
             sums = hdnnp_numpy.virial(vectors, dvec, graph[centre], count)
             out["stress"] = hdnnp_numpy.voigt_stress(sums, cell)
-            has_cell = np.abs(np.linalg.det(cell)) > 0
-        _check_finite(out, graph, names, has_cell)
+            has_cell = np.isfinite(cell_volumes(cell))
+        require_finite_results(out, names, graph, has_cell)
         if self.ranges:
             counts = numpy_counts(raw, species, self.low, self.high)
             out["extrapolation"] = counts
@@ -172,20 +190,3 @@ class N2p2Predictor:
                 first = describe(raw, species, self.statistics, self.sizes, self.elements, atom)
             out["extrapolation_first"] = first
         return out, ptr.tolist(), periodic
-
-
-def _check_finite(
-    out: dict[str, np.ndarray], graph: np.ndarray, names: Sequence[str], has_cell: np.ndarray | None
-) -> None:
-    """Refuse NaN or inf (in the stress only where ``has_cell`` (B,): a 3-D cell), naming the
-    structure, as :func:`mpnn.potentials.forces.evaluate` does."""
-    from mpnn.sanity import require_finite
-
-    values = dict(out)
-    if has_cell is not None:  # rows without a 3-D cell are NaN by definition
-        values["stress"] = np.where(has_cell[:, None], values["stress"], 0.0)
-    if all(np.isfinite(v).all() for v in values.values()):
-        return
-    for key in ("energy", "stress", "energies", "forces"):
-        if key in values:
-            require_finite(values[key], key, names, graph if key in ("energies", "forces") else None)

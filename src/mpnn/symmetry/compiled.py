@@ -12,12 +12,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mpnn.symmetry import kernel_calls
 from mpnn.symmetry.kernel_calls import EdgeArrays, available, numpy_edge_arrays
 
 try:  # numba is optional: without it the PyTorch path runs
-    from mpnn.symmetry import angular_kernels, kernel_calls
+    from mpnn.symmetry import angular_kernels
 except ImportError:  # pragma: no cover - depends on the environment
-    angular_kernels = kernel_calls = None
+    angular_kernels = None
 
 __all__ = ["CompiledAngularSum", "EdgeArrays", "available", "edge_arrays", "numpy_edge_arrays"]
 
@@ -83,15 +84,6 @@ class CompiledAngularSum(torch.autograd.Function):
 
 
 def _run(kernel: Callable, args: tuple):
-    """``kernel(*args)`` on PyTorch's number of threads, leaving that number as it was.
-
-    numba's OpenMP threading layer shares the OpenMP thread count with PyTorch; without the
-    restore, PyTorch would afterwards run its small operations on numba's count.
-    """
-    threads = torch.get_num_threads()
-    try:
-        return kernel_calls.call(kernel, args, threads)
-    finally:
-        # numba starting its threads (its first parallel call) sets the OpenMP count to its own
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    """``kernel(*args)`` on PyTorch's number of threads, leaving that number as it was
+    (:func:`mpnn.symmetry.kernel_calls.call`)."""
+    return kernel_calls.call(kernel, args, torch.get_num_threads())

@@ -2,6 +2,7 @@
 
 :mod:`mpnn.symmetry.compiled` calls them on PyTorch's thread count from autograd functions;
 :mod:`mpnn.potentials.n2p2_predict` calls them from a process that never imports PyTorch.
+numba itself is imported at the first call (or :func:`available`), not with this module.
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:  # numba is optional: without it the PyTorch path runs
-    import numba
-
-    from mpnn.symmetry import kernel_cache
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = kernel_cache = None
-
 
 def available() -> bool:
-    """Whether the compiled kernels can run here."""
-    return numba is not None
+    """Whether the compiled kernels can run here (numba is optional: without it the PyTorch
+    path runs)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover - depends on the environment
+        return False
+    return True
 
 
 @dataclass
@@ -101,11 +100,26 @@ def _start_lean() -> None:
 
 def call(kernel: Callable, args: tuple, threads: int):
     """``kernel(*args)`` on ``threads`` threads (at most numba's ``NUMBA_NUM_THREADS``), after
-    checking that numba's cached machine code was compiled from the kernels' sources."""
+    checking that numba's cached machine code was compiled from the kernels' sources.
+
+    numba's OpenMP threading layer shares the OpenMP thread count with PyTorch: starting its
+    threads (its first parallel call) sets that count to numba's own. Where PyTorch is loaded,
+    its count is restored afterwards, or PyTorch would run its small operations on numba's.
+    """
+    import numba
+
+    from mpnn.symmetry import kernel_cache
+
     if LEAN_START and not _started:
         _start_lean()
     kernel_cache.check(kernel)  # before numba loads a cache made from other sources
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
     wanted = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != wanted:
         numba.set_num_threads(wanted)
-    return kernel(*args)
+    try:
+        return kernel(*args)
+    finally:
+        if before is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
