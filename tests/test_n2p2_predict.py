@@ -200,21 +200,23 @@ def test_elements_the_potential_lacks_are_refused(tmp_path) -> None:
         predictor.evaluate_structures([], [])
 
 
-def test_an_output_inside_a_broken_folder_is_refused_first_on_both_paths(
-    tmp_path, monkeypatch, capsys
+def test_a_broken_folder_is_a_one_line_error_and_an_output_inside_it_is_refused_first(
+    tmp_path, capsys
 ) -> None:
     from ase.io import write
 
+    from mpnn.errors import DataError
+
     folder = write_folder(tmp_path / "nnp")
     (folder / "weights.001.data").unlink()
+    with pytest.raises(DataError, match="weights.001.data"):  # not None: no fallback to PyTorch
+        n2p2_predict.n2p2_predictor(folder)
     write(tmp_path / "in.extxyz", structures(), format="extxyz")
-    messages = []
-    for lean in (True, False):
-        if not lean:
-            monkeypatch.setattr(n2p2_predict, "n2p2_predictor", lambda *args: None)
-        assert _predict(folder, tmp_path / "in.extxyz", folder / "out.extxyz") == 2
-        messages.append(capsys.readouterr().err)
-    assert messages[0] == messages[1] and "weights" not in messages[0]
+    assert _predict(folder, tmp_path / "in.extxyz", folder / "out.extxyz") == 2
+    err = capsys.readouterr().err
+    assert "weights" not in err and "out.extxyz" in err  # the output's error, before the folder is read
+    assert _predict(folder, tmp_path / "in.extxyz", tmp_path / "out.extxyz") == 2
+    assert "weights.001.data" in capsys.readouterr().err
 
 
 def test_the_extrapolation_limit_stops_both_paths_alike(tmp_path, monkeypatch, capsys) -> None:

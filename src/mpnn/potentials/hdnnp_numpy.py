@@ -35,11 +35,6 @@ Network = tuple[Sequence[tuple[np.ndarray, np.ndarray]], str, bool]
 ONE_WALK_MAX_WEIGHTS = 16_384
 
 
-def small(networks: Sequence[Network]) -> bool:
-    """Whether every network has at most :data:`ONE_WALK_MAX_WEIGHTS` weights and biases."""
-    return all(sum(w.size + b.size for w, b in layers) <= ONE_WALK_MAX_WEIGHTS for layers, _, _ in networks)
-
-
 def network_tables(networks: Sequence[Network]) -> tuple:
     """The networks (one per species) as :func:`~mpnn.symmetry.fused_energy.network_gradient`
     reads them: per layer its sizes, offsets and activation code, the weights, their transposes

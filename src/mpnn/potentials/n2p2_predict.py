@@ -59,8 +59,11 @@ def n2p2_predictor(path: str | Path, units: tuple[float, float] = (1.0, 1.0)) ->
         size = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
         if size > hdnnp_numpy.ONE_WALK_MAX_WEIGHTS:
             return None
+    potential = read_potential(path, s)  # a broken folder: its own one-line DataError
     try:
-        return N2p2Predictor(read_potential(path, s), units)
+        return N2p2Predictor(potential, units)
+    except DataError:  # (the scaling's division by zero: the PyTorch path's own message)
+        raise
     except (ValueError, KeyError):  # settings the model builder refuses: its own message
         return None
 

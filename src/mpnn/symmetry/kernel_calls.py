@@ -7,6 +7,7 @@ numba itself is imported at the first call (or :func:`available`), not with this
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+@functools.cache
 def available() -> bool:
     """Whether the compiled kernels can run here (numba is optional: without it the PyTorch
-    path runs)."""
+    path runs); asked once per process."""
     try:
         import numba  # noqa: F401
     except ImportError:  # pragma: no cover - depends on the environment
