@@ -377,3 +377,18 @@ def test_triplets_edge_cases():
         triplets(torch.tensor([1, 0, 1]), 2)
     with pytest.raises(DataError, match="outside 0..1"):
         triplets(torch.tensor([0, 2]), 2)
+
+
+def test_cell_volumes_are_the_determinants_on_every_device_path() -> None:
+    from mpnn.neighbors import cell_volumes
+    from mpnn.potentials.forces import device_cell_volumes
+
+    cells = np.random.default_rng(3).normal(size=(50, 3, 3)) * 4.0
+    cells[0] = np.diag([2.0, 3.0, 4.0])[[1, 0, 2]]  # a left-handed cell: its volume is positive
+    cells[1] = [[1, 2, 3], [4, 5, 6], [5, 7, 9]]  # no volume
+    expected = np.abs(np.linalg.det(cells))
+    ours = cell_volumes(cells)
+    np.testing.assert_allclose(ours[2:], expected[2:], rtol=1e-12)
+    assert ours[0] == 24.0 and np.isnan(ours[1])
+    torch_volumes = device_cell_volumes(torch.from_numpy(cells)).numpy()
+    np.testing.assert_allclose(torch_volumes, ours, rtol=1e-13)  # NaN where ours is NaN

@@ -156,5 +156,13 @@ def _volumes(batch: Batch) -> Tensor:
     num = batch.num_graphs
     if batch.cell is None:
         return torch.full((num,), float("nan"), dtype=batch.pos.dtype, device=batch.pos.device)
-    volumes = cell_volumes(batch.cell.detach().to("cpu", torch.float64).numpy())
-    return torch.from_numpy(volumes).to(device=batch.pos.device)
+    cell = batch.cell.detach().to(torch.float64)
+    if cell.device.type == "cpu":  # the numbers of every CPU path (the fast ones' included)
+        return torch.from_numpy(cell_volumes(cell.numpy())).to(device=batch.pos.device)
+    return device_cell_volumes(cell).to(batch.pos.device)  # no copy to the host
+
+
+def device_cell_volumes(cell: Tensor) -> Tensor:
+    """:func:`mpnn.neighbors.cell_volumes` in PyTorch on the cells' (B, 3, 3) device."""
+    volumes = (cell[:, 0] * torch.linalg.cross(cell[:, 1], cell[:, 2])).sum(1).abs()
+    return torch.where(volumes > 0, volumes, torch.full_like(volumes, float("nan")))
