@@ -35,14 +35,7 @@ from mpnn.batch import Batch
 from mpnn.inputs import EdgeVectors, SpeciesInput
 from mpnn.neighbors import numpy_edge_vectors
 from mpnn.potentials import hdnnp_numpy
-from mpnn.potentials.hdnnp_numpy import (
-    edge_forces,
-    full_scaling,
-    network_tables,
-    one_walk,
-    virial,
-    voigt_stress,
-)
+from mpnn.potentials.hdnnp_numpy import full_scaling, network_tables, one_walk, results
 from mpnn.symmetry import compiled
 from mpnn.symmetry.fused import contract, run
 from mpnn.updates.element_mlp import ElementUpdate
@@ -124,23 +117,16 @@ def evaluate_hdnnp(
         factor = factors[species]
         g = sf.scale_min.numpy()[species] + factor * (raw - sf.scale_ref.numpy()[species])
         energies, dg = network_energies(model.update, species, g, need)
-        # dE/d(edge vector in Angstrom) = dE/d(vector in the model's unit) / unit
         dvec = contract(dg * factor, walk) if need else None
-    graph = batch.batch.numpy()
-    out = {"energy": torch.from_numpy(np.bincount(graph, energies, minlength=batch.num_graphs))}
-    if atomic:
-        out["energies"] = torch.from_numpy(energies)
-    if not need:
-        return out
-    if unit != 1.0:
-        dvec /= unit
-    if forces:  # F_k = sum over the edges centred on k - sum over those from k
-        out["forces"] = torch.from_numpy(edge_forces(dvec, source, centre, species.shape[0]))
+    cell = None
     if stress:  # (molecules have no cell: NaN rows, as on the autograd path)
-        sums = virial(vectors, dvec, graph[centre], batch.num_graphs)
-        cell = np.zeros_like(sums) if batch.cell is None else batch.cell.detach().double().numpy()
-        out["stress"] = torch.from_numpy(voigt_stress(sums, cell))
-    return out
+        shape = (batch.num_graphs, 3, 3)
+        cell = np.zeros(shape) if batch.cell is None else batch.cell.detach().double().numpy()
+    args = (energies, dvec, unit, vectors, source, centre, batch.batch.numpy(), batch.num_graphs)
+    out = results(*args, forces=forces, cell=cell)
+    if not atomic:
+        del out["energies"]
+    return {key: torch.from_numpy(value) for key, value in out.items()}
 
 
 def _small(update: ElementUpdate) -> bool:

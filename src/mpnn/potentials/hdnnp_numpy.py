@@ -95,6 +95,35 @@ def one_walk(
     return raw, energies, dvec
 
 
+def results(
+    energies: np.ndarray,
+    dvec: np.ndarray | None,
+    unit: float,
+    vectors: np.ndarray,
+    source: np.ndarray,
+    centre: np.ndarray,
+    graph: np.ndarray,
+    count: int,
+    forces: bool = True,
+    cell: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """``energy`` (B,) and ``energies`` (N,) (eV) of ``count`` structures from the atomic energies,
+    and from ``dvec`` (E, 3), dE/d(edge vector) in the kernel's length unit (``unit`` Angstrom),
+    ``forces`` (N, 3) (eV/Angstrom) and, with ``cell`` (B, 3, 3), ``stress`` (B, 6) (eV/Angstrom^3,
+    :func:`voigt_stress`); ``vectors`` (E, 3) Angstrom, edges ``source`` -> ``centre``, ``graph``
+    (N,) each atom's structure. ``dvec`` is divided by ``unit`` in place."""
+    out = {"energy": np.bincount(graph, energies, minlength=count), "energies": energies}
+    if dvec is None:
+        return out
+    if unit != 1.0:
+        dvec /= unit
+    if forces:  # F_k = sum over the edges centred on k - sum over those from k
+        out["forces"] = edge_forces(dvec, source, centre, energies.shape[0])
+    if cell is not None:
+        out["stress"] = voigt_stress(virial(vectors, dvec, graph[centre], count), cell)
+    return out
+
+
 def edge_forces(dvec: np.ndarray, source: np.ndarray, centre: np.ndarray, n: int) -> np.ndarray:
     """(n, 3) forces from dE/d(edge vector) (E, 3) of the edges ``source`` -> ``centre``."""
     return np.stack([np.bincount(centre, d, n) - np.bincount(source, d, n) for d in dvec.T], 1)

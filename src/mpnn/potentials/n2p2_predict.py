@@ -171,18 +171,8 @@ class N2p2Predictor:
         raw, energies, dvec = hdnnp_numpy.one_walk(
             arrays, self.width, self.table, self.scaling, self.networks, self.scale, self.offsets, run
         )
-        if self.unit != 1.0:
-            dvec /= self.unit
-        out: dict[str, Any] = {
-            "energy": np.bincount(graph, energies, minlength=count),
-            "energies": energies,
-            "forces": hdnnp_numpy.edge_forces(dvec, source, centre, species.shape[0]),
-        }
-        has_cell = None
-        if periodic:  # NaN rows where a structure has no 3-D cell
-            sums = hdnnp_numpy.virial(vectors, dvec, graph[centre], count)
-            out["stress"] = hdnnp_numpy.voigt_stress(sums, cell)
-            has_cell = np.isfinite(cell_volumes(cell))
+        out = hdnnp_numpy.results(energies, dvec, self.unit, vectors, source, centre, graph, count, cell=cell)
+        has_cell = None if cell is None else np.isfinite(cell_volumes(cell))  # NaN stress rows elsewhere
         require_finite_results(out, names, graph, has_cell)
         if self.ranges:
             counts = numpy_counts(raw, species, self.low, self.high)
